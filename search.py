@@ -1,0 +1,31 @@
+"""Search the space of small CNNs on a prepared dataset with KerasTuner.
+
+    python search.py --tuner grid --epochs 10 --run-dir runs/grid
+"""
+
+import sys
+
+from tuner.cli import run_cli
+from tuner.config import SearchSettings, parse_settings
+
+
+def _search(argv):
+    settings = parse_settings(SearchSettings, argv, "search.py", "Find the best small CNN for a prepared dataset with KerasTuner.")
+    # Imported here so that --help and flag errors answer without loading TensorFlow.
+    from tuner.search import run_search
+
+    summary = run_search(settings)
+    print(f"{summary.completed} trial(s) completed, {summary.failed} failed, in {summary.run_dir}")
+    if summary.best_trial_id is not None:
+        print(f"best: trial {summary.best_trial_id}, val_loss {summary.best_val_loss:.4f}")
+    print(f"next: python report.py --run-dir {summary.run_dir}")
+    print(f"curves: tensorboard --logdir {summary.run_dir}/tensorboard")
+    return 0
+
+
+def main(argv=None):
+    return run_cli(_search, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

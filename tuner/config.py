@@ -1,0 +1,218 @@
+"""Settings for every step, one frozen dataclass each, with command-line flags derived from the fields."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tuner.errors import TunerUsageError
+
+DEFAULT_PREPARED_DIR = "data/prepared"
+DEFAULT_SAMPLE_DIR = "data/sample"
+DEFAULT_RUNS_DIR = "runs"
+TUNER_NAMES = ("grid", "random", "bayesian", "hyperband")
+COLOR_MODES = ("grayscale", "rgb")
+
+
+def _opt(default: Any, help: str, **extra: Any) -> Any:
+    """A dataclass field whose help text (and argparse extras such as choices) become its flag."""
+    return field(default=default, metadata={"help": help, **extra})
+
+
+@dataclass(frozen=True)
+class PrepSettings:
+    """How `data_prep.py` turns an image folder into a prepared dataset."""
+
+    data_dir: str | None = _opt(None, "image folder with one subfolder per class (omitted: the built-in sample)")
+    out: str = _opt(DEFAULT_PREPARED_DIR, "where the prepared dataset (dataset.npz + manifest.json) is written")
+    img_size: int | None = _opt(None, "side of the square images, 8..512 (default 50 as in the tutorial; the sample keeps its native 28)")
+    color: str = _opt("grayscale", "colour mode of the prepared images", choices=COLOR_MODES)
+    seed: int = _opt(1337, "seed for balancing and splitting, so a rerun gives the same splits")
+    val_fraction: float = _opt(0.15, "share of each class for the validation split (model selection)")
+    test_fraction: float = _opt(0.15, "share of each class for the test split (scored once, by report.py)")
+    no_balance: bool = _opt(False, "keep every image instead of undersampling to the smallest class")
+    workers: int = _opt(0, "decoding processes (0: one per core)")
+    force: bool = _opt(False, "rebuild even if an up-to-date cache exists")
+    quiet: bool = _opt(False, "no progress bar")
+    debug: bool = _opt(False, "show full tracebacks")
+
+    def __post_init__(self) -> None:
+        if self.img_size is not None and not 8 <= self.img_size <= 512:
+            raise TunerUsageError(
+                f"--img-size must be between 8 and 512 pixels, got {self.img_size}; try the tutorial's 50."
+            )
+        if self.color not in COLOR_MODES:
+            raise TunerUsageError(f"--color must be one of {', '.join(COLOR_MODES)}, got {self.color!r}.")
+        for name in ("val_fraction", "test_fraction"):
+            value = getattr(self, name)
+            if not 0.0 < value < 1.0:
+                flag = "--" + name.replace("_", "-")
+                raise TunerUsageError(f"{flag} must be between 0 and 1 (exclusive), got {value}; the default is 0.15.")
+        if self.val_fraction + self.test_fraction >= 1.0:
+            raise TunerUsageError(
+                f"--val-fraction + --test-fraction must leave room for a training split, "
+                f"got {self.val_fraction} + {self.test_fraction} >= 1; lower one of them."
+            )
+        if self.workers < 0:
+            raise TunerUsageError(f"--workers must be 0 (one per core) or more, got {self.workers}.")
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """How `search.py` searches the space of small CNNs on a prepared dataset."""
+
+    data: str = _opt(DEFAULT_PREPARED_DIR, "prepared dataset folder (prepared from the built-in sample if missing)")
+    run_dir: str | None = _opt(None, "where trials, histories and TensorBoard logs go (default runs/<tuner>)")
+    tuner: str = _opt("grid", "search algorithm; grid is the tutorial's 27 configurations", choices=TUNER_NAMES)
+    max_trials: int | None = _opt(None, "stop after this many trials (default: the whole grid, or 20 for random/bayesian)")
+    epochs: int = _opt(10, "epochs per trial, as in the tutorial (the maximum for hyperband)")
+    conv_layers: tuple[int, ...] = _opt((1, 2, 3), "numbers of conv+pool blocks to try")
+    nodes: tuple[int, ...] = _opt((32, 64, 128), "layer sizes to try (filters of each conv layer, units of each dense layer)")
+    dense_layers: tuple[int, ...] = _opt((0, 1, 2), "numbers of hidden dense layers to try")
+    learning_rates: tuple[float, ...] = _opt((), "Adam learning rates to try (omitted: Keras' default 0.001, not searched)")
+    dropouts: tuple[float, ...] = _opt((), "dropout rates before the output layer to try (omitted: no dropout, not searched)")
+    batch_size: int = _opt(32, "training batch size, as in the tutorial")
+    patience: int = _opt(3, "stop a trial after this many epochs without a better val_loss (0: never stop early)")
+    seed: int = _opt(1337, "seed for Python, NumPy, TensorFlow and the tuner")
+    overwrite: bool = _opt(False, "start the run directory afresh instead of resuming it")
+    workers: int = _opt(0, "run a chief and this many worker processes on this machine (0: one process)")
+    role: str | None = _opt(None, "part in a distributed search started by hand", choices=("chief", "worker"))
+    oracle: str | None = _opt(None, "HOST:PORT of the chief's oracle, with --role")
+    quiet: bool = _opt(False, "print only the summary, not a line per trial")
+    debug: bool = _opt(False, "show full tracebacks")
+
+    def __post_init__(self) -> None:
+        if self.tuner not in TUNER_NAMES:
+            raise TunerUsageError(f"--tuner must be one of {', '.join(TUNER_NAMES)}, got {self.tuner!r}.")
+        _require_positive("--epochs", self.epochs)
+        _require_positive("--batch-size", self.batch_size)
+        if self.max_trials is not None:
+            _require_positive("--max-trials", self.max_trials)
+        if self.patience < 0:
+            raise TunerUsageError(f"--patience must be 0 (off) or more epochs, got {self.patience}.")
+        if self.tuner == "hyperband" and self.epochs < 2:
+            raise TunerUsageError(
+                f"--tuner hyperband needs --epochs of at least 2 (it trains in growing rounds), got {self.epochs}."
+            )
+        _require_values("--conv-layers", self.conv_layers, low=1, high=8)
+        _require_values("--nodes", self.nodes, low=1, high=4096)
+        _require_values("--dense-layers", self.dense_layers, low=0, high=8)
+        for rate in self.learning_rates:
+            if not 0.0 < rate < 1.0:
+                raise TunerUsageError(f"--learning-rates must be between 0 and 1, got {rate}; e.g. 0.001 0.0003.")
+        for rate in self.dropouts:
+            if not 0.0 <= rate < 1.0:
+                raise TunerUsageError(f"--dropouts must be at least 0 and below 1, got {rate}; e.g. 0 0.25 0.5.")
+        if self.workers < 0:
+            raise TunerUsageError(f"--workers must be 0 (one process) or more, got {self.workers}.")
+        if (self.role is None) != (self.oracle is None):
+            raise TunerUsageError("--role and --oracle go together: give both (e.g. --role worker --oracle 127.0.0.1:8000) or neither.")
+        if self.role is not None and self.workers:
+            raise TunerUsageError("--workers starts its own chief and workers; don't combine it with --role/--oracle.")
+
+    def resolved_run_dir(self) -> Path:
+        """The run directory, defaulting to runs/<tuner> so the same command resumes the same run."""
+        return Path(self.run_dir) if self.run_dir else Path(DEFAULT_RUNS_DIR) / self.tuner
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """How `report.py` ranks a run's trials and retrains the winner."""
+
+    run_dir: str | None = _opt(None, "run directory to report on (default: the most recent under runs/)")
+    format: str = _opt("table", "how the ranking is printed", choices=("table", "markdown", "csv", "json"))
+    top: int | None = _opt(None, "print only the best K trials")
+    no_retrain: bool = _opt(False, "don't retrain; save the best trial's own weights as the winner")
+    debug: bool = _opt(False, "show full tracebacks")
+
+    def __post_init__(self) -> None:
+        if self.top is not None:
+            _require_positive("--top", self.top)
+
+
+@dataclass(frozen=True)
+class PredictSettings:
+    """How `predict.py` classifies images with the saved winner."""
+
+    paths: tuple[str, ...] = _opt((), "image files or folders (searched recursively)", positional=True)
+    model: str | None = _opt(None, "folder of the saved winner (default: RUN/best of the most recent run)")
+    format: str = _opt("tsv", "output format: path<TAB>label<TAB>probability, or csv/json", choices=("tsv", "csv", "json"))
+    batch_size: int = _opt(64, "images classified at a time")
+    debug: bool = _opt(False, "show full tracebacks")
+
+    def __post_init__(self) -> None:
+        _require_positive("--batch-size", self.batch_size)
+
+
+def _require_positive(flag: str, value: int) -> None:
+    if value < 1:
+        raise TunerUsageError(f"{flag} must be a whole number of at least 1, got {value}.")
+
+
+def _require_values(flag: str, values: tuple[int, ...], low: int, high: int) -> None:
+    if not values:
+        raise TunerUsageError(f"{flag} needs at least one value, e.g. {flag} {low} {low + 1}.")
+    for value in values:
+        if not low <= value <= high:
+            raise TunerUsageError(f"{flag} values must be between {low} and {high}, got {value}.")
+
+
+SettingsT = TypeVar("SettingsT")
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that raises TunerUsageError instead of exiting, so scripts keep one error path."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        raise TunerUsageError(f"{message}; see {self.prog} --help.")
+
+
+def build_parser(settings_class: type, prog: str, description: str) -> argparse.ArgumentParser:
+    """Derive an argparse parser from a Settings dataclass: `max_trials` becomes `--max-trials`.
+
+    Args:
+        settings_class: one of the Settings dataclasses above.
+        prog: the script name shown in usage lines.
+        description: the first line of --help.
+
+    Returns:
+        A parser whose parsed namespace has exactly the dataclass's fields.
+    """
+    parser = _Parser(prog=prog, description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    hints = typing.get_type_hints(settings_class)
+    for item in dataclasses.fields(settings_class):
+        kind = hints[item.name]
+        meta = dict(item.metadata)
+        help_text = meta.pop("help")
+        positional = meta.pop("positional", False)
+        names = [item.name] if positional else ["--" + item.name.replace("_", "-")]
+        if kind is bool:
+            parser.add_argument(*names, dest=item.name, action="store_true", help=help_text)
+            continue
+        args = typing.get_args(kind)
+        if typing.get_origin(kind) is tuple:
+            # Lists are tuples in Settings so the dataclass stays hashable and frozen.
+            parser.add_argument(*names, **({} if positional else {"dest": item.name}), nargs="*" if positional else "+",
+                                type=args[0], default=item.default, help=help_text, metavar="N" if not positional else "PATH")
+            continue
+        scalar = next((a for a in args if a is not type(None)), kind)
+        kwargs = {} if positional else {"dest": item.name}
+        parser.add_argument(*names, **kwargs, type=scalar, default=item.default, help=help_text, **meta)
+    return parser
+
+
+def parse_settings(settings_class: type[SettingsT], argv: list[str] | None, prog: str, description: str) -> SettingsT:
+    """Parse command-line flags into a validated Settings instance (raises TunerUsageError on bad input)."""
+    namespace = build_parser(settings_class, prog, description).parse_args(argv)
+    values = {name: tuple(value) if isinstance(value, list) else value for name, value in vars(namespace).items()}
+    return settings_class(**values)
+
+
+def settings_to_dict(settings: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a Settings instance (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(settings)))

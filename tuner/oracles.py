@@ -1,0 +1,100 @@
+"""KerasTuner's oracles made safe to kill: atomic state files, a grid that resumes, and repair on reload."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from typing import Any
+
+import keras_tuner
+from keras_tuner.src import config as kt_config
+from keras_tuner.src import utils as kt_utils
+from keras_tuner.src.engine import trial as trial_module
+
+from tuner.rundir import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+TrialStatus = trial_module.TrialStatus
+FINISHED = (TrialStatus.COMPLETED, TrialStatus.FAILED)
+
+
+def _atomic_save_json(path: str, obj: Any) -> str:
+    text = kt_utils.json.dumps(obj)
+    atomic_write_text(path, text)
+    return text
+
+
+def configure_keras_tuner() -> None:
+    """Make KerasTuner write its state atomically and keep failed trials' tracebacks off the terminal.
+
+    KerasTuner 1.4.8 writes oracle.json, trial.json and tuner0.json in place
+    (`utils.save_json`), so a kill mid-write leaves truncated JSON and the next reload
+    crashes. Every Stateful.save goes through that one function, so replacing it covers them
+    all. Its DEBUG flag prints each failed trial's traceback; the reason is kept in
+    trial.json and shown on the trial's progress line instead.
+    """
+    kt_utils.save_json = _atomic_save_json
+    kt_config.DEBUG = False
+
+
+class ResumableGridOracle(keras_tuner.Oracle):
+    """Every combination of the (Choice-only) space, each handed out once, in a fixed order.
+
+    KerasTuner's GridSearchOracle walks a linked list that it never saves, so after a
+    reload it stops early or raises KeyError (keras-team/keras-tuner#1055). This oracle keeps
+    no state of its own: the next configuration is the first one in the Cartesian product
+    whose hash is not yet in `_tried_so_far`, which the base Oracle saves and reloads.
+    Interrupted trials come back through the base Oracle's retry queue.
+    """
+
+    def populate_space(self, trial_id: str) -> dict[str, Any]:
+        space = self.get_space().space
+        names = [hp.name for hp in space]
+        for combination in itertools.product(*(_grid_values(hp) for hp in space)):
+            values = dict(zip(names, combination))
+            if not self._duplicate(values):
+                return {"status": TrialStatus.RUNNING, "values": values}
+        if self.ongoing_trials:
+            return {"status": TrialStatus.IDLE, "values": None}
+        return {"status": TrialStatus.STOPPED, "values": None}
+
+
+def _grid_values(hp: Any) -> list[Any]:
+    if hasattr(hp, "values"):
+        return list(hp.values)
+    if hp.__class__.__name__ == "Boolean":
+        return [False, True]
+    if hp.__class__.__name__ == "Fixed":
+        return [hp.value]
+    raise ValueError(f"the grid can only enumerate Choice, Boolean and Fixed hyperparameters, got {hp.name}.")
+
+
+def repair_after_reload(oracle: keras_tuner.Oracle) -> list[str]:
+    """Reconcile a reloaded oracle with the trial files, whatever moment the last process died at.
+
+    KerasTuner writes a trial's file and the oracle's file one after the other, so a kill
+    between the two leaves them disagreeing:
+    - a trial created but not yet in oracle.json (status RUNNING, unknown to the oracle)
+      would never run: it is queued to run again;
+    - a trial finished but still listed as ongoing would run twice: it is taken off the queue.
+
+    Returns:
+        The ids of the trials that will run again.
+    """
+    known = set(oracle.start_order)
+    for trial_id, trial in sorted(oracle.trials.items()):
+        if trial.status in FINISHED:
+            if trial_id in oracle._retry_queue:
+                oracle._retry_queue.remove(trial_id)
+            if trial_id not in oracle.end_order:
+                oracle.end_order.append(trial_id)
+        elif trial_id not in oracle._retry_queue:
+            oracle._retry_queue.append(trial_id)
+        if trial_id not in known:
+            oracle.start_order.append(trial_id)
+        oracle._record_values(trial)
+    # The queue is popped from its end; reversing makes the oldest interrupted trial run first.
+    oracle._retry_queue.sort(reverse=True)
+    oracle.save()
+    return sorted(oracle._retry_queue)

@@ -1,0 +1,388 @@
+"""make_tuner() and run_search(): a KerasTuner search over CNNHyperModel that resumes after any crash."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import keras_tuner
+import numpy as np
+import tensorflow as tf
+
+from tuner.config import SearchSettings, settings_to_dict
+from tuner.data import PreparedDataset, ensure_prepared
+from tuner.errors import SearchFailedError, TunerUsageError
+from tuner.hypermodel import CNNHyperModel
+from tuner.oracles import ResumableGridOracle, configure_keras_tuner, repair_after_reload
+from tuner.rundir import (RunLock, RunPaths, atomic_write_json, best_val_loss, failure_reason, iter_trials,
+                          read_json)
+
+log = logging.getLogger(__name__)
+# TensorFlow warns about retracing when each trial builds a new model, which is by design here.
+tf.get_logger().setLevel(logging.ERROR)
+
+OBJECTIVE = keras_tuner.Objective("val_loss", direction="min")
+# A failed configuration (e.g. too many conv blocks for tiny images) must not stop the search.
+NEVER_STOP_ON_FAILURES = 10**9
+# Random and Bayesian search try this many configurations unless --max-trials says otherwise.
+DEFAULT_SAMPLED_TRIALS = 10
+# Settings that define what a run's trials mean; resuming with any of them changed would mix
+# incomparable trials. --max-trials is not among them, so a finished search can be extended.
+RUN_DEFINING_FIELDS = (
+    "tuner", "conv_layers", "nodes", "dense_layers", "learning_rates", "dropouts",
+    "epochs", "batch_size", "patience", "seed",
+)
+
+ORACLES: dict[str, type[keras_tuner.Oracle]] = {
+    "grid": ResumableGridOracle,
+    "random": keras_tuner.oracles.RandomSearchOracle,
+    "bayesian": keras_tuner.oracles.BayesianOptimizationOracle,
+}
+
+
+@dataclass(frozen=True)
+class SearchSummary:
+    """What a search left behind, for the script to print."""
+
+    run_dir: Path
+    resumed: bool
+    completed: int
+    failed: int
+    total: int | None
+    best_trial_id: str | None
+    best_val_loss: float | None
+    seconds: float
+
+
+def dataset_identity(dataset: PreparedDataset) -> str:
+    """A short hash of the prepared dataset's manifest, so a run notices when its data changed."""
+    text = json.dumps(dataset.manifest, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def make_datasets(dataset: PreparedDataset, batch_size: int, seed: int) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    """tf.data pipelines over the cached uint8 arrays (the model rescales, so nothing is copied to float)."""
+    label_dtype = np.float32 if dataset.num_classes == 2 else np.int32
+    train = (
+        tf.data.Dataset.from_tensor_slices((dataset.x_train, dataset.y_train.astype(label_dtype)))
+        .shuffle(len(dataset.y_train), seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    # Validation only runs forward passes, so larger batches are just faster.
+    validation = (
+        tf.data.Dataset.from_tensor_slices((dataset.x_val, dataset.y_val.astype(label_dtype)))
+        .batch(max(batch_size, 256))
+        .cache()
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    return train, validation
+
+
+class EpochHistory(keras.callbacks.Callback):
+    """Writes a trial's per-epoch metrics to RUN/history/trial_<id>.json after every epoch.
+
+    KerasTuner keeps only the best epoch's metrics, so the curves are recorded here; each
+    write is atomic, so a kill leaves the curve up to the last finished epoch. (KerasTuner
+    deep-copies callbacks, so the file, not this object, is what the tuner reads back.)
+    """
+
+    def __init__(self, path: Path, trial_id: str) -> None:
+        super().__init__()
+        self.path = path
+        self.trial_id = trial_id
+        self.epochs: list[dict[str, float]] = []
+        self.started = time.monotonic()
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.started = time.monotonic()
+        self.epochs = []
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        row = {"epoch": epoch + 1, **{name: float(value) for name, value in (logs or {}).items()}}
+        row["seconds"] = round(time.monotonic() - self.started, 3)
+        self.epochs.append(row)
+        atomic_write_json(self.path, {"trial_id": self.trial_id, "epochs": self.epochs, "seconds": row["seconds"]})
+
+
+class SearchProgress:
+    """Logs one line per finished trial: its number, hyperparameters, result, best so far and time left."""
+
+    def __init__(self, total: int | None, finished: int, best: tuple[float, str] | None) -> None:
+        self.total = total
+        self.finished = finished
+        self.best = best
+        self.started = time.monotonic()
+        self.finished_here = 0
+
+    def trial_ended(self, trial_id: str, status: str, values: dict[str, Any], val_loss: float | None,
+                    reason: str | None) -> None:
+        self.finished += 1
+        self.finished_here += 1
+        if val_loss is not None and status == "COMPLETED" and (self.best is None or val_loss < self.best[0]):
+            self.best = (val_loss, trial_id)
+        shown = " ".join(f"{name}={value}" for name, value in values.items() if not name.startswith("tuner/"))
+        number = f"{self.finished}/{self.total}" if self.total else str(self.finished)
+        outcome = f"val_loss {val_loss:.4f}" if status == "COMPLETED" and val_loss is not None else f"FAILED: {reason}"
+        best = f"best {self.best[0]:.4f} (trial {self.best[1]})" if self.best else "best -"
+        elapsed = time.monotonic() - self.started
+        left = ""
+        if self.total:
+            remaining = max(self.total - self.finished, 0)
+            left = f", ~{_clock(elapsed / self.finished_here * remaining)} left"
+        log.info("[%s] trial %s %s: %s | %s | %s elapsed%s", number, trial_id, shown, outcome, best, _clock(elapsed), left)
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+class _SearchMixin:
+    """What every tuner of this tool adds to KerasTuner's: per-trial seeds and data, curves, progress, cleanup."""
+
+    def __init__(self, *args: Any, paths: RunPaths, base_seed: int, batch_size: int,
+                 progress: SearchProgress | None = None, **kwargs: Any) -> None:
+        self.paths = paths
+        self.base_seed = base_seed
+        self.batch_size = batch_size
+        self.progress = progress
+        super().__init__(*args, **kwargs)
+
+    def _populate_initial_space(self) -> None:
+        # KerasTuner builds the default model here to discover conditional hyperparameters;
+        # this space has none, and that model may be impossible for the images (a failed trial
+        # later, but a crash here), so declaring the space is enough.
+        space = self.oracle.get_space()
+        self.hypermodel.declare_hyperparameters(space)
+        self.oracle.update_space(space)
+
+    def run_trial(self, trial: Any, dataset: PreparedDataset, **fit_kwargs: Any) -> Any:
+        # Seeding per trial makes a trial's result independent of which trials ran before it,
+        # so a resumed search gives the same numbers as an uninterrupted one.
+        trial_seed = self.base_seed + int(trial.trial_id)
+        keras.utils.set_random_seed(trial_seed)
+        train, validation = make_datasets(dataset, self.batch_size, trial_seed)
+        # A re-run of an interrupted trial starts its curves afresh instead of appending to them.
+        shutil.rmtree(self.paths.tensorboard / str(trial.trial_id), ignore_errors=True)
+        # A stale curve from an interrupted attempt must not be read as this attempt's.
+        self.paths.history(trial.trial_id).unlink(missing_ok=True)
+        history = EpochHistory(self.paths.history(trial.trial_id), trial.trial_id)
+        callbacks = list(fit_kwargs.pop("callbacks", [])) + [history]
+        return super().run_trial(trial, train, validation_data=validation, callbacks=callbacks, **fit_kwargs)
+
+    def on_trial_end(self, trial: Any) -> None:
+        super().on_trial_end(trial)
+        if self.progress is not None:
+            history = read_json(self.paths.history(trial.trial_id)) or {}
+            val_loss = best_val_loss(history.get("epochs", []))
+            reason = failure_reason(trial.message) if trial.status != "COMPLETED" else None
+            self.progress.trial_ended(trial.trial_id, trial.status, dict(trial.hyperparameters.values), val_loss, reason)
+        # Models of finished trials are unreachable now; collect them before the next one is built.
+        keras.backend.clear_session()
+        gc.collect()
+
+
+class SearchTuner(_SearchMixin, keras_tuner.Tuner):
+    """A plain KerasTuner Tuner driven by one of ORACLES."""
+
+
+class HyperbandSearchTuner(_SearchMixin, keras_tuner.Hyperband):
+    """KerasTuner's Hyperband (which continues promising trials from their checkpoints)."""
+
+
+def make_tuner(settings: SearchSettings, hypermodel: CNNHyperModel, paths: RunPaths,
+               progress: SearchProgress | None = None) -> keras_tuner.Tuner:
+    """Build the tuner named by settings.tuner over `hypermodel`, reloading the run if it exists.
+
+    Args:
+        settings: the search settings (tuner, max_trials, epochs, seed).
+        hypermodel: the search space.
+        paths: the run directory; its KerasTuner project is reloaded if present.
+        progress: receives one call per finished trial.
+
+    Returns:
+        A KerasTuner tuner whose search() takes `dataset=` instead of x/y arrays.
+    """
+    common: dict[str, Any] = dict(
+        hypermodel=hypermodel, directory=str(paths.root), project_name=paths.project.name,
+        overwrite=False, paths=paths, base_seed=settings.seed, batch_size=settings.batch_size, progress=progress,
+    )
+    failures = dict(max_retries_per_trial=0, max_consecutive_failed_trials=NEVER_STOP_ON_FAILURES)
+    if settings.tuner == "hyperband":
+        return HyperbandSearchTuner(objective=OBJECTIVE, max_epochs=settings.epochs, factor=3,
+                                    seed=settings.seed, **failures, **common)
+    max_trials = settings.max_trials
+    if max_trials is None:
+        # The grid's size is known up front; giving it also makes trial ids as wide as needed.
+        max_trials = space_size(settings) if settings.tuner == "grid" else DEFAULT_SAMPLED_TRIALS
+    oracle = ORACLES[settings.tuner](objective=OBJECTIVE, max_trials=max_trials, seed=settings.seed, **failures)
+    return SearchTuner(oracle=oracle, **common)
+
+
+def space_size(settings: SearchSettings) -> int:
+    """How many configurations the settings' search space holds."""
+    size = len(settings.conv_layers) * len(settings.nodes) * len(settings.dense_layers)
+    return size * max(len(settings.learning_rates), 1) * max(len(settings.dropouts), 1)
+
+
+def planned_trials(tuner: keras_tuner.Tuner, settings: SearchSettings) -> int | None:
+    """How many trials the search will run in all, for progress lines (None if unknown)."""
+    oracle = tuner.oracle
+    if settings.tuner == "hyperband":
+        brackets = oracle._get_num_brackets()
+        return sum(oracle._get_size(bracket, round_number)
+                   for bracket in range(brackets) for round_number in range(oracle._get_num_rounds(bracket)))
+    return min(space_size(settings), oracle.max_trials)
+
+
+def build_hypermodel(settings: SearchSettings, dataset: PreparedDataset) -> CNNHyperModel:
+    """The search space for this dataset, with the ranges from the settings."""
+    return CNNHyperModel(
+        dataset.input_shape, dataset.num_classes, conv_layers=settings.conv_layers, nodes=settings.nodes,
+        dense_layers=settings.dense_layers, learning_rates=settings.learning_rates, dropouts=settings.dropouts,
+    )
+
+
+def _check_run_dir(root: Path) -> None:
+    if root.exists() and not root.is_dir():
+        raise TunerUsageError(f"--run-dir '{root}' is a file, expected a folder; pass a folder path.")
+    probe = root
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise TunerUsageError(f"--run-dir '{root}' cannot be written ('{probe}' is not writable); pass another --run-dir.")
+
+
+def _check_same_run(paths: RunPaths, run_settings: dict[str, Any]) -> None:
+    """Refuse to resume a run that was made with another search space, tuner or dataset."""
+    previous = read_json(paths.settings)
+    if not isinstance(previous, dict):
+        return
+    old_search, new_search = previous.get("search", {}), run_settings["search"]
+    for name in RUN_DEFINING_FIELDS:
+        if old_search.get(name) != new_search.get(name):
+            flag = "--" + name.replace("_", "-")
+            raise TunerUsageError(
+                f"run directory '{paths.root}' was made with {flag} {_flag_value(old_search.get(name))}, "
+                f"not {_flag_value(new_search.get(name))}; pass --overwrite to start it afresh or another --run-dir."
+            )
+    if previous.get("dataset", {}).get("identity") != run_settings["dataset"]["identity"]:
+        raise TunerUsageError(
+            f"run directory '{paths.root}' was made from another prepared dataset than '{run_settings['dataset']['path']}' "
+            f"holds now; pass --overwrite to start it afresh or another --run-dir."
+        )
+
+
+def _flag_value(value: Any) -> str:
+    if isinstance(value, list):
+        return " ".join(str(item) for item in value) or "(none)"
+    return str(value)
+
+
+def _clear_run(paths: RunPaths) -> None:
+    for part in (paths.project, paths.root / "history", paths.tensorboard, paths.root / "best", paths.root / "plots"):
+        shutil.rmtree(part, ignore_errors=True)
+    paths.settings.unlink(missing_ok=True)
+
+
+def _finished_so_far(paths: RunPaths) -> tuple[int, tuple[float, str] | None]:
+    finished, best = 0, None
+    for record in iter_trials(paths):
+        if record.status not in ("COMPLETED", "FAILED"):
+            continue
+        finished += 1
+        loss = record.best_val_loss
+        if record.status == "COMPLETED" and loss is not None and (best is None or loss < best[0]):
+            best = (loss, record.trial_id)
+    return finished, best
+
+
+def run_search(settings: SearchSettings) -> SearchSummary:
+    """Run (or resume) a search as the settings say and return what it found.
+
+    Args:
+        settings: validated search settings.
+
+    Returns:
+        A summary: counts of completed and failed trials and the best one.
+
+    Raises:
+        TunerUsageError: bad data, run directory or a changed search on resume.
+        SearchFailedError: every trial failed.
+    """
+    started = time.monotonic()
+    paths = RunPaths(settings.resolved_run_dir())
+    _check_run_dir(paths.root)
+    dataset = ensure_prepared(settings.data)
+    run_settings = {
+        "search": settings_to_dict(settings),
+        "dataset": {
+            "path": str(Path(settings.data).resolve()),
+            "identity": dataset_identity(dataset),
+            "class_names": dataset.class_names,
+            "input_shape": list(dataset.input_shape),
+            "img_size": dataset.img_size,
+            "color": dataset.color,
+        },
+    }
+    with RunLock(paths):
+        if settings.overwrite:
+            _clear_run(paths)
+        _check_same_run(paths, run_settings)
+        atomic_write_json(paths.settings, run_settings)
+        configure_keras_tuner()
+        resumed = (paths.project / "oracle.json").exists()
+        if resumed and not (paths.project / "tuner0.json").exists():
+            # KerasTuner reloads only if its tuner file exists; a kill can leave only the oracle's.
+            atomic_write_json(paths.project / "tuner0.json", {})
+        keras.utils.set_random_seed(settings.seed)
+        finished, best = _finished_so_far(paths)
+        progress = SearchProgress(total=None, finished=finished, best=best)
+        tuner = make_tuner(settings, build_hypermodel(settings, dataset), paths, progress)
+        progress.total = planned_trials(tuner, settings)
+        if resumed:
+            rerun = repair_after_reload(tuner.oracle)
+            log.info("Resuming %s: %d trial(s) finished, %s to run again.", paths.root, finished,
+                     ", ".join(rerun) if rerun else "none")
+        else:
+            log.info("Starting %s: %s search, %s trials planned.", paths.root, settings.tuner, progress.total or "?")
+        # The training pipeline is already shuffled by tf.data; Keras would only warn about shuffle=True.
+        tuner.search(dataset=dataset, epochs=settings.epochs, callbacks=_callbacks(settings, paths), shuffle=False,
+                     verbose=0)
+    return _summarise(paths, resumed, progress.total, time.monotonic() - started)
+
+
+def _callbacks(settings: SearchSettings, paths: RunPaths) -> list[keras.callbacks.Callback]:
+    # KerasTuner gives each trial its own TensorBoard folder and adds the HParams callback.
+    callbacks: list[keras.callbacks.Callback] = [
+        keras.callbacks.TensorBoard(log_dir=str(paths.tensorboard), write_graph=False, profile_batch=0)
+    ]
+    if settings.patience:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience))
+    return callbacks
+
+
+def _summarise(paths: RunPaths, resumed: bool, total: int | None, seconds: float) -> SearchSummary:
+    records = list(iter_trials(paths))
+    completed = [record for record in records if record.status == "COMPLETED"]
+    failed = [record for record in records if record.status == "FAILED"]
+    if failed and not completed:
+        reasons: dict[str, int] = {}
+        for record in failed:
+            reason = failure_reason(record.message)
+            reasons[reason] = reasons.get(reason, 0) + 1
+        summary = "; ".join(f"{count}x {reason}" for reason, count in reasons.items())
+        raise SearchFailedError(f"all {len(failed)} trials failed: {summary}")
+    best = min(((record.best_val_loss, record.trial_id) for record in completed if record.best_val_loss is not None),
+               default=(None, None))
+    return SearchSummary(paths.root, resumed, len(completed), len(failed), total, best[1], best[0], seconds)
