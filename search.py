@@ -3,6 +3,7 @@
     python search.py --tuner grid --epochs 10 --run-dir runs/grid
 """
 
+import logging
 import sys
 
 from tuner.cli import run_cli
@@ -11,6 +12,7 @@ from tuner.config import SearchSettings, parse_settings
 
 def _search(argv):
     settings = parse_settings(SearchSettings, argv, "search.py", "Find the best small CNN for a prepared dataset with KerasTuner.")
+    logging.getLogger("tuner").setLevel(logging.WARNING if settings.quiet else logging.NOTSET)
     # Imported here so that --help and flag errors answer without loading TensorFlow.
     from tuner.search import run_search
 

@@ -83,6 +83,7 @@ class SearchSettings:
     workers: int = _opt(0, "run a chief and this many worker processes on this machine (0: one process)")
     role: str | None = _opt(None, "part in a distributed search started by hand", choices=("chief", "worker"))
     oracle: str | None = _opt(None, "HOST:PORT of the chief's oracle, with --role")
+    connect_timeout: int = _opt(30, "seconds a worker waits for the chief at start-up before giving up")
     quiet: bool = _opt(False, "print only the summary, not a line per trial")
     debug: bool = _opt(False, "show full tracebacks")
 
@@ -110,6 +111,7 @@ class SearchSettings:
                 raise TunerUsageError(f"--dropouts must be at least 0 and below 1, got {rate}; e.g. 0 0.25 0.5.")
         if self.workers < 0:
             raise TunerUsageError(f"--workers must be 0 (one process) or more, got {self.workers}.")
+        _require_positive("--connect-timeout", self.connect_timeout)
         if (self.role is None) != (self.oracle is None):
             raise TunerUsageError("--role and --oracle go together: give both (e.g. --role worker --oracle 127.0.0.1:8000) or neither.")
         if self.role is not None and self.workers:
@@ -216,3 +218,20 @@ def parse_settings(settings_class: type[SettingsT], argv: list[str] | None, prog
 def settings_to_dict(settings: Any) -> dict[str, Any]:
     """A JSON-ready dict of a Settings instance (tuples become lists)."""
     return json.loads(json.dumps(dataclasses.asdict(settings)))
+
+
+def settings_to_argv(settings: Any, skip: tuple[str, ...] = ()) -> list[str]:
+    """The flags that parse back into `settings` (minus the fields in `skip`), to start another process."""
+    argv: list[str] = []
+    for item in dataclasses.fields(settings):
+        value = getattr(settings, item.name)
+        if item.name in skip or value is None or value == () or value is False:
+            continue
+        flag = "--" + item.name.replace("_", "-")
+        if value is True:
+            argv.append(flag)
+        elif isinstance(value, tuple):
+            argv += [flag, *(str(part) for part in value)]
+        else:
+            argv += [flag, str(value)]
+    return argv

@@ -16,10 +16,14 @@ from typing import Any
 import keras
 import keras_tuner
 import numpy as np
+import psutil
 import tensorflow as tf
+from keras_tuner.src.distribute import oracle_client
 
 from tuner.config import SearchSettings, settings_to_dict
 from tuner.data import PreparedDataset, ensure_prepared
+from tuner.distributed import (Heartbeat, configure_role, install_idle_wait, keep_ongoing_after_restart,
+                               run_local_cluster, serve_oracle, wait_for_chief)
 from tuner.errors import SearchFailedError, TunerUsageError
 from tuner.hypermodel import CNNHyperModel
 from tuner.oracles import ResumableGridOracle, configure_keras_tuner, repair_after_reload
@@ -115,21 +119,22 @@ class EpochHistory(keras.callbacks.Callback):
 
 
 class SearchProgress:
-    """Logs one line per finished trial: its number, hyperparameters, result, best so far and time left."""
+    """Logs one line per finished trial: its number, hyperparameters, result, best so far and time left.
 
-    def __init__(self, total: int | None, finished: int, best: tuple[float, str] | None) -> None:
+    Counts come from the run directory, so they are right after a resume and across workers.
+    """
+
+    def __init__(self, paths: RunPaths, total: int | None = None) -> None:
+        self.paths = paths
         self.total = total
-        self.finished = finished
-        self.best = best
+        self.finished, self.best = _finished_so_far(paths)
         self.started = time.monotonic()
         self.finished_here = 0
 
     def trial_ended(self, trial_id: str, status: str, values: dict[str, Any], val_loss: float | None,
                     reason: str | None) -> None:
-        self.finished += 1
+        self.finished, self.best = _finished_so_far(self.paths)
         self.finished_here += 1
-        if val_loss is not None and status == "COMPLETED" and (self.best is None or val_loss < self.best[0]):
-            self.best = (val_loss, trial_id)
         shown = " ".join(f"{name}={value}" for name, value in values.items() if not name.startswith("tuner/"))
         number = f"{self.finished}/{self.total}" if self.total else str(self.finished)
         outcome = f"val_loss {val_loss:.4f}" if status == "COMPLETED" and val_loss is not None else f"FAILED: {reason}"
@@ -178,6 +183,9 @@ class _SearchMixin:
         self.paths.history(trial.trial_id).unlink(missing_ok=True)
         history = EpochHistory(self.paths.history(trial.trial_id), trial.trial_id)
         callbacks = list(fit_kwargs.pop("callbacks", [])) + [history]
+        if isinstance(self.oracle, oracle_client.OracleClient):
+            with Heartbeat(self.oracle, trial.trial_id):
+                return super().run_trial(trial, train, validation_data=validation, callbacks=callbacks, **fit_kwargs)
         return super().run_trial(trial, train, validation_data=validation, callbacks=callbacks, **fit_kwargs)
 
     def on_trial_end(self, trial: Any) -> None:
@@ -190,6 +198,7 @@ class _SearchMixin:
         # Models of finished trials are unreachable now; collect them before the next one is built.
         keras.backend.clear_session()
         gc.collect()
+        log.debug("rss %.1f MB after trial %s", psutil.Process().memory_info().rss / 2**20, trial.trial_id)
 
 
 class SearchTuner(_SearchMixin, keras_tuner.Tuner):
@@ -310,6 +319,9 @@ def _finished_so_far(paths: RunPaths) -> tuple[int, tuple[float, str] | None]:
 def run_search(settings: SearchSettings) -> SearchSummary:
     """Run (or resume) a search as the settings say and return what it found.
 
+    With `workers`, this process launches a local chief and workers; with `role`, it is one
+    of them; otherwise it searches on its own.
+
     Args:
         settings: validated search settings.
 
@@ -318,13 +330,33 @@ def run_search(settings: SearchSettings) -> SearchSummary:
 
     Raises:
         TunerUsageError: bad data, run directory or a changed search on resume.
-        SearchFailedError: every trial failed.
+        SearchFailedError: every trial failed, or a process of a distributed search did.
     """
     started = time.monotonic()
     paths = RunPaths(settings.resolved_run_dir())
     _check_run_dir(paths.root)
     dataset = ensure_prepared(settings.data)
-    run_settings = {
+    run_settings = _run_settings(settings, dataset)
+    resumed = (paths.project / "oracle.json").exists() and not settings.overwrite
+    if settings.workers:
+        # Prepared once here, so the chief and workers don't all prepare the sample at once.
+        run_local_cluster(settings)
+    elif settings.role == "worker":
+        _work_for_chief(settings, paths, dataset, run_settings)
+    else:
+        with RunLock(paths):
+            if settings.overwrite:
+                _clear_run(paths)
+            _check_same_run(paths, run_settings)
+            atomic_write_json(paths.settings, run_settings)
+            _lead_search(settings, paths, dataset, resumed)
+    return _summarise(paths, resumed, space_size(settings) if settings.tuner == "grid" else None,
+                      time.monotonic() - started)
+
+
+def _run_settings(settings: SearchSettings, dataset: PreparedDataset) -> dict[str, Any]:
+    """What settings.json records: the search's settings and which dataset it ran on."""
+    return {
         "search": settings_to_dict(settings),
         "dataset": {
             "path": str(Path(settings.data).resolve()),
@@ -335,31 +367,57 @@ def run_search(settings: SearchSettings) -> SearchSummary:
             "color": dataset.color,
         },
     }
-    with RunLock(paths):
-        if settings.overwrite:
-            _clear_run(paths)
-        _check_same_run(paths, run_settings)
-        atomic_write_json(paths.settings, run_settings)
-        configure_keras_tuner()
-        resumed = (paths.project / "oracle.json").exists()
-        if resumed and not (paths.project / "tuner0.json").exists():
-            # KerasTuner reloads only if its tuner file exists; a kill can leave only the oracle's.
-            atomic_write_json(paths.project / "tuner0.json", {})
-        keras.utils.set_random_seed(settings.seed)
-        finished, best = _finished_so_far(paths)
-        progress = SearchProgress(total=None, finished=finished, best=best)
-        tuner = make_tuner(settings, build_hypermodel(settings, dataset), paths, progress)
-        progress.total = planned_trials(tuner, settings)
-        if resumed:
-            rerun = repair_after_reload(tuner.oracle)
-            log.info("Resuming %s: %d trial(s) finished, %s to run again.", paths.root, finished,
-                     ", ".join(rerun) if rerun else "none")
-        else:
-            log.info("Starting %s: %s search, %s trials planned.", paths.root, settings.tuner, progress.total or "?")
-        # The training pipeline is already shuffled by tf.data; Keras would only warn about shuffle=True.
-        tuner.search(dataset=dataset, epochs=settings.epochs, callbacks=_callbacks(settings, paths), shuffle=False,
-                     verbose=0)
-    return _summarise(paths, resumed, progress.total, time.monotonic() - started)
+
+
+def _lead_search(settings: SearchSettings, paths: RunPaths, dataset: PreparedDataset, resumed: bool) -> None:
+    """Own the oracle: search alone, or (as the chief) serve it to workers."""
+    configure_keras_tuner()
+    ongoing: dict[str, str] = {}
+    if settings.role == "chief":
+        configure_role("chief", settings.oracle or "")
+        ongoing = (read_json(paths.project / "oracle.json") or {}).get("ongoing_trials", {})
+    tuner_file = paths.project / f"{os.environ.get('KERASTUNER_TUNER_ID', 'tuner0')}.json"
+    if resumed and not tuner_file.exists():
+        # KerasTuner reloads only if its tuner file exists; a kill can leave only the oracle's.
+        atomic_write_json(tuner_file, {})
+    keras.utils.set_random_seed(settings.seed)
+    progress = SearchProgress(paths)
+    tuner = make_tuner(settings, build_hypermodel(settings, dataset), paths, progress)
+    progress.total = planned_trials(tuner, settings)
+    if resumed:
+        rerun = repair_after_reload(tuner.oracle)
+        log.info("Resuming %s: %d trial(s) finished, %s to run again.", paths.root, progress.finished,
+                 ", ".join(rerun) if rerun else "none")
+    else:
+        log.info("Starting %s: %s search, %s trials planned.", paths.root, settings.tuner, progress.total or "?")
+    if settings.role == "chief":
+        keep_ongoing_after_restart(tuner.oracle, ongoing)
+        tuner.save()
+        serve_oracle(tuner.oracle, settings.oracle or "")
+        return
+    _search(tuner, settings, paths, dataset)
+
+
+def _work_for_chief(settings: SearchSettings, paths: RunPaths, dataset: PreparedDataset,
+                    run_settings: dict[str, Any]) -> None:
+    """Run trials handed out by a chief, writing into the shared run directory."""
+    tuner_id = configure_role("worker", settings.oracle or "")
+    wait_for_chief(settings.oracle or "", settings.connect_timeout)
+    # The chief wrote settings.json before it started serving; a worker with other flags is refused.
+    _check_same_run(paths, run_settings)
+    configure_keras_tuner()
+    progress = SearchProgress(paths)
+    tuner = make_tuner(settings, build_hypermodel(settings, dataset), paths, progress)
+    progress.total = planned_trials(tuner, settings)
+    install_idle_wait(tuner)
+    log.info("Worker %s joined the search at %s.", tuner_id, settings.oracle)
+    _search(tuner, settings, paths, dataset)
+
+
+def _search(tuner: keras_tuner.Tuner, settings: SearchSettings, paths: RunPaths, dataset: PreparedDataset) -> None:
+    # The training pipeline is already shuffled by tf.data; Keras would only warn about shuffle=True.
+    tuner.search(dataset=dataset, epochs=settings.epochs, callbacks=_callbacks(settings, paths), shuffle=False,
+                 verbose=0)
 
 
 def _callbacks(settings: SearchSettings, paths: RunPaths) -> list[keras.callbacks.Callback]:

@@ -1,0 +1,301 @@
+"""Scaling out on KerasTuner's chief/worker engine: a chief that survives dead workers, and a local launcher."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import grpc
+import keras_tuner
+from keras_tuner.src import protos
+from keras_tuner.src.distribute import oracle_chief, oracle_client
+from keras_tuner.src.engine import trial as trial_module
+
+from tuner.config import SearchSettings, settings_to_argv
+from tuner.errors import SearchFailedError, TunerUsageError
+
+log = logging.getLogger(__name__)
+
+TrialStatus = trial_module.TrialStatus
+# A worker proves it is alive every HEARTBEAT_SECONDS while it trains; after LEASE_SECONDS of
+# silence its trial goes back to the queue for another worker (keras-team/keras-tuner#990).
+HEARTBEAT_SECONDS = 2.0
+LEASE_SECONDS = 30.0
+# How long one call may wait for a chief that went away (e.g. while it restarts); KerasTuner waits an hour.
+RPC_TIMEOUT_SECONDS = 600
+# How long an idle worker waits before asking again while the last trials run elsewhere.
+IDLE_WAIT_SECONDS = 1.0
+# How often the launcher restarts a worker that was killed before it gives up on it.
+MAX_WORKER_RESTARTS = 3
+SCRIPT = Path(__file__).resolve().parent.parent / "search.py"
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """Split HOST:PORT, with a clear error for anything else."""
+    host, separator, port = address.rpartition(":")
+    if not separator or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise TunerUsageError(f"--oracle must be HOST:PORT (e.g. 127.0.0.1:8000), got {address!r}.")
+    return host.strip("[]"), int(port)
+
+
+def configure_role(role: str, address: str) -> str:
+    """Set the environment KerasTuner reads to join a distributed search; returns this process's tuner id."""
+    host, port = parse_address(address)
+    os.environ["KERASTUNER_ORACLE_IP"] = host
+    os.environ["KERASTUNER_ORACLE_PORT"] = str(port)
+    if role == "chief":
+        os.environ["KERASTUNER_TUNER_ID"] = "chief"
+    elif "worker" not in os.environ.get("KERASTUNER_TUNER_ID", ""):
+        # A restarted worker that keeps its id gets its interrupted trial back at once.
+        os.environ["KERASTUNER_TUNER_ID"] = f"worker-{socket.gethostname()}-{os.getpid()}"
+    oracle_client.TIMEOUT = RPC_TIMEOUT_SECONDS
+    return os.environ["KERASTUNER_TUNER_ID"]
+
+
+def wait_for_chief(address: str, timeout: float) -> None:
+    """Fail within `timeout` seconds, with a clear message, if no chief answers at `address`."""
+    channel = grpc.insecure_channel(address)
+    try:
+        grpc.channel_ready_future(channel).result(timeout=timeout)
+    except grpc.FutureTimeoutError:
+        raise TunerUsageError(
+            f"cannot reach the chief's oracle at {address} within {timeout:.0f} s; start it first with "
+            f"python search.py --role chief --oracle {address} (same flags), or fix --oracle."
+        ) from None
+    finally:
+        channel.close()
+
+
+class _LeasingServicer(oracle_chief.OracleServicer):
+    """KerasTuner's oracle service, plus leases: a silent worker's trial is handed to another worker."""
+
+    def __init__(self, oracle: keras_tuner.Oracle, lease_seconds: float) -> None:
+        super().__init__(oracle)
+        self.lease_seconds = lease_seconds
+        self.last_seen: dict[str, float] = {tuner_id: time.monotonic() for tuner_id in oracle.ongoing_trials}
+
+    def _seen_trial(self, trial_id: str) -> None:
+        for tuner_id, trial in list(self.oracle.ongoing_trials.items()):
+            if trial.trial_id == trial_id:
+                self.last_seen[tuner_id] = time.monotonic()
+
+    def CreateTrial(self, request: Any, context: Any) -> Any:
+        self.last_seen[request.tuner_id] = time.monotonic()
+        reclaim_silent_trials(self.oracle, self.last_seen, self.lease_seconds)
+        return super().CreateTrial(request, context)
+
+    def GetTrial(self, request: Any, context: Any) -> Any:
+        # Workers call GetTrial as their heartbeat while they train.
+        self._seen_trial(request.trial_id)
+        return super().GetTrial(request, context)
+
+    def UpdateTrial(self, request: Any, context: Any) -> Any:
+        self._seen_trial(request.trial_id)
+        return super().UpdateTrial(request, context)
+
+    def EndTrial(self, request: Any, context: Any) -> Any:
+        trial_id = request.trial.trial_id
+        known = self.oracle.trials.get(trial_id)
+        if known is not None and known.status in (TrialStatus.COMPLETED, TrialStatus.FAILED):
+            # A worker that was presumed dead finished after all; its trial was already ended.
+            log.info("trial %s was already finished by another worker; ignoring the late result", trial_id)
+            return protos.get_service().EndTrialResponse()
+        return super().EndTrial(request, context)
+
+
+@keras_tuner.synchronized
+def reclaim_silent_trials(oracle: keras_tuner.Oracle, last_seen: dict[str, float], lease_seconds: float) -> None:
+    """Send the trials of workers silent for longer than the lease back to the queue (under the oracle's lock)."""
+    now = time.monotonic()
+    for tuner_id, trial in list(oracle.ongoing_trials.items()):
+        if now - last_seen.get(tuner_id, now) <= lease_seconds:
+            continue
+        log.warning("worker %s silent for %.0f s: trial %s goes back to the queue", tuner_id,
+                    now - last_seen[tuner_id], trial.trial_id)
+        del oracle.ongoing_trials[tuner_id]
+        oracle.tuner_ids.discard(tuner_id)
+        if trial.trial_id not in oracle._retry_queue:
+            oracle._retry_queue.append(trial.trial_id)
+        oracle.save()
+    for tuner_id in list(oracle.tuner_ids):
+        if tuner_id not in oracle.ongoing_trials and now - last_seen.get(tuner_id, now) > lease_seconds:
+            oracle.tuner_ids.discard(tuner_id)
+
+
+@keras_tuner.synchronized
+def _search_finished(oracle: keras_tuner.Oracle) -> bool:
+    return not oracle.ongoing_trials and not oracle.tuner_ids
+
+
+def keep_ongoing_after_restart(oracle: keras_tuner.Oracle, ongoing: dict[str, str]) -> None:
+    """After a chief restart, let live workers finish the trials they hold instead of re-running them.
+
+    KerasTuner's reload queues every ongoing trial to run again; a restarted chief instead
+    keeps each with its worker, and the lease sends it back to the queue only if that worker
+    stays silent.
+    """
+    for tuner_id, trial_id in ongoing.items():
+        trial = oracle.trials.get(trial_id)
+        if trial is None or trial.status in (TrialStatus.COMPLETED, TrialStatus.FAILED):
+            continue
+        if trial_id in oracle._retry_queue:
+            oracle._retry_queue.remove(trial_id)
+        oracle.ongoing_trials[tuner_id] = trial
+        oracle.tuner_ids.add(tuner_id)
+
+
+def serve_oracle(oracle: keras_tuner.Oracle, address: str, lease_seconds: float = LEASE_SECONDS) -> None:
+    """Serve `oracle` to workers at `address` until every trial is finished and every worker told to stop."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    servicer = _LeasingServicer(oracle, lease_seconds)
+    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    if server.add_insecure_port(address) == 0:
+        raise TunerUsageError(f"the chief cannot listen on {address} (port in use or address not local); "
+                              f"pick another --oracle port.")
+    server.start()
+    log.info("Chief serving the oracle at %s (no authentication: keep it on loopback or a trusted network).", address)
+    try:
+        while True:
+            time.sleep(1)
+            reclaim_silent_trials(oracle, servicer.last_seen, lease_seconds)
+            if servicer.stop_triggered and _search_finished(oracle):
+                break
+    finally:
+        server.stop(grace=2)
+
+
+def install_idle_wait(tuner: Any) -> None:
+    """On a worker: wait instead of spinning while the chief has nothing to hand out."""
+    create_trial = tuner.oracle.create_trial
+
+    def create_trial_or_wait(tuner_id: str) -> Any:
+        trial = create_trial(tuner_id)
+        if trial.status == TrialStatus.IDLE:
+            time.sleep(IDLE_WAIT_SECONDS)
+        return trial
+
+    tuner.oracle.create_trial = create_trial_or_wait
+
+
+class Heartbeat:
+    """A background thread that tells the chief, every few seconds, that this worker is still on its trial."""
+
+    def __init__(self, oracle: Any, trial_id: str) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, args=(oracle, trial_id), daemon=True)
+
+    def _beat(self, oracle: Any, trial_id: str) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            try:
+                oracle.get_trial(trial_id)
+            except grpc.RpcError:
+                pass  # the chief may be restarting; the next beat tries again
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=HEARTBEAT_SECONDS * 2)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class _Member:
+    """One process of a local cluster: its command, environment, restarts and output relay."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        self.name, self.argv, self.env = name, argv, env
+        self.restarts = 0
+        self.last_error = ""
+        self.process: subprocess.Popen[str] | None = None
+        self.start()
+
+    def start(self) -> None:
+        self.process = subprocess.Popen([sys.executable, str(SCRIPT), *self.argv], env=self.env, text=True,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=1)
+        threading.Thread(target=self._relay, args=(self.process,), daemon=True).start()
+
+    def _relay(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            line = line.rstrip()
+            if line.startswith("error:"):
+                self.last_error = line
+            log.info("[%s] %s", self.name, line)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def run_local_cluster(settings: SearchSettings) -> None:
+    """`--workers N`: a chief and N workers on this machine, one output stream, stopped together.
+
+    A worker killed by a signal is restarted with its own id, so it picks its trial up again;
+    a worker or chief that exits with an error stops the whole search.
+    """
+    address = f"127.0.0.1:{_free_port()}"
+    common = settings_to_argv(settings, skip=("workers", "role", "oracle", "overwrite"))
+    # The cores are shared out so that N workers don't oversubscribe the machine.
+    threads = str(max(1, (os.cpu_count() or 1) // settings.workers))
+    base_env = {**os.environ, "TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": "1",
+                "OMP_NUM_THREADS": threads, "PYTHONUNBUFFERED": "1"}
+    chief_argv = common + ["--role", "chief", "--oracle", address] + (["--overwrite"] if settings.overwrite else [])
+    chief = _Member("chief", chief_argv, base_env)
+    workers: list[_Member] = []
+    try:
+        wait_for_chief(address, timeout=120)
+        for index in range(settings.workers):
+            env = {**base_env, "KERASTUNER_TUNER_ID": f"worker{index}"}
+            workers.append(_Member(f"worker{index}", common + ["--role", "worker", "--oracle", address], env))
+        _supervise(chief, workers)
+    finally:
+        for member in [*workers, chief]:
+            member.stop()
+
+
+def _supervise(chief: _Member, workers: list[_Member]) -> None:
+    while True:
+        time.sleep(0.5)
+        chief_code = chief.process.poll() if chief.process else None
+        if chief_code is not None:
+            if chief_code != 0:
+                raise SearchFailedError(f"the chief stopped with exit code {chief_code}: {chief.last_error or 'see its output above'}")
+            for worker in workers:
+                if worker.process is not None:
+                    try:
+                        worker.process.wait(timeout=60)
+                    except subprocess.TimeoutExpired:
+                        worker.stop()
+            return
+        for worker in workers:
+            code = worker.process.poll() if worker.process else None
+            if code is None or code == 0:
+                continue
+            if code < 0 and code != -signal.SIGINT and worker.restarts < MAX_WORKER_RESTARTS:
+                worker.restarts += 1
+                log.warning("[%s] was killed (signal %d); restarting it (%d/%d)", worker.name, -code,
+                            worker.restarts, MAX_WORKER_RESTARTS)
+                worker.start()
+                continue
+            raise SearchFailedError(f"{worker.name} stopped with exit code {code}: {worker.last_error or 'see its output above'}")
