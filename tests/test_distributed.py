@@ -21,7 +21,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    return write_tiny_prepared(tmp_path_factory.mktemp("prepared"))
+    # Big enough that a trial of a few epochs lasts seconds, so a kill can land inside one.
+    return write_tiny_prepared(tmp_path_factory.mktemp("prepared"), per_class=(300, 20, 20))
 
 
 def free_address():
@@ -83,7 +84,7 @@ def test_local_cluster_runs_each_configuration_once(prepared, tmp_path):
 
 def test_a_worker_killed_mid_trial_loses_nothing(prepared, tmp_path):
     address, run_dir = free_address(), tmp_path / "run"
-    argv = search_argv(prepared, run_dir, epochs=3)
+    argv = search_argv(prepared, run_dir, epochs=8)
     chief = start(argv + ["--role", "chief", "--oracle", address])
     victim = start(argv + ["--role", "worker", "--oracle", address], tuner_id="worker-victim")
     survivor = start(argv + ["--role", "worker", "--oracle", address], tuner_id="worker-survivor")

@@ -54,7 +54,7 @@ def configure_role(role: str, address: str) -> str:
     os.environ["KERASTUNER_ORACLE_PORT"] = str(port)
     if role == "chief":
         os.environ["KERASTUNER_TUNER_ID"] = "chief"
-    elif "worker" not in os.environ.get("KERASTUNER_TUNER_ID", ""):
+    elif "chief" in os.environ.get("KERASTUNER_TUNER_ID", "chief"):
         # A restarted worker that keeps its id gets its interrupted trial back at once.
         os.environ["KERASTUNER_TUNER_ID"] = f"worker-{socket.gethostname()}-{os.getpid()}"
     oracle_client.TIMEOUT = RPC_TIMEOUT_SECONDS
@@ -91,7 +91,10 @@ class _LeasingServicer(oracle_chief.OracleServicer):
     def CreateTrial(self, request: Any, context: Any) -> Any:
         self.last_seen[request.tuner_id] = time.monotonic()
         reclaim_silent_trials(self.oracle, self.last_seen, self.lease_seconds)
-        return super().CreateTrial(request, context)
+        trial = _create_trial_or_wait(self.oracle, request.tuner_id)
+        if trial.status == TrialStatus.STOPPED:
+            self.stop_triggered = True
+        return protos.get_service().CreateTrialResponse(trial=trial.to_proto())
 
     def GetTrial(self, request: Any, context: Any) -> Any:
         # Workers call GetTrial as their heartbeat while they train.
@@ -110,6 +113,20 @@ class _LeasingServicer(oracle_chief.OracleServicer):
             log.info("trial %s was already finished by another worker; ignoring the late result", trial_id)
             return protos.get_service().EndTrialResponse()
         return super().EndTrial(request, context)
+
+
+@keras_tuner.synchronized
+def _create_trial_or_wait(oracle: keras_tuner.Oracle, tuner_id: str) -> Any:
+    """The oracle's next trial, but "wait" instead of "stop" while other workers still hold trials.
+
+    Once every trial has been handed out, KerasTuner tells the next worker to stop; if a
+    busy worker then died, its trial would come back to the queue with nobody left to run it.
+    """
+    trial = oracle.create_trial(tuner_id)
+    if trial.status == TrialStatus.STOPPED and oracle.ongoing_trials:
+        oracle.tuner_ids.add(tuner_id)
+        trial = trial_module.Trial(hyperparameters=oracle.get_space(), status=TrialStatus.IDLE)
+    return trial
 
 
 @keras_tuner.synchronized

@@ -392,6 +392,7 @@ def _lead_search(settings: SearchSettings, paths: RunPaths, dataset: PreparedDat
         log.info("Starting %s: %s search, %s trials planned.", paths.root, settings.tuner, progress.total or "?")
     if settings.role == "chief":
         keep_ongoing_after_restart(tuner.oracle, ongoing)
+        tuner.oracle.verbose = 0  # KerasTuner's own trial display; the workers print progress lines
         tuner.save()
         serve_oracle(tuner.oracle, settings.oracle or "")
         return
