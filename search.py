@@ -6,7 +6,7 @@
 import logging
 import sys
 
-from tuner.cli import run_cli
+from tuner.cli import import_tensorflow_quietly, run_cli
 from tuner.config import SearchSettings, parse_settings
 
 
@@ -14,6 +14,7 @@ def _search(argv):
     settings = parse_settings(SearchSettings, argv, "search.py", "Find the best small CNN for a prepared dataset with KerasTuner.")
     logging.getLogger("tuner").setLevel(logging.WARNING if settings.quiet else logging.NOTSET)
     # Imported here so that --help and flag errors answer without loading TensorFlow.
+    import_tensorflow_quietly()
     from tuner.search import run_search
 
     summary = run_search(settings)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 import traceback
-from typing import Callable
+from typing import Callable, Iterator
 
 from tuner.errors import SearchFailedError, TunerUsageError
 
@@ -43,3 +44,30 @@ def run_cli(body: Callable[[list[str]], int], argv: list[str] | None = None) -> 
     except KeyboardInterrupt:
         print("interrupted: what was finished is saved; run the same command again to resume.", file=sys.stderr)
         return 130
+
+
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null meanwhile (Python exceptions still propagate)."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow and probe its devices with the C++ start-up logs silenced.
+
+    TensorFlow 2.21 logs oneDNN and CUDA probing lines through absl before any log level
+    applies (TF_CPP_MIN_LOG_LEVEL does not stop them), so a user's terminal would get half a
+    dozen lines of noise, and an `error:` line would no longer be the only one on stderr.
+    """
+    with native_stderr_silenced():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()

@@ -67,9 +67,9 @@ class SearchSettings:
     """How `search.py` searches the space of small CNNs on a prepared dataset."""
 
     data: str = _opt(DEFAULT_PREPARED_DIR, "prepared dataset folder (prepared from the built-in sample if missing)")
-    run_dir: str | None = _opt(None, "where trials, histories and TensorBoard logs go (default runs/<tuner>)")
+    run_dir: str | None = _opt(None, "where trials, histories and TensorBoard logs go (omitted: runs/<tuner>)")
     tuner: str = _opt("grid", "search algorithm; grid is the tutorial's 27 configurations", choices=TUNER_NAMES)
-    max_trials: int | None = _opt(None, "stop after this many trials (default: the whole grid, or 20 for random/bayesian)")
+    max_trials: int | None = _opt(None, "stop after this many trials (omitted: the whole grid, or 10 for random/bayesian)")
     epochs: int = _opt(10, "epochs per trial, as in the tutorial (the maximum for hyperband)")
     conv_layers: tuple[int, ...] = _opt((1, 2, 3), "numbers of conv+pool blocks to try")
     nodes: tuple[int, ...] = _opt((32, 64, 128), "layer sizes to try (filters of each conv layer, units of each dense layer)")
@@ -128,7 +128,7 @@ class ReportSettings:
 
     run_dir: str | None = _opt(None, "run directory to report on (default: the most recent under runs/)")
     format: str = _opt("table", "how the ranking is printed", choices=("table", "markdown", "csv", "json"))
-    top: int | None = _opt(None, "print only the best K trials")
+    top: int | None = _opt(None, "print only the best K trials and plot their curves (default: print all, plot 5); results.csv/.md keep all")
     no_retrain: bool = _opt(False, "don't retrain; save the best trial's own weights as the winner")
     debug: bool = _opt(False, "show full tracebacks")
 
@@ -185,12 +185,12 @@ def build_parser(settings_class: type, prog: str, description: str) -> argparse.
     Returns:
         A parser whose parsed namespace has exactly the dataclass's fields.
     """
-    parser = _Parser(prog=prog, description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = _Parser(prog=prog, description=description)
     hints = typing.get_type_hints(settings_class)
     for item in dataclasses.fields(settings_class):
         kind = hints[item.name]
         meta = dict(item.metadata)
-        help_text = meta.pop("help")
+        help_text = _with_default(meta.pop("help"), item.default)
         positional = meta.pop("positional", False)
         names = [item.name] if positional else ["--" + item.name.replace("_", "-")]
         if kind is bool:
@@ -206,6 +206,13 @@ def build_parser(settings_class: type, prog: str, description: str) -> argparse.
         kwargs = {} if positional else {"dest": item.name}
         parser.add_argument(*names, **kwargs, type=scalar, default=item.default, help=help_text, **meta)
     return parser
+
+
+def _with_default(help_text: str, default: Any) -> str:
+    if default is None or default is False or default == ():
+        return help_text  # the help text says what happens then
+    shown = " ".join(str(part) for part in default) if isinstance(default, tuple) else default
+    return f"{help_text} (default: {shown})"
 
 
 def parse_settings(settings_class: type[SettingsT], argv: list[str] | None, prog: str, description: str) -> SettingsT:
