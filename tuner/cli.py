@@ -42,8 +42,12 @@ def run_cli(body: Callable[[list[str]], int], argv: list[str] | None = None) -> 
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("interrupted: what was finished is saved; run the same command again to resume.", file=sys.stderr)
+        print("interrupted: finished work is kept; run the same command again to continue.", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of stdout went away (e.g. `| head`): stop quietly, as command-line tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 @contextlib.contextmanager

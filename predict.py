@@ -1,0 +1,34 @@
+"""Classify images with the winner report.py saved: one line of path, label and probability per image.
+
+    python predict.py --model runs/grid/best my_photo.jpg holiday_photos/
+"""
+
+import sys
+
+from tuner.cli import import_tensorflow_quietly, run_cli
+from tuner.config import PredictSettings, parse_settings
+
+
+def _predict(argv):
+    settings = parse_settings(PredictSettings, argv, "predict.py", "Classify images with the best model report.py saved.")
+    from tuner.predict import Classifier, exit_status, find_images, render
+
+    files = find_images(settings.paths)
+    import_tensorflow_quietly()
+    classifier = Classifier.load(settings.model)
+
+    def report_skip(path, reason):
+        print(f"skipped {path}: {reason}", file=sys.stderr, flush=True)
+
+    for chunk in render(classifier.classify(files, settings.batch_size, report_skip), settings.format):
+        sys.stdout.write(chunk)
+        sys.stdout.flush()
+    return exit_status(classifier)
+
+
+def main(argv=None):
+    return run_cli(_predict, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

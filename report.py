@@ -1,0 +1,37 @@
+"""Rank a run's trials, plot them, retrain the winner and score it once on the test split.
+
+    python report.py --run-dir runs/grid --top 10
+"""
+
+import sys
+
+from tuner.cli import import_tensorflow_quietly, run_cli
+from tuner.config import ReportSettings, parse_settings
+
+
+def _report(argv):
+    settings = parse_settings(ReportSettings, argv, "report.py", "Rank a run's trials, retrain the winner and score it on the test split.")
+    from tuner.report import build_report, format_table, format_winner, retrain_best
+
+    report = build_report(settings)
+    # With --format csv|json stdout holds only that document, so it can be piped; the rest goes to stderr.
+    notes = sys.stderr if settings.format in ("csv", "json") else sys.stdout
+    print(format_table(report.completed[: settings.top], settings.format).rstrip("\n"))
+    if report.failed:
+        print(f"\nfailed trials ({len(report.failed)}):\n{format_table(report.failed, 'table')}", file=notes)
+    for message in report.warnings:
+        print(f"note: {message}", file=notes)
+    print(f"\nwrote {', '.join(str(path) for path in report.written)}", file=notes)
+    import_tensorflow_quietly()
+    winner = retrain_best(report.paths, report.run_settings, report.completed[0], retrain=not settings.no_retrain)
+    print(f"\n{format_winner(winner)}", file=notes)
+    print(f"next: python predict.py --model {winner.model_dir} PATH...", file=notes)
+    return 0
+
+
+def main(argv=None):
+    return run_cli(_report, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""Shared fixtures: a fixed seed for every test, and small image folders generated under tmp_path."""
+
+import random
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+SEED = 1337
+
+
+@pytest.fixture(autouse=True)
+def seed():
+    """Seed Python's and NumPy's global generators before every test, so failures reproduce."""
+    random.seed(SEED)
+    np.random.seed(SEED)
+    return SEED
+
+
+@pytest.fixture
+def write_image():
+    """A function write_image(path, image, ext=".png", **params) that encodes with OpenCV and writes bytes.
+
+    `image` is BGR(A) or grayscale as OpenCV expects; `ext` picks the format (".jpg", ".webp", ...),
+    independently of the file name, so a PNG can be written under a .jpg name.
+    """
+
+    def write(path, image, ext=".png", params=()):
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ok, encoded = cv2.imencode(ext, image, list(params))
+        assert ok, f"OpenCV could not encode {ext}"
+        path.write_bytes(encoded.tobytes())
+        return path
+
+    return write
+
+
+@pytest.fixture
+def image_folder(tmp_path, write_image):
+    """An image folder with 2 classes (cat, dog) x 8 random 32x32 colour PNGs: tmp_path/images."""
+    rng = np.random.default_rng(SEED)
+    root = tmp_path / "images"
+    for name in ("cat", "dog"):
+        for index in range(8):
+            write_image(root / name / f"{name}{index}.png", rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    return root
+
+
+@pytest.fixture
+def in_tmp_cwd(tmp_path, monkeypatch):
+    """Run the test from tmp_path, so default relative paths (data/sample, data/prepared) land there."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def sample_dir(tmp_path_factory):
+    """The built-in sample written once per session (2 x 1,000 PNGs); tests must not change it."""
+    from tuner.sample import write_sample
+
+    return write_sample(tmp_path_factory.mktemp("sample") / "sample")

@@ -1,0 +1,54 @@
+"""A real tiny search (and its reported winner), made once per test session and copied by tests that change it."""
+
+import json
+import shutil
+from pathlib import Path
+
+from tests.tiny_data import write_tiny_prepared
+from tuner.config import SearchSettings
+
+# Session-wide cache: report and predict tests share one search instead of each running their own.
+_MADE = {}
+
+
+def tiny_run(tmp_path_factory):
+    """A prepared 16x16 two-class dataset and a finished grid search over it: (prepared dir, run dir).
+
+    The grid is conv_layers 1, 2, 3 x nodes 4 x dense_layers 0 with 2 epochs each; three
+    conv+pool blocks do not fit 16x16 images, so trial 2 fails and trials 0 and 1 complete.
+    """
+    if "run" not in _MADE:
+        from tuner.search import run_search
+
+        base = tmp_path_factory.mktemp("tiny_run")
+        prepared = write_tiny_prepared(base / "prepared", side=16, per_class=(20, 8, 8))
+        run_search(SearchSettings(data=str(prepared), run_dir=str(base / "run"), epochs=2, conv_layers=(1, 2, 3),
+                                  nodes=(4,), dense_layers=(0,), patience=0, quiet=True))
+        _MADE["run"] = (Path(prepared), base / "run")
+    return _MADE["run"]
+
+
+def tiny_winner(tmp_path_factory):
+    """A copy of the tiny run on which `python report.py` has retrained and saved the winner: (prepared, run)."""
+    if "winner" not in _MADE:
+        import report as report_script
+
+        prepared, run = tiny_run(tmp_path_factory)
+        copy = copy_run(run, tmp_path_factory.mktemp("tiny_winner"))
+        assert report_script.main(["--run-dir", str(copy)]) == 0
+        _MADE["winner"] = (prepared, copy)
+    return _MADE["winner"]
+
+
+def copy_run(run, destination):
+    """A copy of a run directory under `destination`, for tests that change it."""
+    target = Path(destination) / "run"
+    shutil.copytree(run, target)
+    return target
+
+
+def edit_json(path, change):
+    """Rewrite a JSON file through `change(data)`, which edits it in place."""
+    data = json.loads(Path(path).read_text())
+    change(data)
+    Path(path).write_text(json.dumps(data))

@@ -1,0 +1,148 @@
+import csv
+import io
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import predict as predict_script
+from tests.helpers import tiny_winner
+from tuner.predict import decide
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def winner(tmp_path_factory):
+    """(prepared dataset, RUN/best) of a tiny search whose winner report.py retrained."""
+    prepared, run = tiny_winner(tmp_path_factory)
+    return prepared, run / "best"
+
+
+@pytest.fixture(scope="module")
+def test_images(winner, tmp_path_factory):
+    """The test split written out as PNG files, with the arrays they came from."""
+    from tuner.data import load_prepared
+
+    dataset = load_prepared(winner[0])
+    folder = tmp_path_factory.mktemp("test_split")
+    paths = []
+    for index, image in enumerate(dataset.x_test):
+        path = folder / f"{index:02d}.png"
+        assert cv2.imwrite(str(path), image)
+        paths.append(path)
+    return paths, dataset
+
+
+def _lines(out):
+    return [line.split("\t") for line in out.splitlines()]
+
+
+def test_files_get_one_line_each(winner, test_images, capsys):
+    paths, _ = test_images
+    assert predict_script.main(["--model", str(winner[1]), str(paths[0]), str(paths[-1])]) == 0
+    out, err = capsys.readouterr()
+    lines = _lines(out)
+    assert [line[0] for line in lines] == [str(paths[0]), str(paths[-1])]
+    for path, label, probability in lines:
+        assert label in ("class0", "class1") and 0.5 <= float(probability) <= 1.0
+
+
+def test_the_test_split_as_files_gives_the_same_predictions_as_the_model_in_memory(winner, test_images, capsys):
+    import keras
+
+    paths, dataset = test_images
+    # A batch size that does not divide the 16 images exercises the last, short batch.
+    assert predict_script.main(["--model", str(winner[1]), "--batch-size", "5", "--format", "json",
+                                str(paths[0].parent)]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    model = keras.saving.load_model(winner[1] / "model.keras", safe_mode=True)
+    indices, probabilities = decide(model.predict(dataset.x_test, verbose=0))
+    assert [row["path"] for row in rows] == [str(path) for path in paths]
+    assert [row["label"] for row in rows] == [f"class{index}" for index in indices]
+    assert np.allclose([row["probability"] for row in rows], probabilities, rtol=0, atol=1e-6)
+
+
+def test_csv_has_a_header_and_parses(winner, test_images, capsys):
+    paths, _ = test_images
+    assert predict_script.main(["--model", str(winner[1]), "--format", "csv", *map(str, paths[:3])]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [row["path"] for row in rows] == [str(path) for path in paths[:3]]
+    assert all(set(row) == {"path", "label", "probability"} for row in rows)
+
+
+def test_a_folder_with_junk_classifies_the_images_and_skips_the_rest(winner, test_images, tmp_path, capsys):
+    paths, _ = test_images
+    (tmp_path / "nested").mkdir()
+    shutil.copy(paths[0], tmp_path / "a.png")
+    shutil.copy(paths[1], tmp_path / "nested" / "b.png")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / ".hidden.png").write_bytes(b"ignored: hidden files are not walked")
+    assert predict_script.main(["--model", str(winner[1]), str(tmp_path)]) == 1
+    out, err = capsys.readouterr()
+    assert [line[0] for line in _lines(out)] == [str(tmp_path / "a.png"), str(tmp_path / "nested" / "b.png")]
+    skipped = [line for line in err.splitlines() if line.startswith("skipped ")]
+    assert sorted(line.split(":")[0] for line in skipped) == [f"skipped {tmp_path / 'empty.jpg'}",
+                                                              f"skipped {tmp_path / 'notes.txt'}"]
+    assert ".hidden" not in err
+
+
+def test_nothing_readable_exits_2(winner, tmp_path, capsys):
+    (tmp_path / "junk.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    assert predict_script.main(["--model", str(winner[1]), str(tmp_path / "junk.jpg")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"skipped {tmp_path / 'junk.jpg'}: ")
+    assert err[1].startswith("error: none of the 1 file(s) could be read as an image") and len(err) == 2
+
+
+def test_the_default_model_is_the_latest_runs_best(winner, test_images, tmp_path, capsys, monkeypatch):
+    shutil.copytree(winner[1], tmp_path / "runs" / "grid" / "best")
+    (tmp_path / "runs" / "grid" / "settings.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    assert predict_script.main([str(test_images[0][0])]) == 0
+    assert len(_lines(capsys.readouterr().out)) == 1
+
+
+def _one_error_line(capsys, message):
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
+
+
+def test_bad_input_exits_2_with_one_line(winner, test_images, tmp_path, capsys, monkeypatch):
+    image = str(test_images[0][0])
+    (tmp_path / "no_metadata").mkdir()
+    shutil.copy(winner[1] / "model.keras", tmp_path / "no_metadata" / "model.keras")
+    cases = [
+        (["--model", str(winner[1]), str(tmp_path / "missing.jpg")], "'" + str(tmp_path / "missing.jpg") + "' does not exist"),
+        (["--model", str(tmp_path / "no_metadata"), image], "has no readable metadata.json"),
+        (["--model", str(tmp_path / "nowhere"), image], "model folder"),
+        (["--model", str(winner[1])], "no images given"),
+        (["--format", "xml", image], "argument --format: invalid choice: 'xml'"),
+        (["--batch-size", "0", image], "--batch-size must be a whole number of at least 1, got 0"),
+    ]
+    for argv, message in cases:
+        assert predict_script.main(argv) == 2
+        _one_error_line(capsys, message)
+    monkeypatch.chdir(tmp_path)
+    assert predict_script.main([image]) == 2
+    _one_error_line(capsys, "found no run under 'runs/'")
+
+
+def test_decide_matches_keras_accuracy_rules():
+    indices, probabilities = decide(np.array([[0.2], [0.5], [0.9]]))
+    assert indices.tolist() == [0, 0, 1] and np.allclose(probabilities, [0.8, 0.5, 0.9])
+    indices, probabilities = decide(np.array([[0.1, 0.7, 0.2], [0.5, 0.3, 0.2]]))
+    assert indices.tolist() == [1, 0] and np.allclose(probabilities, [0.7, 0.5])
+
+
+def test_help_answers_without_importing_tensorflow():
+    result = subprocess.run([sys.executable, "-X", "importtime", "predict.py", "--help"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "--model" in result.stdout
+    assert "tensorflow" not in result.stderr and "keras" not in result.stderr

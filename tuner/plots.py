@@ -1,0 +1,104 @@
+"""PNG plots of a ranked run: the top trials' val_loss curves and the best val_loss at each hyperparameter value."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+from tuner.rundir import RunPaths, read_json
+
+PLOTS_DIR = "plots"
+# The curves plot stays readable with this many lines when --top is not given.
+DEFAULT_PLOTTED_TRIALS = 5
+
+
+def format_value(value: Any) -> str:
+    """A hyperparameter value as labels and messages show it: floats in %g form (0.001, 1e-05), the rest as str()."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def write_plots(paths: RunPaths, completed: Sequence[dict[str, Any]], failed: Sequence[dict[str, Any]],
+                names: Sequence[str], space: dict[str, list[Any]], top: int = DEFAULT_PLOTTED_TRIALS) -> list[Path]:
+    """Draw RUN/plots/val_loss_curves.png (top trials by epoch) and RUN/plots/hyperparameters.png.
+
+    The second has one panel per hyperparameter: the best val_loss reached at each of its
+    values (every trial as a faint dot, the winner's value highlighted, values whose trials
+    all failed marked "failed").
+
+    Args:
+        paths: the run directory; the curves are read from its per-trial histories.
+        completed: the ranked rows of rank_trials, best first.
+        failed: the failed rows of rank_trials.
+        names: the hyperparameter names, one panel each.
+        space: hyperparameter name -> the values searched (the panels' x axes).
+        top: how many of the best trials get a curve.
+
+    Returns:
+        The PNG files written.
+    """
+    from matplotlib.figure import Figure  # the object API draws with Agg and touches no global pyplot state
+
+    plots = paths.root / PLOTS_DIR
+    written = []
+    figure = Figure(figsize=(8, 5), layout="constrained")
+    axes = figure.add_subplot()
+    for row in completed[:top]:
+        history = (read_json(paths.history(row["trial"])) or {}).get("epochs", [])
+        points = [(epoch["epoch"], epoch["val_loss"]) for epoch in history
+                  if isinstance(epoch.get("val_loss"), (int, float)) and math.isfinite(epoch["val_loss"])]
+        if not points:
+            continue
+        label = f"#{row['rank']} trial {row['trial']}: " + " ".join(f"{name}={format_value(row[name])}" for name in names)
+        line, = axes.plot(*zip(*points), marker=".", label=label)
+        if row["best_epoch"] is not None:
+            axes.plot([row["best_epoch"]], [row["val_loss"]], marker="o", markersize=9, color=line.get_color())
+    axes.set(xlabel="epoch", ylabel="val_loss", title=f"val_loss of the top {min(top, len(completed))} trials (o: best epoch)")
+    axes.xaxis.get_major_locator().set_params(integer=True)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
+    written.append(_save_png(figure, plots / "val_loss_curves.png"))
+
+    shown = [name for name in names if space.get(name)] or list(names)
+    figure = Figure(figsize=(4 * max(len(shown), 1), 4), layout="constrained")
+    for index, name in enumerate(shown):
+        axes = figure.add_subplot(1, max(len(shown), 1), index + 1)
+        values = space.get(name) or []
+        positions = {str(value): position for position, value in enumerate(values)}
+        best = []
+        for value in values:
+            losses = [row["val_loss"] for row in completed if row.get(name) == value]
+            axes.scatter([positions[str(value)]] * len(losses), losses, color="grey", alpha=0.4, s=12)
+            best.append(min(losses) if losses else math.nan)
+            if not losses and any(row.get(name) == value for row in failed):
+                axes.annotate("failed", (positions[str(value)], 0), xycoords=("data", "axes fraction"),
+                              ha="center", va="bottom", color="red")
+        axes.plot(range(len(values)), best, marker="o", color="tab:blue")
+        if completed and str(completed[0].get(name)) in positions:
+            axes.scatter([positions[str(completed[0][name])]], [completed[0]["val_loss"]], marker="*", s=200,
+                         color="tab:orange", zorder=3, label="winner")
+            axes.legend(fontsize="small")
+        axes.set_xticks(range(len(values)), [format_value(value) for value in values])
+        axes.set(xlabel=name, ylabel="best val_loss" if index == 0 else None)
+        axes.grid(alpha=0.3)
+    figure.suptitle("best val_loss at each value of each hyperparameter")
+    written.append(_save_png(figure, plots / "hyperparameters.png"))
+    return written
+
+
+def _save_png(figure: Any, path: Path) -> Path:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as temp_file:
+            temp_file.write(buffer.getvalue())
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    return path

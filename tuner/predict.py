@@ -1,0 +1,234 @@
+"""Classify image files with the saved winner, decoding them exactly as data_prep did."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from tuner.errors import TunerUsageError
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.keras"
+METADATA_FILE = "metadata.json"
+OUTPUT_FORMATS = ("tsv", "csv", "json")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One classified image: the predicted label and the model's probability for it."""
+
+    path: str
+    label: str
+    probability: float
+
+
+def decide(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Turn model outputs into class indices and the probability of each chosen class.
+
+    Binary models have one sigmoid unit whose output is the probability of class 1; like
+    Keras' binary accuracy, p > 0.5 means class 1. Softmax models pick the largest output.
+
+    Args:
+        probabilities: model output, shape (images, 1) or (images, classes).
+
+    Returns:
+        The class index per image and the probability of that class.
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if probabilities.ndim != 2:
+        raise ValueError(f"expected model output of shape (images, units), got {probabilities.shape}.")
+    if probabilities.shape[1] == 1:
+        positive = probabilities[:, 0]
+        indices = (positive > 0.5).astype(np.int64)
+        return indices, np.where(indices == 1, positive, 1.0 - positive)
+    indices = probabilities.argmax(axis=1)
+    return indices, probabilities[np.arange(len(indices)), indices]
+
+
+def default_model_dir() -> Path:
+    """RUN/best of the most recent run under runs/."""
+    from tuner.config import DEFAULT_RUNS_DIR
+    from tuner.rundir import latest_run
+
+    try:
+        return latest_run() / "best"
+    except TunerUsageError:
+        raise TunerUsageError(
+            f"found no run under '{DEFAULT_RUNS_DIR}/' to take the model from; run python search.py and "
+            f"python report.py first, or pass --model RUN/best."
+        ) from None
+
+
+def find_images(paths: Sequence[str]) -> list[Path]:
+    """The files to classify: each file as given, and every file under each folder (recursively, sorted).
+
+    Hidden files (names starting with a dot) inside folders are left out. A path that does not
+    exist is bad input, checked before any work starts.
+
+    Raises:
+        TunerUsageError: no path given, or a path that does not exist.
+    """
+    if not paths:
+        raise TunerUsageError("no images given; pass one or more image files or folders, e.g. python predict.py photo.jpg.")
+    files: list[Path] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            files.extend(sorted(item for item in path.rglob("*") if item.is_file()
+                                and not any(part.startswith(".") for part in item.relative_to(path).parts)))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise TunerUsageError(f"'{given}' does not exist; pass image files or folders that exist.")
+    if not files:
+        raise TunerUsageError(f"found no files in {', '.join(repr(str(item)) for item in paths)}; pass image files or folders holding some.")
+    return files
+
+
+@dataclass
+class Classifier:
+    """The saved winner with what it needs to read new images: class names, image size and colour mode.
+
+    Attributes:
+        model: the Keras model (it rescales uint8 input itself).
+        metadata: the contents of metadata.json.
+        classified: images classified so far by classify().
+        skipped: (path, reason) of images that could not be read.
+    """
+
+    model: Any
+    metadata: dict[str, Any]
+    directory: Path
+    classified: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.metadata["class_names"])
+
+    @classmethod
+    def load(cls, model_dir: str | Path | None = None) -> Classifier:
+        """Load model.keras (with Keras' safe mode) and metadata.json from a folder report.py wrote.
+
+        Args:
+            model_dir: the folder; None means RUN/best of the most recent run.
+
+        Raises:
+            TunerUsageError: the folder, its metadata or its model is missing or unusable.
+        """
+        directory = Path(model_dir) if model_dir is not None else default_model_dir()
+        metadata_path, model_path = directory / METADATA_FILE, directory / MODEL_FILE
+        if not directory.is_dir():
+            raise TunerUsageError(f"model folder '{directory}' does not exist; run python report.py first or pass --model RUN/best.")
+        try:
+            metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            inside = directory / "best"
+            hint = (f"pass --model {inside}" if (inside / METADATA_FILE).is_file()
+                    else "pass the RUN/best folder report.py wrote, or run python report.py to write one")
+            raise TunerUsageError(f"'{directory}' has no readable {METADATA_FILE}, so it is not a saved winner; {hint}.") from None
+        missing = [key for key in ("class_names", "img_size", "color") if key not in metadata]
+        if missing:
+            raise TunerUsageError(f"'{metadata_path}' lacks {', '.join(missing)}; run python report.py again to rewrite it.")
+        if not model_path.is_file():
+            raise TunerUsageError(f"'{directory}' has {METADATA_FILE} but no {MODEL_FILE}; run python report.py again.")
+        import keras  # TensorFlow loads only once the inputs are known to be usable.
+
+        # Safe mode refuses Lambda layers and other deserialised Python code, so a model file cannot run code.
+        model = keras.saving.load_model(model_path, safe_mode=True)
+        units = model.output_shape[-1]
+        classes = len(metadata["class_names"])
+        if units != (1 if classes == 2 else classes):
+            raise TunerUsageError(
+                f"'{model_path}' has {units} output unit(s) but {METADATA_FILE} names {classes} classes; "
+                f"run python report.py again so both come from the same run."
+            )
+        return cls(model=model, metadata=metadata, directory=directory)
+
+    def classify(self, files: Iterable[str | Path], batch_size: int = 64,
+                 on_skip: Callable[[str, str], None] | None = None) -> Iterator[Prediction]:
+        """Classify images in batches, yielding each prediction as soon as its batch is done.
+
+        Args:
+            files: the image files, in output order.
+            batch_size: images per forward pass.
+            on_skip: called with (path, reason) for each file that cannot be decoded (default:
+                a logged warning); such files are recorded in `skipped` and left out.
+        """
+        from tuner.data import decode_image
+
+        batch: list[tuple[str, np.ndarray]] = []
+        for path in files:
+            image, reason = decode_image(str(path), int(self.metadata["img_size"]), str(self.metadata["color"]))
+            if image is None:
+                self.skipped.append((str(path), str(reason)))
+                if on_skip is not None:
+                    on_skip(str(path), str(reason))
+                else:
+                    log.warning("skipped %s: %s", path, reason)
+                continue
+            batch.append((str(path), image))
+            if len(batch) >= batch_size:
+                yield from self._classify_batch(batch)
+                batch = []
+        if batch:
+            yield from self._classify_batch(batch)
+
+    def _classify_batch(self, batch: list[tuple[str, np.ndarray]]) -> Iterator[Prediction]:
+        images = np.stack([image for _, image in batch])
+        indices, probabilities = decide(self.model.predict(images, batch_size=len(batch), verbose=0))
+        names = self.class_names
+        for (path, _), index, probability in zip(batch, indices, probabilities):
+            self.classified += 1
+            yield Prediction(path, names[int(index)], float(probability))
+
+
+def render(predictions: Iterable[Prediction], fmt: str) -> Iterator[str]:
+    """Text chunks of the output document, one per prediction, so lines appear while batches run.
+
+    Args:
+        predictions: what Classifier.classify yields.
+        fmt: tsv (path<TAB>label<TAB>probability, no header), csv (with a header) or json (a list of objects).
+    """
+    if fmt not in OUTPUT_FORMATS:
+        raise TunerUsageError(f"format must be one of {', '.join(OUTPUT_FORMATS)}, got {fmt!r}.")
+    if fmt == "json":
+        yield "["
+        for index, item in enumerate(predictions):
+            entry = json.dumps({"path": item.path, "label": item.label, "probability": item.probability})
+            yield ("," if index else "") + "\n  " + entry
+        yield "\n]\n"
+        return
+    if fmt == "csv":
+        yield "path,label,probability\n"
+    for item in predictions:
+        if fmt == "csv":
+            buffer = io.StringIO()
+            csv.writer(buffer, lineterminator="\n").writerow([item.path, item.label, f"{item.probability:.6f}"])
+            yield buffer.getvalue()
+        else:
+            yield f"{item.path}\t{item.label}\t{item.probability:.6f}\n"
+
+
+def exit_status(classifier: Classifier) -> int:
+    """0 if every image was classified, 1 if some were skipped.
+
+    Raises:
+        TunerUsageError: none could be classified (exit 2).
+    """
+    if classifier.classified == 0:
+        count = len(classifier.skipped)
+        raise TunerUsageError(
+            f"none of the {count} file(s) could be read as an image (e.g. {classifier.skipped[0][0]}: "
+            f"{classifier.skipped[0][1]}); pass image files such as JPEG or PNG."
+            if count else "no images to classify; pass image files or folders holding some."
+        )
+    return 1 if classifier.skipped else 0

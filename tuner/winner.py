@@ -1,0 +1,257 @@
+"""The search's winner retrained on train + validation, scored once on the test split, and saved for predict.py."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tuner.config import SearchSettings
+from tuner.errors import TunerUsageError
+from tuner.predict import METADATA_FILE, MODEL_FILE
+from tuner.rundir import RunPaths, atomic_write_json
+
+log = logging.getLogger(__name__)
+
+BEST_DIR = "best"
+CHECKPOINT_FILE = "checkpoint.weights.h5"  # KerasTuner's best-epoch weights of each trial (Keras 3 name)
+
+
+@dataclass(frozen=True)
+class Winner:
+    """The saved best model and its one evaluation on the test split."""
+
+    model_dir: Path
+    trial_id: str
+    retrained: bool
+    epochs: int | None
+    test_loss: float
+    test_accuracy: float
+    class_names: list[str]
+    confusion_matrix: list[list[int]]
+    per_class: list[dict[str, Any]]
+    test_images: int
+
+
+def load_run_dataset(run_settings: dict[str, Any]) -> Any:
+    """Load the prepared dataset a run was searched on, refusing it if it changed since.
+
+    Returns:
+        The tuner.data.PreparedDataset.
+    """
+    from tuner.data import load_prepared
+    from tuner.search import dataset_identity
+
+    recorded = run_settings.get("dataset", {})
+    try:
+        dataset = load_prepared(recorded.get("path"))
+    except TunerUsageError as error:
+        raise TunerUsageError(f"the dataset this run was searched on cannot be loaded: {error}") from None
+    identity = dataset_identity(dataset)
+    if identity != recorded.get("identity"):
+        raise TunerUsageError(
+            f"the prepared dataset at '{recorded.get('path')}' changed since this run's search (identity {identity}, "
+            f"the run recorded {recorded.get('identity')}); prepare it again as before, or search it anew with --overwrite."
+        )
+    return dataset
+
+
+def search_settings_of(run_settings: dict[str, Any]) -> SearchSettings:
+    """The SearchSettings a run was made with, read back from its settings.json."""
+    known = {item.name for item in dataclasses.fields(SearchSettings)}
+    values = {name: tuple(value) if isinstance(value, list) else value
+              for name, value in run_settings.get("search", {}).items() if name in known}
+    return SearchSettings(**values)
+
+
+def retrain_best(paths: RunPaths, run_settings: dict[str, Any], winner: dict[str, Any], retrain: bool = True) -> Winner:
+    """Rebuild the winning trial's model, train it on train + validation, and score it once on test.
+
+    As in KerasTuner's "Retrain the model" guide: the winner's hyperparameters are built
+    afresh and fitted, seeded, for the epoch count at which its trial reached its best
+    val_loss, with a TensorBoard log in RUN/tensorboard/best. With retrain=False the
+    trial's own best-epoch weights are loaded instead. Either way the model is evaluated
+    on the test split (which the search never saw) and saved to RUN/best/ as model.keras
+    plus metadata.json; the folder is replaced in one rename, so a kill never leaves a
+    half-written winner.
+
+    Args:
+        paths: the run directory.
+        run_settings: the run's settings.json contents.
+        winner: the first ranked row of rank_trials.
+        retrain: False to reuse the trial's checkpoint.
+
+    Returns:
+        Where the winner went and its test metrics.
+    """
+    import keras  # TensorFlow loads only when a model is needed, so ranking stays fast.
+    import keras_tuner
+
+    # Imported here rather than at the top because tuner.report imports this module to re-export its names.
+    from tuner.report import hyperparameters_of
+    from tuner.search import build_hypermodel, dataset_identity
+
+    dataset = load_run_dataset(run_settings)
+    if len(dataset.y_test) == 0:
+        raise TunerUsageError("the prepared dataset has no test images; prepare it again with --test-fraction above 0.")
+    search = search_settings_of(run_settings)
+    hypermodel = build_hypermodel(search, dataset)
+    values = {name: value for name, value in hyperparameters_of(winner).items() if value is not None}
+    keras.utils.set_random_seed(search.seed)
+    hp = keras_tuner.HyperParameters()
+    hypermodel.declare_hyperparameters(hp)
+    hp.values.update(values)
+    model = hypermodel.build(hp)
+    epochs = None
+    if retrain:
+        epochs = int(winner["best_epoch"] or search.epochs)
+        _fit_on_train_and_validation(model, dataset, search, epochs, paths.tensorboard / BEST_DIR)
+    else:
+        checkpoint = paths.trial_dir(winner["trial"]) / CHECKPOINT_FILE
+        if not checkpoint.is_file():
+            raise TunerUsageError(
+                f"trial {winner['trial']} has no saved weights ({checkpoint} is missing); run report.py without --no-retrain."
+            )
+        # The checkpoint holds Adam's state too; building the optimizer first lets it load instead of being skipped.
+        model.optimizer.build(model.trainable_variables)
+        model.load_weights(str(checkpoint))
+    test = evaluate_on_test(model, dataset)
+    metadata = {
+        "trial_id": winner["trial"],
+        "source": "retrained on train+validation" if retrain else "the trial's best-epoch weights",
+        "epochs": epochs,
+        "class_names": list(dataset.class_names),
+        "img_size": dataset.img_size,
+        "color": dataset.color,
+        "input_shape": list(dataset.input_shape),
+        "hyperparameters": values,
+        "validation": {"val_loss": winner["val_loss"], "val_accuracy": winner["val_accuracy"], "best_epoch": winner["best_epoch"]},
+        "test": test,
+        "dataset": {"path": run_settings.get("dataset", {}).get("path"), "identity": dataset_identity(dataset),
+                    "fingerprint": dataset.manifest.get("fingerprint")},
+        "seed": search.seed,
+        "run_dir": str(paths.root.resolve()),
+        "keras_version": keras.__version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    model_dir = publish_winner(paths, model, metadata)
+    return Winner(model_dir, winner["trial"], retrain, epochs, test["loss"], test["accuracy"], list(dataset.class_names),
+                  test["confusion_matrix"], test["per_class"], test["images"])
+
+
+def _fit_on_train_and_validation(model: Any, dataset: Any, search: SearchSettings, epochs: int, log_dir: Path) -> None:
+    import keras
+    import tensorflow as tf
+
+    x = np.concatenate([dataset.x_train, dataset.x_val])
+    y = np.concatenate([dataset.y_train, dataset.y_val]).astype(_label_dtype(dataset.num_classes))
+    train = (tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(y), seed=search.seed, reshuffle_each_iteration=True)
+             .batch(search.batch_size).prefetch(tf.data.AUTOTUNE))
+    # A rerun replaces the previous retraining's curve instead of drawing over it.
+    shutil.rmtree(log_dir, ignore_errors=True)
+    started = time.monotonic()
+
+    def log_epoch(epoch: int, logs: dict[str, Any] | None) -> None:
+        logs = logs or {}
+        log.info("retrain epoch %d/%d: loss %.4f, accuracy %.4f (%.0fs)", epoch + 1, epochs, logs.get("loss", math.nan),
+                 logs.get("accuracy", math.nan), time.monotonic() - started)
+
+    log.info("Retraining on %d train+validation images for %d epoch(s)...", len(y), epochs)
+    model.fit(train, epochs=epochs, verbose=0, shuffle=False, callbacks=[
+        keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False, profile_batch=0),
+        keras.callbacks.LambdaCallback(on_epoch_end=log_epoch),
+    ])
+
+
+def _label_dtype(num_classes: int) -> type:
+    # Binary models have one sigmoid unit and binary_crossentropy, which wants float labels.
+    return np.float32 if num_classes == 2 else np.int32
+
+
+def evaluate_on_test(model: Any, dataset: Any) -> dict[str, Any]:
+    """Score a model on the test split: loss, accuracy, confusion matrix and per-class precision and recall.
+
+    Returns:
+        A JSON-ready dict: loss, accuracy, images, confusion_matrix (rows: true class,
+        columns: predicted class, in class-name order) and per_class (class, precision,
+        recall, support; precision is None for a class never predicted).
+    """
+    from tuner.predict import decide
+
+    y_true = dataset.y_test.astype(np.int64)
+    scores = model.evaluate(dataset.x_test, y_true.astype(_label_dtype(dataset.num_classes)), batch_size=256,
+                            verbose=0, return_dict=True)
+    predicted, _ = decide(model.predict(dataset.x_test, batch_size=256, verbose=0))
+    count = dataset.num_classes
+    matrix = np.zeros((count, count), dtype=np.int64)
+    np.add.at(matrix, (y_true, predicted), 1)
+    per_class = []
+    for index, name in enumerate(dataset.class_names):
+        hits, predicted_as, actual = matrix[index, index], matrix[:, index].sum(), matrix[index, :].sum()
+        per_class.append({"class": name, "precision": float(hits / predicted_as) if predicted_as else None,
+                          "recall": float(hits / actual) if actual else None, "support": int(actual)})
+    return {"loss": float(scores["loss"]), "accuracy": float(scores["accuracy"]), "images": int(len(y_true)),
+            "confusion_matrix": matrix.tolist(), "per_class": per_class}
+
+
+def publish_winner(paths: RunPaths, model: Any, metadata: dict[str, Any]) -> Path:
+    """Save model.keras and metadata.json to RUN/best/, replacing any previous winner in one rename.
+
+    Both files are written into a hidden staging folder first; metadata.json, which
+    predict.py requires, is written last. The old RUN/best is renamed aside just before the
+    staging folder takes its name, so a kill at any moment leaves the old winner, the new
+    one, or no RUN/best at all, never a mix; leftovers are removed on the next run.
+
+    Returns:
+        RUN/best.
+    """
+    final = paths.root / BEST_DIR
+    for leftover in paths.root.glob(f".{BEST_DIR}.*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(dir=paths.root, prefix=f".{BEST_DIR}.new-"))
+    retired = paths.root / f".{BEST_DIR}.old-{uuid.uuid4().hex[:8]}"
+    try:
+        model.save(staging / MODEL_FILE)
+        atomic_write_json(staging / METADATA_FILE, metadata)
+        if final.exists():
+            os.replace(final, retired)
+        os.replace(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if retired.exists() and not final.exists():
+            os.replace(retired, final)
+        raise
+    shutil.rmtree(retired, ignore_errors=True)
+    return final
+
+
+def format_winner(winner: Winner) -> str:
+    """The winner's test score, confusion matrix and per-class precision and recall, as text."""
+    from tabulate import tabulate
+
+    how = f"retrained for {winner.epochs} epoch(s) on train+validation" if winner.retrained else "the trial's best-epoch weights"
+    lines = [f"winner: trial {winner.trial_id} ({how})",
+             f"test ({winner.test_images} images, scored once): loss {winner.test_loss:.4f}, accuracy {winner.test_accuracy:.4f}",
+             "", "confusion matrix (rows: true class, columns: predicted):"]
+    lines.append(tabulate([[name, *counts] for name, counts in zip(winner.class_names, winner.confusion_matrix)],
+                          headers=["", *winner.class_names], tablefmt="simple"))
+    lines.append("")
+    lines.append(tabulate([[item["class"], _ratio(item["precision"]), _ratio(item["recall"]), item["support"]]
+                           for item in winner.per_class], headers=["class", "precision", "recall", "support"],
+                          tablefmt="simple", disable_numparse=True, colalign=["left", "right", "right", "right"]))
+    lines += ["", f"saved: {winner.model_dir / MODEL_FILE} (+ {METADATA_FILE})"]
+    return "\n".join(lines)
+
+
+def _ratio(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
