@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+import tuner.cache as cache
 import tuner.data as data
 from tuner.config import PrepSettings
 from tuner.data import (PreparedDataset, decode_image, ensure_prepared, format_summary, load_prepared,
@@ -462,7 +463,7 @@ def test_up_to_date_cache_is_reused_and_changes_are_noticed(image_folder, tmp_pa
 def test_cache_from_another_format_version_is_rebuilt(image_folder, tmp_path, monkeypatch):
     out = tmp_path / "prepared"
     prepare(image_folder, out)
-    monkeypatch.setattr(data, "FORMAT_VERSION", data.FORMAT_VERSION + 1)
+    monkeypatch.setattr(cache, "FORMAT_VERSION", cache.FORMAT_VERSION + 1)
     assert prepare(image_folder, out)[1] is False
     monkeypatch.undo()
     with pytest.raises(TunerUsageError, match="another version of data_prep.py .* --force"):

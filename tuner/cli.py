@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sys
 import traceback
-from typing import Callable, Iterator
+from typing import Callable
 
 from tuner.errors import SearchFailedError, TunerUsageError
 
@@ -50,20 +49,6 @@ def run_cli(body: Callable[[list[str]], int], argv: list[str] | None = None) -> 
         return 0
 
 
-@contextlib.contextmanager
-def native_stderr_silenced() -> Iterator[None]:
-    """Point file descriptor 2 at /dev/null meanwhile (Python exceptions still propagate)."""
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    os.close(devnull)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def import_tensorflow_quietly() -> None:
     """Import TensorFlow and probe its devices with the C++ start-up logs silenced.
 
@@ -71,7 +56,9 @@ def import_tensorflow_quietly() -> None:
     applies (TF_CPP_MIN_LOG_LEVEL does not stop them), so a user's terminal would get half a
     dozen lines of noise, and an `error:` line would no longer be the only one on stderr.
     """
-    with native_stderr_silenced():
+    from tuner.images import quiet_stderr  # here, not at the top: --help then never loads numpy
+
+    with quiet_stderr():
         import tensorflow as tf
 
         tf.config.list_physical_devices()
