@@ -97,6 +97,7 @@ def main():
     if not args.skip_tutorial:
         tutorial_seconds, out = timed([sys.executable, "-c", TUTORIAL_LOOP, args.data, str(work / "tutorial-logs")],
                                       work / "a.log")
+        (work / "a.out").write_text(out)  # each configuration's best val_loss, for a closer look
         tutorial_best = json.loads(out.strip().splitlines()[-1])["best_val_loss"]
         print(f"(a) tutorial loop: {tutorial_seconds:.1f} s, best val_loss {tutorial_best:.4f}", flush=True)
 

@@ -27,6 +27,7 @@ from tuner.distributed import (Heartbeat, configure_role, install_idle_wait, kee
 from tuner.errors import SearchFailedError, TunerUsageError
 from tuner.hypermodel import CNNHyperModel
 from tuner.oracles import ResumableGridOracle, configure_keras_tuner, repair_after_reload
+from tuner.progress import EpochHistory, SearchProgress
 from tuner.rundir import (RunLock, RunPaths, atomic_write_json, best_val_loss, failure_reason, iter_trials,
                           read_json)
 
@@ -90,66 +91,6 @@ def make_datasets(dataset: PreparedDataset, batch_size: int, seed: int) -> tuple
         .prefetch(tf.data.AUTOTUNE)
     )
     return train, validation
-
-
-class EpochHistory(keras.callbacks.Callback):
-    """Writes a trial's per-epoch metrics to RUN/history/trial_<id>.json after every epoch.
-
-    KerasTuner keeps only the best epoch's metrics, so the curves are recorded here; each
-    write is atomic, so a kill leaves the curve up to the last finished epoch. (KerasTuner
-    deep-copies callbacks, so the file, not this object, is what the tuner reads back.)
-    """
-
-    def __init__(self, path: Path, trial_id: str) -> None:
-        super().__init__()
-        self.path = path
-        self.trial_id = trial_id
-        self.epochs: list[dict[str, float]] = []
-        self.started = time.monotonic()
-
-    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        self.started = time.monotonic()
-        self.epochs = []
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        row = {"epoch": epoch + 1, **{name: float(value) for name, value in (logs or {}).items()}}
-        row["seconds"] = round(time.monotonic() - self.started, 3)
-        self.epochs.append(row)
-        atomic_write_json(self.path, {"trial_id": self.trial_id, "epochs": self.epochs, "seconds": row["seconds"]})
-
-
-class SearchProgress:
-    """Logs one line per finished trial: its number, hyperparameters, result, best so far and time left.
-
-    Counts come from the run directory, so they are right after a resume and across workers.
-    """
-
-    def __init__(self, paths: RunPaths, total: int | None = None) -> None:
-        self.paths = paths
-        self.total = total
-        self.finished, self.best = _finished_so_far(paths)
-        self.started = time.monotonic()
-        self.finished_here = 0
-
-    def trial_ended(self, trial_id: str, status: str, values: dict[str, Any], val_loss: float | None,
-                    reason: str | None) -> None:
-        self.finished, self.best = _finished_so_far(self.paths)
-        self.finished_here += 1
-        shown = " ".join(f"{name}={value}" for name, value in values.items() if not name.startswith("tuner/"))
-        number = f"{self.finished}/{self.total}" if self.total else str(self.finished)
-        outcome = f"val_loss {val_loss:.4f}" if status == "COMPLETED" and val_loss is not None else f"FAILED: {reason}"
-        best = f"best {self.best[0]:.4f} (trial {self.best[1]})" if self.best else "best -"
-        elapsed = time.monotonic() - self.started
-        left = ""
-        if self.total:
-            remaining = max(self.total - self.finished, 0)
-            left = f", ~{_clock(elapsed / self.finished_here * remaining)} left"
-        log.info("[%s] trial %s %s: %s | %s | %s elapsed%s", number, trial_id, shown, outcome, best, _clock(elapsed), left)
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 class _SearchMixin:
@@ -302,18 +243,6 @@ def _clear_run(paths: RunPaths) -> None:
     for part in (paths.project, paths.root / "history", paths.tensorboard, paths.root / "best", paths.root / "plots"):
         shutil.rmtree(part, ignore_errors=True)
     paths.settings.unlink(missing_ok=True)
-
-
-def _finished_so_far(paths: RunPaths) -> tuple[int, tuple[float, str] | None]:
-    finished, best = 0, None
-    for record in iter_trials(paths):
-        if record.status not in ("COMPLETED", "FAILED"):
-            continue
-        finished += 1
-        loss = record.best_val_loss
-        if record.status == "COMPLETED" and loss is not None and (best is None or loss < best[0]):
-            best = (loss, record.trial_id)
-    return finished, best
 
 
 def run_search(settings: SearchSettings) -> SearchSummary:
