@@ -273,8 +273,9 @@ def run_local_cluster(settings: SearchSettings) -> None:
     """
     address = f"127.0.0.1:{_free_port()}"
     common = settings_to_argv(settings, skip=("workers", "role", "oracle", "overwrite"))
-    # The cores are shared out so that N workers don't oversubscribe the machine.
-    threads = str(max(1, (os.cpu_count() or 1) // settings.workers))
+    # The cores are shared out so that N workers don't oversubscribe the machine, unless the
+    # user chose a thread count already.
+    threads = os.environ.get("TF_NUM_INTRAOP_THREADS") or str(max(1, (os.cpu_count() or 1) // settings.workers))
     base_env = {**os.environ, "TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": "1",
                 "OMP_NUM_THREADS": threads, "PYTHONUNBUFFERED": "1"}
     chief_argv = common + ["--role", "chief", "--oracle", address] + (["--overwrite"] if settings.overwrite else [])
