@@ -170,7 +170,10 @@ def test_help_answers_without_importing_tensorflow():
 
 
 def run_until_killed(argv, run_dir, kill_after_finished, timeout=180):
-    """Start a real search process and kill -9 it once `kill_after_finished` trials have finished."""
+    """Start a real search process and kill -9 it once `kill_after_finished` trials have finished.
+
+    Returns whether the process was still running when it was killed.
+    """
     process = subprocess.Popen([sys.executable, "search.py", *argv], cwd=ROOT, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
@@ -180,20 +183,26 @@ def run_until_killed(argv, run_dir, kill_after_finished, timeout=180):
                 # Let the next trial get under way so the kill interrupts one mid-flight.
                 time.sleep(0.5)
                 break
-            time.sleep(0.2)
+            time.sleep(0.1)
     finally:
+        alive = process.poll() is None
         process.send_signal(signal.SIGKILL)
         process.wait()
+    return alive
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("tuner_name", ["grid", "bayesian"])
-def test_kill_9_then_resume_completes_every_configuration_exactly_once(prepared, tmp_path, tuner_name):
+def test_kill_9_then_resume_completes_every_configuration_exactly_once(tmp_path, tuner_name):
+    # Big enough that a trial lasts a few seconds, so each kill lands inside one.
+    prepared = write_tiny_prepared(tmp_path / "prepared", per_class=(300, 20, 20))
     run_dir = tmp_path / "run"
-    argv = ["--data", str(prepared), "--run-dir", str(run_dir), "--tuner", tuner_name, "--epochs", "2",
-            "--conv-layers", "1", "2", "--nodes", "4", "8", "--dense-layers", "0", "--max-trials", "4", "--quiet"]
+    argv = ["--data", str(prepared), "--run-dir", str(run_dir), "--tuner", tuner_name, "--epochs", "6",
+            "--patience", "0", "--conv-layers", "1", "2", "--nodes", "4", "8", "--dense-layers", "0",
+            "--max-trials", "4", "--quiet"]
     for finished in (1, 2):
-        run_until_killed(argv, run_dir, kill_after_finished=finished)
+        assert run_until_killed(argv, run_dir, kill_after_finished=finished), "the search ended before the kill"
+        assert sum(finished_configurations(run_dir).values()) < 4
     result = subprocess.run([sys.executable, "search.py", *argv], cwd=ROOT, capture_output=True, text=True,
                             timeout=300, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert result.returncode == 0, result.stderr[-2000:]

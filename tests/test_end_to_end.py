@@ -1,0 +1,28 @@
+"""The four scripts in a row on an ordinary image folder, as a user runs them."""
+
+import json
+
+import pytest
+
+import data_prep
+import predict
+import report
+import search
+
+
+@pytest.mark.slow
+def test_prepare_search_report_predict(image_folder, tmp_path, capsys):
+    prepared, run = tmp_path / "prepared", tmp_path / "run"
+    assert data_prep.main(["--data-dir", str(image_folder), "--out", str(prepared), "--img-size", "16",
+                           "--quiet"]) == 0
+    assert search.main(["--data", str(prepared), "--run-dir", str(run), "--epochs", "1", "--conv-layers", "1",
+                        "--nodes", "4", "--dense-layers", "0", "1", "--quiet"]) == 0
+    capsys.readouterr()
+    assert report.main(["--run-dir", str(run), "--format", "json"]) == 0
+    ranking = json.loads(capsys.readouterr().out)
+    assert [row["rank"] for row in ranking] == [1, 2]
+    assert ranking[0]["val_loss"] <= ranking[1]["val_loss"]
+    assert (run / "best" / "model.keras").is_file() and (run / "results.csv").is_file()
+    assert predict.main(["--model", str(run / "best"), str(image_folder / "cat")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 8 and all(line.split("\t")[1] in ("cat", "dog") for line in lines)
