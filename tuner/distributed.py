@@ -22,6 +22,7 @@ from keras_tuner.src.engine import trial as trial_module
 
 from tuner.config import SearchSettings, settings_to_argv
 from tuner.errors import SearchFailedError, TunerUsageError
+from tuner.oracles import FINISHED
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ class _LeasingServicer(oracle_chief.OracleServicer):
     def EndTrial(self, request: Any, context: Any) -> Any:
         trial_id = request.trial.trial_id
         known = self.oracle.trials.get(trial_id)
-        if known is not None and known.status in (TrialStatus.COMPLETED, TrialStatus.FAILED):
+        if known is not None and known.status in FINISHED:
             # A worker that was presumed dead finished after all; its trial was already ended.
             log.info("trial %s was already finished by another worker; ignoring the late result", trial_id)
             return protos.get_service().EndTrialResponse()
@@ -162,7 +163,7 @@ def keep_ongoing_after_restart(oracle: keras_tuner.Oracle, ongoing: dict[str, st
     """
     for tuner_id, trial_id in ongoing.items():
         trial = oracle.trials.get(trial_id)
-        if trial is None or trial.status in (TrialStatus.COMPLETED, TrialStatus.FAILED):
+        if trial is None or trial.status in FINISHED:
             continue
         if trial_id in oracle._retry_queue:
             oracle._retry_queue.remove(trial_id)
