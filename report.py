@@ -11,7 +11,8 @@ from tuner.config import ReportSettings, parse_settings
 
 def _report(argv):
     settings = parse_settings(ReportSettings, argv, "report.py", "Rank a run's trials, retrain the winner and score it on the test split.")
-    from tuner.report import build_report, format_table, format_winner, retrain_best
+    from tuner.report import build_report, format_table
+    from tuner.winner import format_winner, retrain_best
 
     report = build_report(settings)
     # With --format csv|json stdout holds only that document, so it can be piped; the rest goes to stderr.
@@ -23,7 +24,7 @@ def _report(argv):
         print(f"note: {message}", file=notes)
     print(f"\nwrote {', '.join(str(path) for path in report.written)}", file=notes)
     import_tensorflow_quietly()
-    winner = retrain_best(report.paths, report.run_settings, report.completed[0], retrain=not settings.no_retrain)
+    winner = retrain_best(report.run, report.record, report.completed[0], retrain=not settings.no_retrain)
     print(f"\n{format_winner(winner)}", file=notes)
     print(f"next: python predict.py --model {winner.model_dir} PATH...", file=notes)
     return 0

@@ -15,7 +15,7 @@ def _search(argv):
     logging.getLogger("tuner").setLevel(logging.WARNING if settings.quiet else logging.NOTSET)
     # Imported here so that --help and flag errors answer without loading TensorFlow.
     import_tensorflow_quietly()
-    from tuner.search import run_search
+    from tuner.execution import run_search
 
     summary = run_search(settings)
     print(f"{summary.completed} trial(s) completed, {summary.failed} failed, in {summary.run_dir}")

@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tuner.rundir import RunPaths, iter_trials  # noqa: E402
+from tuner.rundir import Run, iter_trials  # noqa: E402
 
 
 def timed_search(data, run_dir, workers, extra):
@@ -35,7 +35,7 @@ def timed_search(data, run_dir, workers, extra):
     seconds = time.perf_counter() - started
     if result.returncode != 0:
         sys.exit(f"search failed ({result.returncode}); see {run_dir}.log")
-    records = list(iter_trials(RunPaths(run_dir)))
+    records = list(iter_trials(Run(run_dir)))
     configurations = Counter(json.dumps(record.hyperparameters, sort_keys=True) for record in records
                              if record.status == "COMPLETED")
     return seconds, len(configurations), max(configurations.values(), default=0)

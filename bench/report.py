@@ -83,7 +83,7 @@ def describe(row):
 def seed_study(run_settings, pick, dataset, seeds, work):
     """The tool's chosen configuration under seeds 1..seeds: tutorial-style, best-epoch weights, retrained."""
     from tuner.report import evaluate_on_test, hyperparameters_of, retrain_best, search_settings_of
-    from tuner.rundir import RunPaths
+    from tuner.rundir import Run
 
     search = search_settings_of(run_settings)
     values = {name: value for name, value in hyperparameters_of(pick).items() if value is not None}
@@ -96,7 +96,7 @@ def seed_study(run_settings, pick, dataset, seeds, work):
         best_weights_accuracy = evaluate_on_test(model, dataset)["accuracy"]
         # retrain_best seeds with the run's settings and saves into the run directory it is given, so each seed
         # gets settings with that seed and a scratch directory, and the run's own RUN/best stays the main result.
-        scratch = RunPaths(work / f"seed-{seed}")
+        scratch = Run(work / f"seed-{seed}")
         scratch.root.mkdir(parents=True, exist_ok=True)
         seeded = {**run_settings, "search": {**run_settings["search"], "seed": seed}}
         retrained = retrain_best(scratch, seeded, {**pick, "best_epoch": best_epoch}).test_accuracy

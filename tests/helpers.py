@@ -2,10 +2,13 @@
 
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 
 from tests.tiny_data import write_tiny_prepared
 from tuner.config import SearchSettings
+from tuner.rundir import Run
+from tuner.trials import FINISHED, iter_trials
 
 # Session-wide cache: report and predict tests share one search instead of each running their own.
 _MADE = {}
@@ -18,7 +21,7 @@ def tiny_run(tmp_path_factory):
     conv+pool blocks do not fit 16x16 images, so trial 2 fails and trials 0 and 1 complete.
     """
     if "run" not in _MADE:
-        from tuner.search import run_search
+        from tuner.execution import run_search
 
         base = tmp_path_factory.mktemp("tiny_run")
         prepared = write_tiny_prepared(base / "prepared", side=16, per_class=(20, 8, 8))
@@ -52,3 +55,18 @@ def edit_json(path, change):
     data = json.loads(Path(path).read_text())
     change(data)
     Path(path).write_text(json.dumps(data))
+
+
+def finished_configurations(run_dir):
+    """How often each configuration finished (COMPLETED or FAILED), over all trial files."""
+    return Counter(
+        json.dumps(record.hyperparameters, sort_keys=True)
+        for record in iter_trials(Run(Path(run_dir)))
+        if record.status in FINISHED
+    )
+
+
+def one_error_line(capsys, message):
+    """Assert that stderr holds exactly one line, an `error:` containing `message`."""
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1, err

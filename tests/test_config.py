@@ -5,7 +5,13 @@ import json
 
 import pytest
 
-from tuner.config import DEFAULT_PREPARED_DIR, PrepSettings, build_parser, parse_settings, settings_to_dict
+from tuner.config import (
+    DEFAULT_PREPARED_DIR,
+    PrepSettings,
+    build_parser,
+    parse_settings,
+    settings_to_dict,
+)
 from tuner.errors import TunerUsageError
 
 

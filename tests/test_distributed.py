@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_search import finished_configurations
+from tests.helpers import finished_configurations
 from tests.tiny_data import write_tiny_prepared
-from tuner.rundir import RunPaths, iter_trials
+from tuner.rundir import Run
+from tuner.trials import iter_trials
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -68,11 +69,11 @@ def finish(process, timeout=240):
 def assert_each_configuration_once(run_dir, count=6):
     counts = finished_configurations(run_dir)
     assert len(counts) == count and set(counts.values()) == {1}, counts
-    assert Counter(record.status for record in iter_trials(RunPaths(run_dir))) == {"COMPLETED": count}
+    assert Counter(record.status for record in iter_trials(Run(run_dir))) == {"COMPLETED": count}
 
 
 def running_trial_files(run_dir):
-    return [record for record in iter_trials(RunPaths(run_dir)) if record.status == "RUNNING" and record.history]
+    return [record for record in iter_trials(Run(run_dir)) if record.status == "RUNNING" and record.history]
 
 
 def test_local_cluster_runs_each_configuration_once(prepared, tmp_path):

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 import predict as predict_script
-from tests.helpers import tiny_winner
-from tuner.predict import decide
+from tests.helpers import one_error_line, tiny_winner
+from tuner.head import decide
+from tuner.predict import SOME_SKIPPED
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,7 +28,7 @@ def winner(tmp_path_factory):
 @pytest.fixture(scope="module")
 def test_images(winner, tmp_path_factory):
     """The test split written out as PNG files, with the arrays they came from."""
-    from tuner.data import load_prepared
+    from tuner.cache import load_prepared
 
     dataset = load_prepared(winner[0])
     folder = tmp_path_factory.mktemp("test_split")
@@ -84,7 +85,7 @@ def test_a_folder_with_junk_classifies_the_images_and_skips_the_rest(winner, tes
     (tmp_path / "empty.jpg").write_bytes(b"")
     (tmp_path / "notes.txt").write_text("not an image")
     (tmp_path / ".hidden.png").write_bytes(b"ignored: hidden files are not walked")
-    assert predict_script.main(["--model", str(winner[1]), str(tmp_path)]) == 1
+    assert predict_script.main(["--model", str(winner[1]), str(tmp_path)]) == SOME_SKIPPED == 3
     out, err = capsys.readouterr()
     assert [line[0] for line in _lines(out)] == [str(tmp_path / "a.png"), str(tmp_path / "nested" / "b.png")]
     skipped = [line for line in err.splitlines() if line.startswith("skipped ")]
@@ -109,11 +110,6 @@ def test_the_default_model_is_the_latest_runs_best(winner, test_images, tmp_path
     assert len(_lines(capsys.readouterr().out)) == 1
 
 
-def _one_error_line(capsys, message):
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
-
-
 def test_bad_input_exits_2_with_one_line(winner, test_images, tmp_path, capsys, monkeypatch):
     image = str(test_images[0][0])
     (tmp_path / "no_metadata").mkdir()
@@ -128,10 +124,10 @@ def test_bad_input_exits_2_with_one_line(winner, test_images, tmp_path, capsys, 
     ]
     for argv, message in cases:
         assert predict_script.main(argv) == 2
-        _one_error_line(capsys, message)
+        one_error_line(capsys, message)
     monkeypatch.chdir(tmp_path)
     assert predict_script.main([image]) == 2
-    _one_error_line(capsys, "found no run under 'runs/'")
+    one_error_line(capsys, "found no run under 'runs/'")
 
 
 def test_decide_matches_keras_accuracy_rules():

@@ -13,7 +13,12 @@ import tuner.sample as sample
 from tuner.config import PrepSettings
 from tuner.data import prepare_dataset
 from tuner.errors import TunerUsageError
-from tuner.sample import ArrayUnpickler, load_animal_mnist, load_array_pickle, write_sample
+from tuner.sample import (
+    ArrayUnpickler,
+    load_animal_mnist,
+    load_array_pickle,
+    write_sample,
+)
 
 
 class Payload:

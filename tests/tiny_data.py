@@ -1,8 +1,35 @@
-"""Tiny prepared datasets written straight to disk, for tests of the steps after data_prep."""
+"""Tiny images and prepared datasets generated for tests, and a quiet prepare() of an image folder."""
 
+import cv2
 import numpy as np
 
-from tuner.data import save_prepared
+from tuner.cache import save_prepared
+from tuner.config import PrepSettings
+from tuner.data import prepare_dataset
+
+
+def two_tone(height=40, width=60):
+    """A BGR image whose left half is pure red and right half pure blue, to check size, colour and channel order."""
+    image = np.zeros((height, width, 3), np.uint8)
+    image[:, : width // 2, 2] = 255
+    image[:, width // 2:, 0] = 255
+    return image
+
+
+def smooth(rng, height, width):
+    """A photo-like BGR image (smooth colour fields plus noise), so JPEG behaves as it does on photos."""
+    base = cv2.resize(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8), (width, height), interpolation=cv2.INTER_CUBIC)
+    return np.clip(base.astype(np.int16) + rng.integers(-8, 9, base.shape), 0, 255).astype(np.uint8)
+
+
+def prepare(root, out, **overrides):
+    """data_prep.py's work on an image folder, without progress bar: (dataset, reused)."""
+    settings = PrepSettings(data_dir=str(root), out=str(out), quiet=True, **overrides)
+    return prepare_dataset(settings, progress=False)
+
+
+def all_arrays(dataset):
+    return [getattr(dataset, f"{kind}_{split}") for split in ("train", "val", "test") for kind in ("x", "y")]
 
 
 def write_tiny_prepared(directory, side=16, per_class=(24, 8, 8), num_classes=2, channels=1, seed=0):

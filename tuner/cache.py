@@ -6,7 +6,6 @@ import contextlib
 import json
 import logging
 import os
-import tempfile
 import time
 import zipfile
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from tuner.errors import TunerUsageError
+from tuner.files import atomic_write, atomic_write_text
 from tuner.images import CHANNELS
 
 logger = logging.getLogger(__name__)
@@ -62,6 +62,14 @@ class PreparedDataset:
         return len(self.manifest["class_names"])
 
 
+def dataset_identity(dataset: PreparedDataset) -> str:
+    """A short hash of the prepared dataset's manifest, so a run notices when its data changed."""
+    import hashlib  # here, not at the top: data_prep.py never needs it (see tuner.data on OpenSSL's cost)
+
+    text = json.dumps(dataset.manifest, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
 class _NotOurs(Exception):
     """dataset.npz exists but is not a readable cache written by this module."""
 
@@ -97,33 +105,9 @@ def _complete_manifest(arrays: dict[str, np.ndarray],
                      "splits": {split: len(checked[f"y_{split}"]) for split in SPLITS}}
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    """Write through a temporary file in the same folder, fsync it, then rename it over `path` in one step."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as stream:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 would hide the cache from other users
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    with contextlib.suppress(OSError, AttributeError):  # make the rename itself durable where the OS allows it
-        folder = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
-
-
 def _write_manifest_file(folder: Path, manifest: dict[str, Any]) -> None:
     text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
-    _atomic_write(folder / MANIFEST_FILE, lambda stream: stream.write(text.encode("utf-8")))
+    atomic_write_text(folder / MANIFEST_FILE, text)
 
 
 def write_prepared(out_dir: str | os.PathLike, arrays: dict[str, np.ndarray], manifest: dict[str, Any]) -> PreparedDataset:
@@ -144,7 +128,7 @@ def write_prepared(out_dir: str | os.PathLike, arrays: dict[str, np.ndarray], ma
                 stale.unlink()
     embedded = np.frombuffer(json.dumps(manifest, ensure_ascii=False).encode("utf-8"), np.uint8)
     # dataset.npz carries its own manifest, so its rename is the single commit point of the whole cache.
-    _atomic_write(out / DATASET_FILE, lambda stream: np.savez(stream, manifest_json=embedded, **checked))
+    atomic_write(out / DATASET_FILE, lambda stream: np.savez(stream, manifest_json=embedded, **checked))
     _write_manifest_file(out, manifest)
     return PreparedDataset(**checked, manifest=manifest)
 

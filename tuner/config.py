@@ -17,6 +17,15 @@ DEFAULT_SAMPLE_DIR = "data/sample"
 DEFAULT_RUNS_DIR = "runs"
 TUNER_NAMES = ("grid", "random", "bayesian", "hyperband")
 COLOR_MODES = ("grayscale", "rgb")
+REPORT_FORMATS = ("table", "markdown", "csv", "json")
+PREDICT_FORMATS = ("tsv", "csv", "json")
+ROLES = ("chief", "worker")  # the parts of a distributed search started by hand
+# Settings that define what a run's trials mean; resuming with any of them changed would mix
+# incomparable trials. --max-trials is not among them, so a finished search can be extended.
+RUN_DEFINING_FIELDS = (
+    "tuner", "conv_layers", "nodes", "dense_layers", "learning_rates", "dropouts",
+    "epochs", "batch_size", "patience", "seed",
+)
 
 
 def _opt(default: Any, help: str, **extra: Any) -> Any:
@@ -51,7 +60,7 @@ class PrepSettings:
         for name in ("val_fraction", "test_fraction"):
             value = getattr(self, name)
             if not 0.0 < value < 1.0:
-                flag = "--" + name.replace("_", "-")
+                flag = flag_of(name)
                 raise TunerUsageError(f"{flag} must be between 0 and 1 (exclusive), got {value}; the default is 0.15.")
         if self.val_fraction + self.test_fraction >= 1.0:
             raise TunerUsageError(
@@ -81,7 +90,7 @@ class SearchSettings:
     seed: int = _opt(1337, "seed for Python, NumPy, TensorFlow and the tuner")
     overwrite: bool = _opt(False, "start the run directory afresh instead of resuming it")
     workers: int = _opt(0, "run a chief and this many worker processes on this machine (0: one process)")
-    role: str | None = _opt(None, "part in a distributed search started by hand", choices=("chief", "worker"))
+    role: str | None = _opt(None, "part in a distributed search started by hand", choices=ROLES)
     oracle: str | None = _opt(None, "HOST:PORT of the chief's oracle, with --role")
     connect_timeout: int = _opt(30, "seconds a worker waits for the chief at start-up before giving up")
     quiet: bool = _opt(False, "print only the summary, not a line per trial")
@@ -127,7 +136,7 @@ class ReportSettings:
     """How `report.py` ranks a run's trials and retrains the winner."""
 
     run_dir: str | None = _opt(None, "run directory to report on (default: the most recent under runs/)")
-    format: str = _opt("table", "how the ranking is printed", choices=("table", "markdown", "csv", "json"))
+    format: str = _opt("table", "how the ranking is printed", choices=REPORT_FORMATS)
     top: int | None = _opt(None, "print only the best K trials and plot their curves (default: print all, plot 5); results.csv/.md keep all")
     no_retrain: bool = _opt(False, "don't retrain; save the best trial's own weights as the winner")
     debug: bool = _opt(False, "show full tracebacks")
@@ -143,12 +152,17 @@ class PredictSettings:
 
     paths: tuple[str, ...] = _opt((), "image files or folders (searched recursively)", positional=True)
     model: str | None = _opt(None, "folder of the saved winner (default: RUN/best of the most recent run)")
-    format: str = _opt("tsv", "output format: path<TAB>label<TAB>probability, or csv/json", choices=("tsv", "csv", "json"))
+    format: str = _opt("tsv", "output format: path<TAB>label<TAB>probability, or csv/json", choices=PREDICT_FORMATS)
     batch_size: int = _opt(64, "images classified at a time")
     debug: bool = _opt(False, "show full tracebacks")
 
     def __post_init__(self) -> None:
         _require_positive("--batch-size", self.batch_size)
+
+
+def flag_of(field_name: str) -> str:
+    """The command-line flag of a Settings field: max_trials -> --max-trials."""
+    return "--" + field_name.replace("_", "-")
 
 
 def _require_positive(flag: str, value: int) -> None:
@@ -192,7 +206,7 @@ def build_parser(settings_class: type, prog: str, description: str) -> argparse.
         meta = dict(item.metadata)
         help_text = _with_default(meta.pop("help"), item.default)
         positional = meta.pop("positional", False)
-        names = [item.name] if positional else ["--" + item.name.replace("_", "-")]
+        names = [item.name] if positional else [flag_of(item.name)]
         if kind is bool:
             parser.add_argument(*names, dest=item.name, action="store_true", help=help_text)
             continue
@@ -234,7 +248,7 @@ def settings_to_argv(settings: Any, skip: tuple[str, ...] = ()) -> list[str]:
         value = getattr(settings, item.name)
         if item.name in skip or value is None or value == () or value is False:
             continue
-        flag = "--" + item.name.replace("_", "-")
+        flag = flag_of(item.name)
         if value is True:
             argv.append(flag)
         elif isinstance(value, tuple):

@@ -1,32 +1,26 @@
-"""Scaling out on KerasTuner's chief/worker engine: a chief that survives dead workers, and a local launcher."""
+"""KerasTuner's chief/worker engine made to survive dead workers: leases, heartbeats and a restartable chief."""
 
 from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from concurrent import futures
-from pathlib import Path
 from typing import Any
 
 import grpc
 import keras_tuner
+# Private KerasTuner 1.4.8 modules: its gRPC protocol (protos), the chief's servicer and the worker's client.
 from keras_tuner.src import protos
 from keras_tuner.src.distribute import oracle_chief, oracle_client
 from keras_tuner.src.engine import trial as trial_module
 
-from tuner.config import SearchSettings, settings_to_argv
-from tuner.errors import SearchFailedError, TunerUsageError
-from tuner.oracles import FINISHED
+from tuner.errors import TunerUsageError
+from tuner.trials import FINISHED, IDLE, STOPPED
 
 log = logging.getLogger(__name__)
-
-TrialStatus = trial_module.TrialStatus
 # A worker proves it is alive every HEARTBEAT_SECONDS while it trains; after LEASE_SECONDS of
 # silence its trial goes back to the queue for another worker (keras-team/keras-tuner#990).
 HEARTBEAT_SECONDS = 2.0
@@ -35,9 +29,6 @@ LEASE_SECONDS = 30.0
 RPC_TIMEOUT_SECONDS = 600
 # How long an idle worker waits before asking again while the last trials run elsewhere.
 IDLE_WAIT_SECONDS = 1.0
-# How often the launcher restarts a worker that was killed before it gives up on it.
-MAX_WORKER_RESTARTS = 3
-SCRIPT = Path(__file__).resolve().parent.parent / "search.py"
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -58,6 +49,7 @@ def configure_role(role: str, address: str) -> str:
     elif "chief" in os.environ.get("KERASTUNER_TUNER_ID", "chief"):
         # A restarted worker that keeps its id gets its interrupted trial back at once.
         os.environ["KERASTUNER_TUNER_ID"] = f"worker-{socket.gethostname()}-{os.getpid()}"
+    # KerasTuner 1.4.8 reads this module global as every worker call's timeout.
     oracle_client.TIMEOUT = RPC_TIMEOUT_SECONDS
     return os.environ["KERASTUNER_TUNER_ID"]
 
@@ -93,8 +85,8 @@ class _LeasingServicer(oracle_chief.OracleServicer):
         self.last_seen[request.tuner_id] = time.monotonic()
         reclaim_silent_trials(self.oracle, self.last_seen, self.lease_seconds)
         trial = _create_trial_or_wait(self.oracle, request.tuner_id)
-        if trial.status == TrialStatus.STOPPED:
-            self.stop_triggered = True
+        if trial.status == STOPPED:
+            self.stop_triggered = True  # KerasTuner 1.4.8's servicer flag: every worker has been told to stop
         return protos.get_service().CreateTrialResponse(trial=trial.to_proto())
 
     def GetTrial(self, request: Any, context: Any) -> Any:
@@ -124,9 +116,9 @@ def _create_trial_or_wait(oracle: keras_tuner.Oracle, tuner_id: str) -> Any:
     busy worker then died, its trial would come back to the queue with nobody left to run it.
     """
     trial = oracle.create_trial(tuner_id)
-    if trial.status == TrialStatus.STOPPED and oracle.ongoing_trials:
+    if trial.status == STOPPED and oracle.ongoing_trials:
         oracle.tuner_ids.add(tuner_id)
-        trial = trial_module.Trial(hyperparameters=oracle.get_space(), status=TrialStatus.IDLE)
+        trial = trial_module.Trial(hyperparameters=oracle.get_space(), status=IDLE)
     return trial
 
 
@@ -141,6 +133,7 @@ def reclaim_silent_trials(oracle: keras_tuner.Oracle, last_seen: dict[str, float
                     now - last_seen[tuner_id], trial.trial_id)
         del oracle.ongoing_trials[tuner_id]
         oracle.tuner_ids.discard(tuner_id)
+        # KerasTuner 1.4.8's Oracle hands out the ids in _retry_queue before any new trial.
         if trial.trial_id not in oracle._retry_queue:
             oracle._retry_queue.append(trial.trial_id)
         oracle.save()
@@ -191,19 +184,6 @@ def serve_oracle(oracle: keras_tuner.Oracle, address: str, lease_seconds: float 
         server.stop(grace=2)
 
 
-def install_idle_wait(tuner: Any) -> None:
-    """On a worker: wait instead of spinning while the chief has nothing to hand out."""
-    create_trial = tuner.oracle.create_trial
-
-    def create_trial_or_wait(tuner_id: str) -> Any:
-        trial = create_trial(tuner_id)
-        if trial.status == TrialStatus.IDLE:
-            time.sleep(IDLE_WAIT_SECONDS)
-        return trial
-
-    tuner.oracle.create_trial = create_trial_or_wait
-
-
 class Heartbeat:
     """A background thread that tells the chief, every few seconds, that this worker is still on its trial."""
 
@@ -227,94 +207,15 @@ class Heartbeat:
         self._thread.join(timeout=HEARTBEAT_SECONDS * 2)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def join_as_worker(tuner: Any) -> None:
+    """Make a worker's tuner wait while the chief has nothing to hand out, and beat while it trains."""
+    create_trial = tuner.oracle.create_trial
 
+    def create_trial_or_wait(tuner_id: str) -> Any:
+        trial = create_trial(tuner_id)
+        if trial.status == IDLE:
+            time.sleep(IDLE_WAIT_SECONDS)  # instead of spinning on the chief
+        return trial
 
-class _Member:
-    """One process of a local cluster: its command, environment, restarts and output relay."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
-        self.name, self.argv, self.env = name, argv, env
-        self.restarts = 0
-        self.last_error = ""
-        self.process: subprocess.Popen[str] | None = None
-        self.start()
-
-    def start(self) -> None:
-        self.process = subprocess.Popen([sys.executable, str(SCRIPT), *self.argv], env=self.env, text=True,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=1)
-        threading.Thread(target=self._relay, args=(self.process,), daemon=True).start()
-
-    def _relay(self, process: subprocess.Popen[str]) -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            line = line.rstrip()
-            if line.startswith("error:"):
-                self.last_error = line
-            log.info("[%s] %s", self.name, line)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-def run_local_cluster(settings: SearchSettings) -> None:
-    """`--workers N`: a chief and N workers on this machine, one output stream, stopped together.
-
-    A worker killed by a signal is restarted with its own id, so it picks its trial up again;
-    a worker or chief that exits with an error stops the whole search.
-    """
-    address = f"127.0.0.1:{_free_port()}"
-    common = settings_to_argv(settings, skip=("workers", "role", "oracle", "overwrite"))
-    # The cores are shared out so that N workers don't oversubscribe the machine, unless the
-    # user chose a thread count already.
-    threads = os.environ.get("TF_NUM_INTRAOP_THREADS") or str(max(1, (os.cpu_count() or 1) // settings.workers))
-    base_env = {**os.environ, "TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": "1",
-                "OMP_NUM_THREADS": threads, "PYTHONUNBUFFERED": "1"}
-    chief_argv = common + ["--role", "chief", "--oracle", address] + (["--overwrite"] if settings.overwrite else [])
-    chief = _Member("chief", chief_argv, base_env)
-    workers: list[_Member] = []
-    try:
-        wait_for_chief(address, timeout=120)
-        for index in range(settings.workers):
-            env = {**base_env, "KERASTUNER_TUNER_ID": f"worker{index}"}
-            workers.append(_Member(f"worker{index}", common + ["--role", "worker", "--oracle", address], env))
-        _supervise(chief, workers)
-    finally:
-        for member in [*workers, chief]:
-            member.stop()
-
-
-def _supervise(chief: _Member, workers: list[_Member]) -> None:
-    while True:
-        time.sleep(0.5)
-        chief_code = chief.process.poll() if chief.process else None
-        if chief_code is not None:
-            if chief_code != 0:
-                raise SearchFailedError(f"the chief stopped with exit code {chief_code}: {chief.last_error or 'see its output above'}")
-            for worker in workers:
-                if worker.process is not None:
-                    try:
-                        worker.process.wait(timeout=60)
-                    except subprocess.TimeoutExpired:
-                        worker.stop()
-            return
-        for worker in workers:
-            code = worker.process.poll() if worker.process else None
-            if code is None or code == 0:
-                continue
-            if code < 0 and code != -signal.SIGINT and worker.restarts < MAX_WORKER_RESTARTS:
-                worker.restarts += 1
-                log.warning("[%s] was killed (signal %d); restarting it (%d/%d)", worker.name, -code,
-                            worker.restarts, MAX_WORKER_RESTARTS)
-                worker.start()
-                continue
-            raise SearchFailedError(f"{worker.name} stopped with exit code {code}: {worker.last_error or 'see its output above'}")
+    tuner.oracle.create_trial = create_trial_or_wait
+    tuner.trial_guard = lambda trial_id: Heartbeat(tuner.oracle, trial_id)

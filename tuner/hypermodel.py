@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import keras
 import keras_tuner
+
+from tuner.cache import PreparedDataset
+from tuner.config import SearchSettings
+from tuner.head import Head
 
 # Keras' default Adam learning rate, used when the learning rate is not searched.
 DEFAULT_LEARNING_RATE = 0.001
@@ -51,8 +55,7 @@ class CNNHyperModel(keras_tuner.HyperModel):
         super().__init__(name="cnn")
         if len(input_shape) != 3 or min(input_shape) < 1:
             raise ValueError(f"input_shape must be (height, width, channels), got {tuple(input_shape)}.")
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be at least 2, got {num_classes}.")
+        Head(num_classes)  # refuses fewer than 2 classes
         for name, values in (("conv_layers", conv_layers), ("nodes", nodes), ("dense_layers", dense_layers)):
             if not values:
                 raise ValueError(f"{name} needs at least one value to search over.")
@@ -100,12 +103,24 @@ class CNNHyperModel(keras_tuner.HyperModel):
             x = keras.layers.Dense(nodes, activation="relu", name=f"dense_{index}")(x)
         if dropout:
             x = keras.layers.Dropout(dropout, name="dropout")(x)
-        if self.num_classes == 2:
-            outputs = keras.layers.Dense(1, activation="sigmoid", name="output")(x)
-            loss = "binary_crossentropy"
-        else:
-            outputs = keras.layers.Dense(self.num_classes, activation="softmax", name="output")(x)
-            loss = "sparse_categorical_crossentropy"
+        head = Head(self.num_classes)
+        outputs = keras.layers.Dense(head.units, activation=head.activation, name="output")(x)
         model = keras.Model(inputs, outputs, name="cnn")
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=["accuracy"])
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=head.loss, metrics=["accuracy"])
         return model
+
+
+def build_hypermodel(settings: SearchSettings, dataset: PreparedDataset) -> CNNHyperModel:
+    """The search space for this dataset, with the ranges from the settings."""
+    return CNNHyperModel(
+        dataset.input_shape, dataset.num_classes, conv_layers=settings.conv_layers, nodes=settings.nodes,
+        dense_layers=settings.dense_layers, learning_rates=settings.learning_rates, dropouts=settings.dropouts,
+    )
+
+
+def build_model(hypermodel: CNNHyperModel, values: dict[str, Any]) -> keras.Model:
+    """A compiled model of one configuration of the space: the search's trial rebuilt, e.g. to retrain it."""
+    hp = keras_tuner.HyperParameters()
+    hypermodel.declare_hyperparameters(hp)
+    hp.values.update(values)
+    return hypermodel.build(hp)

@@ -9,14 +9,11 @@ from typing import Any
 import keras_tuner
 from keras_tuner.src import config as kt_config
 from keras_tuner.src import utils as kt_utils
-from keras_tuner.src.engine import trial as trial_module
 
-from tuner.rundir import atomic_write_text
+from tuner.files import atomic_write_text
+from tuner.trials import FINISHED, IDLE, RUNNING, STOPPED
 
 log = logging.getLogger(__name__)
-
-TrialStatus = trial_module.TrialStatus
-FINISHED = (TrialStatus.COMPLETED, TrialStatus.FAILED)
 
 
 def _atomic_save_json(path: str, obj: Any) -> str:
@@ -34,6 +31,7 @@ def configure_keras_tuner() -> None:
     all. Its DEBUG flag prints each failed trial's traceback; the reason is kept in
     trial.json and shown on the trial's progress line instead.
     """
+    # Private KerasTuner 1.4.8 names: keras_tuner.src.utils.save_json and keras_tuner.src.config.DEBUG.
     kt_utils.save_json = _atomic_save_json
     kt_config.DEBUG = False
 
@@ -48,16 +46,19 @@ class ResumableGridOracle(keras_tuner.Oracle):
     Interrupted trials come back through the base Oracle's retry queue.
     """
 
+    # populate_space and _duplicate (is this configuration's hash in _tried_so_far?) are KerasTuner
+    # 1.4.8's hooks for a subclass: the base Oracle calls populate_space for each new trial.
+
     def populate_space(self, trial_id: str) -> dict[str, Any]:
         space = self.get_space().space
         names = [hp.name for hp in space]
         for combination in itertools.product(*(_grid_values(hp) for hp in space)):
             values = dict(zip(names, combination))
             if not self._duplicate(values):
-                return {"status": TrialStatus.RUNNING, "values": values}
+                return {"status": RUNNING, "values": values}
         if self.ongoing_trials:
-            return {"status": TrialStatus.IDLE, "values": None}
-        return {"status": TrialStatus.STOPPED, "values": None}
+            return {"status": IDLE, "values": None}
+        return {"status": STOPPED, "values": None}
 
 
 def _grid_values(hp: Any) -> list[Any]:
@@ -82,6 +83,9 @@ def repair_after_reload(oracle: keras_tuner.Oracle) -> list[str]:
     Returns:
         The ids of the trials that will run again.
     """
+    # KerasTuner 1.4.8 Oracle internals: start_order/end_order list trial ids as started and ended,
+    # _retry_queue holds the ids to hand out again (popped from its end), and _record_values adds a
+    # trial's values to _tried_so_far, the hashes the grid and the random oracle never repeat.
     known = set(oracle.start_order)
     for trial_id, trial in sorted(oracle.trials.items()):
         if trial.status in FINISHED:
@@ -98,3 +102,17 @@ def repair_after_reload(oracle: keras_tuner.Oracle) -> list[str]:
     oracle._retry_queue.sort(reverse=True)
     oracle.save()
     return sorted(oracle._retry_queue)
+
+
+def planned_trials(oracle: keras_tuner.Oracle, space_size: int) -> int:
+    """How many trials a search will run in all, for progress lines.
+
+    Hyperband's count comes from its brackets and rounds, through KerasTuner 1.4.8's private
+    HyperbandOracle helpers (_get_num_brackets, _get_num_rounds, _get_size), the schedule it
+    follows; every other oracle runs max_trials or the whole space, whichever is smaller.
+    """
+    if isinstance(oracle, keras_tuner.oracles.HyperbandOracle):
+        return sum(oracle._get_size(bracket, round_number)
+                   for bracket in range(oracle._get_num_brackets())
+                   for round_number in range(oracle._get_num_rounds(bracket)))
+    return min(space_size, oracle.max_trials)

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import io
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-from tuner.rundir import RunPaths, read_json
-
-PLOTS_DIR = "plots"
+from tuner.files import atomic_write_bytes, read_json
+from tuner.rundir import Run
+from tuner.trials import is_finite_number
 # The curves plot stays readable with this many lines when --top is not given.
 DEFAULT_PLOTTED_TRIALS = 5
 
@@ -21,7 +19,7 @@ def format_value(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def write_plots(paths: RunPaths, completed: Sequence[dict[str, Any]], failed: Sequence[dict[str, Any]],
+def write_plots(run: Run, completed: Sequence[dict[str, Any]], failed: Sequence[dict[str, Any]],
                 names: Sequence[str], space: dict[str, list[Any]], top: int = DEFAULT_PLOTTED_TRIALS) -> list[Path]:
     """Draw RUN/plots/val_loss_curves.png (top trials by epoch) and RUN/plots/hyperparameters.png.
 
@@ -30,7 +28,7 @@ def write_plots(paths: RunPaths, completed: Sequence[dict[str, Any]], failed: Se
     all failed marked "failed").
 
     Args:
-        paths: the run directory; the curves are read from its per-trial histories.
+        run: the run directory; the curves are read from its per-trial histories.
         completed: the ranked rows of rank_trials, best first.
         failed: the failed rows of rank_trials.
         names: the hyperparameter names, one panel each.
@@ -42,14 +40,14 @@ def write_plots(paths: RunPaths, completed: Sequence[dict[str, Any]], failed: Se
     """
     from matplotlib.figure import Figure  # the object API draws with Agg and touches no global pyplot state
 
-    plots = paths.root / PLOTS_DIR
     written = []
     figure = Figure(figsize=(8, 5), layout="constrained")
     axes = figure.add_subplot()
     for row in completed[:top]:
-        history = (read_json(paths.history(row["trial"])) or {}).get("epochs", [])
-        points = [(epoch["epoch"], epoch["val_loss"]) for epoch in history
-                  if isinstance(epoch.get("val_loss"), (int, float)) and math.isfinite(epoch["val_loss"])]
+        history = read_json(run.history(row["trial"]))
+        epochs = history.get("epochs", []) if isinstance(history, dict) else []
+        points = [(epoch["epoch"], epoch["val_loss"]) for epoch in epochs
+                  if isinstance(epoch, dict) and is_finite_number(epoch.get("val_loss"))]
         if not points:
             continue
         label = f"#{row['rank']} trial {row['trial']}: " + " ".join(f"{name}={format_value(row[name])}" for name in names)
@@ -60,7 +58,7 @@ def write_plots(paths: RunPaths, completed: Sequence[dict[str, Any]], failed: Se
     axes.xaxis.get_major_locator().set_params(integer=True)
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
-    written.append(_save_png(figure, plots / "val_loss_curves.png"))
+    written.append(_save_png(figure, run.plots / "val_loss_curves.png"))
 
     shown = [name for name in names if space.get(name)] or list(names)
     figure = Figure(figsize=(4 * max(len(shown), 1), 4), layout="constrained")
@@ -85,20 +83,11 @@ def write_plots(paths: RunPaths, completed: Sequence[dict[str, Any]], failed: Se
         axes.set(xlabel=name, ylabel="best val_loss" if index == 0 else None)
         axes.grid(alpha=0.3)
     figure.suptitle("best val_loss at each value of each hyperparameter")
-    written.append(_save_png(figure, plots / "hyperparameters.png"))
+    written.append(_save_png(figure, run.plots / "hyperparameters.png"))
     return written
 
 
 def _save_png(figure: Any, path: Path) -> Path:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as temp_file:
-            temp_file.write(buffer.getvalue())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_bytes(path, buffer.getvalue())

@@ -12,13 +12,16 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from tuner.config import DEFAULT_RUNS_DIR, PREDICT_FORMATS
 from tuner.errors import TunerUsageError
+from tuner.head import Head, decide
+from tuner.rundir import METADATA_FILE, MODEL_FILE, latest_run
 
 log = logging.getLogger(__name__)
 
-MODEL_FILE = "model.keras"
-METADATA_FILE = "metadata.json"
-OUTPUT_FORMATS = ("tsv", "csv", "json")
+# predict.py's exit status when some files were classified and others could not be read. Not 1,
+# which every script keeps for an unexpected failure, and not 2, which means nothing could be done.
+SOME_SKIPPED = 3
 
 
 @dataclass(frozen=True)
@@ -30,36 +33,10 @@ class Prediction:
     probability: float
 
 
-def decide(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Turn model outputs into class indices and the probability of each chosen class.
-
-    Binary models have one sigmoid unit whose output is the probability of class 1; like
-    Keras' binary accuracy, p > 0.5 means class 1. Softmax models pick the largest output.
-
-    Args:
-        probabilities: model output, shape (images, 1) or (images, classes).
-
-    Returns:
-        The class index per image and the probability of that class.
-    """
-    probabilities = np.asarray(probabilities, dtype=np.float64)
-    if probabilities.ndim != 2:
-        raise ValueError(f"expected model output of shape (images, units), got {probabilities.shape}.")
-    if probabilities.shape[1] == 1:
-        positive = probabilities[:, 0]
-        indices = (positive > 0.5).astype(np.int64)
-        return indices, np.where(indices == 1, positive, 1.0 - positive)
-    indices = probabilities.argmax(axis=1)
-    return indices, probabilities[np.arange(len(indices)), indices]
-
-
 def default_model_dir() -> Path:
     """RUN/best of the most recent run under runs/."""
-    from tuner.config import DEFAULT_RUNS_DIR
-    from tuner.rundir import latest_run
-
     try:
-        return latest_run() / "best"
+        return latest_run().best
     except TunerUsageError:
         raise TunerUsageError(
             f"found no run under '{DEFAULT_RUNS_DIR}/' to take the model from; run python search.py and "
@@ -146,7 +123,7 @@ class Classifier:
         model = keras.saving.load_model(model_path, safe_mode=True)
         units = model.output_shape[-1]
         classes = len(metadata["class_names"])
-        if units != (1 if classes == 2 else classes):
+        if classes < 2 or units != Head(classes).units:
             raise TunerUsageError(
                 f"'{model_path}' has {units} output unit(s) but {METADATA_FILE} names {classes} classes; "
                 f"run python report.py again so both come from the same run."
@@ -163,7 +140,7 @@ class Classifier:
             on_skip: called with (path, reason) for each file that cannot be decoded (default:
                 a logged warning); such files are recorded in `skipped` and left out.
         """
-        from tuner.data import decode_image
+        from tuner.images import decode_image
 
         batch: list[tuple[str, np.ndarray]] = []
         for path in files:
@@ -198,8 +175,8 @@ def render(predictions: Iterable[Prediction], fmt: str) -> Iterator[str]:
         predictions: what Classifier.classify yields.
         fmt: tsv (path<TAB>label<TAB>probability, no header), csv (with a header) or json (a list of objects).
     """
-    if fmt not in OUTPUT_FORMATS:
-        raise TunerUsageError(f"format must be one of {', '.join(OUTPUT_FORMATS)}, got {fmt!r}.")
+    if fmt not in PREDICT_FORMATS:
+        raise TunerUsageError(f"format must be one of {', '.join(PREDICT_FORMATS)}, got {fmt!r}.")
     if fmt == "json":
         yield "["
         for index, item in enumerate(predictions):
@@ -219,7 +196,7 @@ def render(predictions: Iterable[Prediction], fmt: str) -> Iterator[str]:
 
 
 def exit_status(classifier: Classifier) -> int:
-    """0 if every image was classified, 1 if some were skipped.
+    """0 if every image was classified, SOME_SKIPPED (3) if some were skipped.
 
     Raises:
         TunerUsageError: none could be classified (exit 2).
@@ -231,4 +208,4 @@ def exit_status(classifier: Classifier) -> int:
             f"{classifier.skipped[0][1]}); pass image files such as JPEG or PNG."
             if count else "no images to classify; pass image files or folders holding some."
         )
-    return 1 if classifier.skipped else 0
+    return SOME_SKIPPED if classifier.skipped else 0

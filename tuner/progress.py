@@ -9,7 +9,9 @@ from typing import Any
 
 import keras
 
-from tuner.rundir import RunPaths, atomic_write_json, iter_trials
+from tuner.files import atomic_write_json
+from tuner.rundir import Run
+from tuner.trials import COMPLETED, FINISHED, iter_trials
 
 log = logging.getLogger(__name__)
 
@@ -46,20 +48,20 @@ class SearchProgress:
     Counts come from the run directory, so they are right after a resume and across workers.
     """
 
-    def __init__(self, paths: RunPaths, total: int | None = None) -> None:
-        self.paths = paths
+    def __init__(self, run: Run, total: int | None = None) -> None:
+        self.run = run
         self.total = total
-        self.finished, self.best = _finished_so_far(paths)
+        self.finished, self.best = _finished_so_far(run)
         self.started = time.monotonic()
         self.finished_here = 0
 
     def trial_ended(self, trial_id: str, status: str, values: dict[str, Any], val_loss: float | None,
                     reason: str | None) -> None:
-        self.finished, self.best = _finished_so_far(self.paths)
+        self.finished, self.best = _finished_so_far(self.run)
         self.finished_here += 1
         shown = " ".join(f"{name}={value}" for name, value in values.items() if not name.startswith("tuner/"))
         number = f"{self.finished}/{self.total}" if self.total else str(self.finished)
-        outcome = f"val_loss {val_loss:.4f}" if status == "COMPLETED" and val_loss is not None else f"FAILED: {reason}"
+        outcome = f"val_loss {val_loss:.4f}" if status == COMPLETED and val_loss is not None else f"FAILED: {reason}"
         best = f"best {self.best[0]:.4f} (trial {self.best[1]})" if self.best else "best -"
         elapsed = time.monotonic() - self.started
         left = ""
@@ -74,13 +76,13 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-def _finished_so_far(paths: RunPaths) -> tuple[int, tuple[float, str] | None]:
+def _finished_so_far(run: Run) -> tuple[int, tuple[float, str] | None]:
     finished, best = 0, None
-    for record in iter_trials(paths):
-        if record.status not in ("COMPLETED", "FAILED"):
+    for record in iter_trials(run):
+        if record.status not in FINISHED:
             continue
         finished += 1
         loss = record.best_val_loss
-        if record.status == "COMPLETED" and loss is not None and (best is None or loss < best[0]):
+        if record.status == COMPLETED and loss is not None and (best is None or loss < best[0]):
             best = (loss, record.trial_id)
     return finished, best

@@ -5,27 +5,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from tuner.config import ReportSettings
+from tuner.config import REPORT_FORMATS, ReportSettings
 from tuner.errors import TunerUsageError
+from tuner.files import atomic_write_text
 from tuner.plots import DEFAULT_PLOTTED_TRIALS, format_value, write_plots
-from tuner.rundir import RunPaths, atomic_write_text, failure_reason, iter_trials, open_run, read_json
-
-# The winner's half of the report lives in tuner/winner.py; report.py and the tests import it from here.
-from tuner.winner import (  # noqa: F401
-    Winner, evaluate_on_test, format_winner, load_run_dataset, publish_winner, retrain_best, search_settings_of,
-)
-
-FORMATS = ("table", "markdown", "csv", "json")
-METRIC_COLUMNS = ("val_loss", "val_accuracy", "best_epoch", "epochs", "seconds")
-# Row keys that are not hyperparameters.
-ROW_FIELDS = ("rank", "trial", "reason", *METRIC_COLUMNS)
-RESULTS_CSV = "results.csv"
-RESULTS_MD = "results.md"
+from tuner.rundir import Run, RunRecord, open_run
+from tuner.trials import COMPLETED, FAILED, METRIC_COLUMNS, RUNNING, failure_reason, hyperparameters_of, iter_trials
 # For each hyperparameter of the search space: the SearchSettings field and flag that set its range, and the
 # lowest value that flag accepts (a winner at that floor cannot be helped by widening downwards).
 SEARCH_FLAGS: dict[str, tuple[str, str, float | None]] = {
@@ -41,8 +30,8 @@ SEARCH_FLAGS: dict[str, tuple[str, str, float | None]] = {
 class Report:
     """A run's trials, ranked, with what the report wrote and what it noticed."""
 
-    paths: RunPaths
-    run_settings: dict[str, Any]
+    run: Run
+    record: RunRecord
     completed: list[dict[str, Any]]
     failed: list[dict[str, Any]]
     running: int
@@ -51,7 +40,7 @@ class Report:
     written: list[Path]
 
 
-def rank_trials(paths: RunPaths) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+def rank_trials(run: Run) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
     """Rank a run's completed trials by their best validation loss, lowest first.
 
     Reads only files the search writes atomically, so it is safe while a search is running.
@@ -59,26 +48,26 @@ def rank_trials(paths: RunPaths) -> tuple[list[dict[str, Any]], list[dict[str, A
     val_accuracy, then the lower trial id, comes first, and the first row is the winner.
 
     Args:
-        paths: the run directory.
+        run: the run directory.
 
     Returns:
         The completed rows (keys: rank, trial, each hyperparameter, val_loss, val_accuracy,
         best_epoch, epochs, seconds), the failed rows (trial, each hyperparameter, reason) and
         the number of trials still marked RUNNING (running now, or interrupted).
     """
-    records = list(iter_trials(paths))
+    records = list(iter_trials(run))
     names = _hyperparameter_names(record.hyperparameters for record in records)
     completed: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     running = 0
     for record in records:
         values = {name: record.hyperparameters.get(name) for name in names}
-        if record.status == "RUNNING":
+        if record.status == RUNNING:
             running += 1
-        elif record.status == "FAILED":
+        elif record.status == FAILED:
             failed.append({"trial": record.trial_id, **values, "reason": failure_reason(record.message)})
-        elif record.status == "COMPLETED":
-            best = _best_epoch(record.history) or _best_epoch_from_trial_file(paths, record.trial_id)
+        elif record.status == COMPLETED:
+            best = record.best_epoch()
             if best is None:
                 failed.append({"trial": record.trial_id, **values, "reason": "no finite val_loss in any epoch (diverged)"})
                 continue
@@ -103,25 +92,6 @@ def _hyperparameter_names(values_per_trial: Any) -> list[str]:
     return names
 
 
-def hyperparameters_of(row: dict[str, Any]) -> dict[str, Any]:
-    """The hyperparameter columns of a ranked or failed row."""
-    return {name: value for name, value in row.items() if name not in ROW_FIELDS}
-
-
-def _best_epoch(history: list[dict[str, float]]) -> dict[str, Any] | None:
-    epochs = [row for row in history if isinstance(row.get("val_loss"), (int, float)) and math.isfinite(row["val_loss"])]
-    return min(epochs, key=lambda row: row["val_loss"]) if epochs else None
-
-
-def _best_epoch_from_trial_file(paths: RunPaths, trial_id: str) -> dict[str, Any] | None:
-    # Without the tool's per-epoch history (e.g. deleted by hand) KerasTuner's own score still ranks the trial.
-    state = read_json(paths.trial_dir(trial_id) / "trial.json") or {}
-    score, step = state.get("score"), state.get("best_step")
-    if not isinstance(score, (int, float)) or not math.isfinite(score):
-        return None
-    return {"val_loss": float(score), "epoch": int(step) + 1 if isinstance(step, int) else None}
-
-
 def format_table(rows: Sequence[dict[str, Any]], fmt: str) -> str:
     """Render rows (all with the same keys) as a table, Markdown, CSV or JSON.
 
@@ -133,8 +103,8 @@ def format_table(rows: Sequence[dict[str, Any]], fmt: str) -> str:
         The document, without a trailing newline for table and markdown. JSON is a list of
         objects with the rows' keys; CSV has one header line and full-precision numbers.
     """
-    if fmt not in FORMATS:
-        raise TunerUsageError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}.")
+    if fmt not in REPORT_FORMATS:
+        raise TunerUsageError(f"format must be one of {', '.join(REPORT_FORMATS)}, got {fmt!r}.")
     if fmt == "json":
         return json.dumps(list(rows), indent=2)
     columns = list(rows[0]) if rows else ["rank", "trial", *METRIC_COLUMNS]
@@ -166,14 +136,13 @@ def _align(column: str) -> str:
     return "left" if column in ("trial", "reason") else "right"
 
 
-def search_space(run_settings: dict[str, Any], rows: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[str, list[Any]]:
+def search_space(record: RunRecord, rows: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[str, list[Any]]:
     """The values searched for each hyperparameter: the run's settings, else the values its trials tried."""
-    search = run_settings.get("search", {})
     space: dict[str, list[Any]] = {}
     for name in names:
         field = SEARCH_FLAGS.get(name, (name, "", None))[0]
-        configured = search.get(field)
-        if isinstance(configured, list) and configured:
+        configured = getattr(record.search, field, None)
+        if isinstance(configured, tuple) and configured:
             space[name] = list(configured)
         else:
             space[name] = sorted({row[name] for row in rows if row.get(name) is not None}, key=_sort_key)
@@ -229,12 +198,12 @@ def _can_grow(name: str, value: Any, image_side: int | None) -> bool:
     return True
 
 
-def write_results(paths: RunPaths, completed: Sequence[dict[str, Any]], failed: Sequence[dict[str, Any]], running: int,
+def write_results(run: Run, completed: Sequence[dict[str, Any]], failed: Sequence[dict[str, Any]], running: int,
                   warnings: Sequence[str] = ()) -> list[Path]:
     """Write RUN/results.csv (the ranking) and RUN/results.md (ranking, failures, notes), each atomically."""
-    csv_path, markdown_path = paths.root / RESULTS_CSV, paths.root / RESULTS_MD
+    csv_path, markdown_path = run.results("csv"), run.results("md")
     atomic_write_text(csv_path, format_table(completed, "csv"))
-    parts = [f"# Results of {paths.root.name}", "",
+    parts = [f"# Results of {run.root.name}", "",
              f"{len(completed)} completed, {len(failed)} failed, {running} running or interrupted; "
              f"ranked by best val_loss (lowest first).", "", format_table(completed, "markdown") if completed else "(none yet)"]
     if failed:
@@ -257,25 +226,25 @@ def build_report(settings: ReportSettings) -> Report:
     Raises:
         TunerUsageError: the run directory is missing, is not a run, or has no completed trial yet.
     """
-    paths, run_settings = open_run(settings.run_dir)
-    completed, failed, running = rank_trials(paths)
+    run, record = open_run(settings.run_dir)
+    completed, failed, running = rank_trials(run)
     # rank_trials gives every row every hyperparameter, so any row names them all.
     names = list(hyperparameters_of((completed or failed or [{}])[0]))
-    space = search_space(run_settings, completed, names)
+    space = search_space(record, completed, names)
     warnings = []
     if completed:
-        warnings = boundary_warnings(completed[0], space, run_settings.get("dataset", {}).get("img_size"))
+        warnings = boundary_warnings(completed[0], space, record.dataset.img_size)
     if running:
         warnings.append(f"{running} trial(s) are still running or were interrupted; this ranking is provisional.")
-    written = write_results(paths, completed, failed, running, warnings)
+    written = write_results(run, completed, failed, running, warnings)
     if not completed:
         reasons = sorted({row["reason"] for row in failed})
         raise TunerUsageError(
-            f"run '{paths.root}' has no completed trial yet ({running} running, {len(failed)} failed"
+            f"run '{run.root}' has no completed trial yet ({running} running, {len(failed)} failed"
             + (f": {'; '.join(reasons)}" if reasons else "")
             + "); wait for the search to finish a trial, or run python search.py to resume it."
         )
-    written += write_plots(paths, completed, failed, names, space, top=settings.top or DEFAULT_PLOTTED_TRIALS)
-    return Report(paths, run_settings, completed, failed, running, names, warnings, written)
+    written += write_plots(run, completed, failed, names, space, top=settings.top or DEFAULT_PLOTTED_TRIALS)
+    return Report(run, record, completed, failed, running, names, warnings, written)
 
 

@@ -1,87 +1,222 @@
-"""The run directory: its layout, atomic JSON files, the single-writer lock, and reading trials back."""
+"""The run directory: one Run names every artifact, settings.json is a typed RunRecord, and one search holds the lock."""
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import fcntl
-import json
-import math
 import os
-import tempfile
+import shutil
+import types
+import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from tuner.config import DEFAULT_RUNS_DIR
+from tuner.config import DEFAULT_RUNS_DIR, RUN_DEFINING_FIELDS, SearchSettings, flag_of, settings_to_dict
 from tuner.errors import TunerUsageError
+from tuner.files import atomic_write_json, read_json
 
 SETTINGS_FILE = "settings.json"
-PROJECT_NAME = "trials"  # KerasTuner's project folder: RUN/trials/trial_*/trial.json
-HISTORY_DIR = "history"
-TENSORBOARD_DIR = "tensorboard"
-LOCK_FILE = ".search.lock"
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write a file so that a crash at any moment leaves either the old content or the new, never half.
-
-    The data goes to a temporary file in the same folder, is flushed to disk, and then
-    replaces the target with one rename, which POSIX makes atomic.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as temp_file:
-            temp_file.write(text)
-            temp_file.flush()
-            os.fsync(temp_file.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: str | os.PathLike, data: Any) -> None:
-    """Write JSON atomically (see atomic_write_text)."""
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
-
-
-def read_json(path: str | os.PathLike) -> Any | None:
-    """Read a JSON file, or None if it is missing or not valid JSON (e.g. written by an older crash)."""
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+# What report.py saves for predict.py, in RUN/best or wherever a user copies that folder.
+MODEL_FILE = "model.keras"
+METADATA_FILE = "metadata.json"
+RESULTS_FORMATS = ("csv", "md")
 
 
 @dataclass(frozen=True)
-class RunPaths:
-    """Where each part of a run lives, relative to its root."""
+class Run:
+    """Where each part of a run lives. Every module finds a run's files through this one object."""
 
     root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
 
     @property
     def settings(self) -> Path:
         return self.root / SETTINGS_FILE
 
     @property
-    def project(self) -> Path:
-        return self.root / PROJECT_NAME
-
-    @property
-    def tensorboard(self) -> Path:
-        return self.root / TENSORBOARD_DIR
-
-    @property
     def lock(self) -> Path:
-        return self.root / LOCK_FILE
+        return self.root / ".search.lock"
 
-    def history(self, trial_id: str) -> Path:
-        return self.root / HISTORY_DIR / f"trial_{trial_id}.json"
+    @property
+    def project(self) -> Path:
+        """KerasTuner's project folder: oracle.json, tuner files and trial_*/ (KerasTuner's project_name)."""
+        return self.root / "trials"
+
+    @property
+    def oracle_state(self) -> Path:
+        return self.project / "oracle.json"
+
+    def tuner_state(self, tuner_id: str) -> Path:
+        return self.project / f"{tuner_id}.json"
 
     def trial_dir(self, trial_id: str) -> Path:
         return self.project / f"trial_{trial_id}"
+
+    def trial_state(self, trial_id: str) -> Path:
+        return self.trial_dir(trial_id) / "trial.json"
+
+    def checkpoint(self, trial_id: str) -> Path:
+        """KerasTuner's best-epoch weights of a trial (its Keras 3 file name)."""
+        return self.trial_dir(trial_id) / "checkpoint.weights.h5"
+
+    @property
+    def history_dir(self) -> Path:
+        return self.root / "history"
+
+    def history(self, trial_id: str) -> Path:
+        """The tool's per-epoch curve of a trial (KerasTuner keeps only the best epoch)."""
+        return self.history_dir / f"trial_{trial_id}.json"
+
+    @property
+    def tensorboard(self) -> Path:
+        """The TensorBoard root; KerasTuner adds one folder per trial, named by its id."""
+        return self.root / "tensorboard"
+
+    def trial_tensorboard(self, trial_id: str) -> Path:
+        return self.tensorboard / str(trial_id)
+
+    @property
+    def retrain_tensorboard(self) -> Path:
+        return self.tensorboard / "best"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"
+
+    def results(self, extension: str) -> Path:
+        """RUN/results.csv (every completed trial) or RUN/results.md (ranking, failures, notes)."""
+        if extension not in RESULTS_FORMATS:
+            raise ValueError(f"results are written as {', '.join(RESULTS_FORMATS)}, not {extension!r}")
+        return self.root / f"results.{extension}"
+
+    @property
+    def best(self) -> Path:
+        """The published winner: model.keras and metadata.json, swapped in with one rename."""
+        return self.root / "best"
+
+    def clear(self) -> None:
+        """Remove everything a search and a report wrote, for --overwrite (the lock file stays: it may be held)."""
+        for part in (self.project, self.history_dir, self.tensorboard, self.best, self.plots):
+            shutil.rmtree(part, ignore_errors=True)
+        for extension in RESULTS_FORMATS:
+            self.results(extension).unlink(missing_ok=True)
+        self.settings.unlink(missing_ok=True)
+
+    def write_record(self, record: RunRecord) -> None:
+        atomic_write_json(self.settings, record.to_json())
+
+    def read_record(self) -> RunRecord | None:
+        """The run's settings.json as a RunRecord, or None if there is none yet.
+
+        Raises:
+            TunerUsageError: settings.json exists but is damaged; it names the file and what to do.
+        """
+        if not self.settings.exists():
+            return None
+        data = read_json(self.settings)
+        try:
+            return RunRecord.from_json(data)
+        except (TypeError, ValueError, KeyError) as error:
+            raise TunerUsageError(
+                f"'{self.settings}' is damaged ({_one_line(error)}), so what this run searched is unknown; "
+                f"search it afresh with python search.py --overwrite, or pass another --run-dir."
+            ) from None
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    """Which prepared dataset a run searched: where it was, its identity, and what its images look like."""
+
+    path: str
+    identity: str
+    class_names: tuple[str, ...]
+    input_shape: tuple[int, int, int]
+    img_size: int
+    color: str
+
+    @classmethod
+    def of(cls, dataset: Any, path: str | os.PathLike) -> DatasetRecord:
+        """The record of a tuner.cache.PreparedDataset loaded from `path`."""
+        from tuner.cache import dataset_identity
+
+        return cls(path=str(Path(path).resolve()), identity=dataset_identity(dataset),
+                   class_names=tuple(dataset.class_names), input_shape=tuple(dataset.input_shape),
+                   img_size=dataset.img_size, color=dataset.color)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """settings.json: the search settings a run was made with and the dataset it ran on."""
+
+    search: SearchSettings
+    dataset: DatasetRecord
+
+    def to_json(self) -> dict[str, Any]:
+        return {"search": settings_to_dict(self.search), "dataset": settings_to_dict(self.dataset)}
+
+    @classmethod
+    def from_json(cls, data: Any) -> RunRecord:
+        """Parse settings.json's contents, checking every field's type (raises TypeError/ValueError/KeyError)."""
+        if not isinstance(data, dict) or not isinstance(data.get("search"), dict) or not isinstance(data.get("dataset"), dict):
+            raise ValueError("expected an object with 'search' and 'dataset' objects")
+        return cls(search=_typed(SearchSettings, data["search"], ignore_unknown=True),
+                   dataset=_typed(DatasetRecord, data["dataset"]))
+
+    def difference(self, other: RunRecord) -> str | None:
+        """Why a search with `other` cannot resume this run (another space, tuner, training or dataset), or None."""
+        for name in RUN_DEFINING_FIELDS:
+            old, new = getattr(self.search, name), getattr(other.search, name)
+            if old != new:
+                return f"was made with {flag_of(name)} {_shown(old)}, not {_shown(new)}"
+        if self.dataset.identity != other.dataset.identity:
+            return f"was made from another prepared dataset than '{other.dataset.path}' holds now"
+        return None
+
+
+def _typed(record_class: type, values: dict[str, Any], ignore_unknown: bool = False) -> Any:
+    """Build a frozen dataclass from JSON values, refusing a value of the wrong type (lists become tuples)."""
+    hints = typing.get_type_hints(record_class)
+    fields = {item.name: item for item in dataclasses.fields(record_class)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown and not ignore_unknown:
+        raise ValueError(f"unknown field(s) {', '.join(unknown)}")
+    missing = [name for name, item in fields.items() if name not in values
+               and item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ValueError(f"missing field(s) {', '.join(missing)}")
+    # Fields of a newer version are left out: an older tool reads what it knows.
+    return record_class(**{name: _as_type(name, value, hints[name]) for name, value in values.items() if name in fields})
+
+
+def _as_type(name: str, value: Any, kind: Any) -> Any:
+    options = typing.get_args(kind) if typing.get_origin(kind) in (typing.Union, types.UnionType) else (kind,)
+    if value is None and type(None) in options:
+        return None
+    target = next(option for option in options if option is not type(None))
+    if typing.get_origin(target) is tuple:
+        if not isinstance(value, list):
+            raise TypeError(f"{name} must be a list, got {type(value).__name__}")
+        return tuple(_as_type(name, item, typing.get_args(target)[0]) for item in value)
+    if target is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    # JSON's true/false are Python ints too; a flag that takes a number must not accept them.
+    if not isinstance(value, target) or (isinstance(value, bool) and target is not bool):
+        raise TypeError(f"{name} must be {target.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, tuple):
+        return " ".join(str(item) for item in value) or "(none)"
+    return str(value)
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 class RunLock:
@@ -91,13 +226,13 @@ class RunLock:
     ends in any way, kill -9 included, so a crashed search never leaves a stale lock.
     """
 
-    def __init__(self, paths: RunPaths) -> None:
-        self.paths = paths
+    def __init__(self, run: Run) -> None:
+        self.run = run
         self._handle: Any = None
 
     def __enter__(self) -> RunLock:
-        self.paths.root.mkdir(parents=True, exist_ok=True)
-        handle = open(self.paths.lock, "a+", encoding="utf-8")
+        self.run.root.mkdir(parents=True, exist_ok=True)
+        handle = open(self.run.lock, "a+", encoding="utf-8")
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as error:
@@ -106,7 +241,7 @@ class RunLock:
             handle.close()
             if error.errno in (errno.EAGAIN, errno.EACCES):
                 raise TunerUsageError(
-                    f"run directory '{self.paths.root}' is in use by {owner}; wait for that search to "
+                    f"run directory '{self.run.root}' is in use by {owner}; wait for that search to "
                     f"finish, stop it, or pass another --run-dir."
                 ) from None
             raise
@@ -123,7 +258,7 @@ class RunLock:
             self._handle = None
 
 
-def latest_run(runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR) -> Path:
+def latest_run(runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR) -> Run:
     """The run under `runs_dir` whose settings were written most recently."""
     candidates = sorted(Path(runs_dir).glob(f"*/{SETTINGS_FILE}"), key=lambda path: path.stat().st_mtime)
     if not candidates:
@@ -131,80 +266,26 @@ def latest_run(runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR) -> Path:
             f"found no run under '{runs_dir}/' (a folder with {SETTINGS_FILE}); run python search.py "
             f"first or pass --run-dir."
         )
-    return candidates[-1].parent
+    return Run(candidates[-1].parent)
 
 
-def open_run(run_dir: str | os.PathLike | None) -> tuple[RunPaths, dict[str, Any]]:
-    """Find a finished or running run directory and read its settings.
+def open_run(run_dir: str | os.PathLike | None) -> tuple[Run, RunRecord]:
+    """Find a finished or running run directory and read its record.
 
     Args:
         run_dir: the run's folder; None means the most recent run under runs/.
 
     Returns:
-        The run's paths and its settings.json contents.
+        The run and its settings.json as a RunRecord.
     """
-    root = Path(run_dir) if run_dir is not None else latest_run()
-    if not root.is_dir():
-        raise TunerUsageError(f"run directory '{root}' does not exist; pass the --run-dir of a search.")
-    paths = RunPaths(root)
-    settings = read_json(paths.settings)
-    if not isinstance(settings, dict) or "search" not in settings:
+    run = Run(run_dir) if run_dir is not None else latest_run()
+    if not run.root.is_dir():
+        raise TunerUsageError(f"run directory '{run.root}' does not exist; pass the --run-dir of a search.")
+    if not run.settings.exists():
         raise TunerUsageError(
-            f"'{root}' is not a run directory (no readable {SETTINGS_FILE}); pass the --run-dir a search wrote."
+            f"'{run.root}' is not a run directory (no {SETTINGS_FILE}); pass the --run-dir a search wrote."
         )
-    return paths, settings
-
-
-def best_val_loss(history: list[dict[str, float]]) -> float | None:
-    """The lowest finite val_loss of a per-epoch history, or None if no epoch has one."""
-    losses = [row["val_loss"] for row in history if isinstance(row.get("val_loss"), (int, float))
-              and math.isfinite(row["val_loss"])]
-    return min(losses) if losses else None
-
-
-@dataclass(frozen=True)
-class TrialRecord:
-    """One trial as read back from disk: KerasTuner's trial.json plus the tool's per-epoch history."""
-
-    trial_id: str
-    status: str
-    hyperparameters: dict[str, Any]
-    message: str | None
-    history: list[dict[str, float]]
-    seconds: float | None
-
-    @property
-    def best_val_loss(self) -> float | None:
-        return best_val_loss(self.history)
-
-
-def iter_trials(paths: RunPaths) -> Iterator[TrialRecord]:
-    """Yield every trial whose trial.json is readable, in trial-id order (read-only, safe during a search)."""
-    for trial_file in sorted(paths.project.glob("trial_*/trial.json")):
-        state = read_json(trial_file)
-        if not isinstance(state, dict) or "trial_id" not in state:
-            continue
-        trial_id = str(state["trial_id"])
-        history = read_json(paths.history(trial_id)) or {}
-        values = state.get("hyperparameters", {}).get("values", {})
-        yield TrialRecord(
-            trial_id=trial_id,
-            status=str(state.get("status", "UNKNOWN")),
-            hyperparameters={name: value for name, value in values.items() if not name.startswith("tuner/")},
-            message=state.get("message"),
-            history=list(history.get("epochs", [])),
-            seconds=history.get("seconds"),
-        )
-
-
-def failure_reason(message: str | None) -> str:
-    """The last line of a failed trial's traceback, without the exception's module path."""
-    lines = [line.strip() for line in (message or "").splitlines() if line.strip()]
-    if not lines:
-        return "unknown reason"
-    last = lines[-1]
-    head, separator, rest = last.partition(": ")
-    # "keras_tuner.src.errors.FailedTrialError: 3 conv+pool blocks need ..." -> the message.
-    if separator and " " not in head:
-        return rest
-    return last
+    record = run.read_record()
+    if record is None:  # removed since the check above
+        raise TunerUsageError(f"'{run.settings}' disappeared while reading it; pass the --run-dir a search wrote.")
+    return run, record

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import os
 import shutil
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -16,15 +14,15 @@ from typing import Any
 
 import numpy as np
 
+from tuner.cache import PreparedDataset, dataset_identity, load_prepared
 from tuner.config import SearchSettings
 from tuner.errors import TunerUsageError
-from tuner.predict import METADATA_FILE, MODEL_FILE
-from tuner.rundir import RunPaths, atomic_write_json
+from tuner.files import atomic_write_json, make_staging_dir
+from tuner.head import Head, decide
+from tuner.rundir import METADATA_FILE, MODEL_FILE, Run, RunRecord
+from tuner.trials import hyperparameters_of
 
 log = logging.getLogger(__name__)
-
-BEST_DIR = "best"
-CHECKPOINT_FILE = "checkpoint.weights.h5"  # KerasTuner's best-epoch weights of each trial (Keras 3 name)
 
 
 @dataclass(frozen=True)
@@ -43,38 +41,22 @@ class Winner:
     test_images: int
 
 
-def load_run_dataset(run_settings: dict[str, Any]) -> Any:
-    """Load the prepared dataset a run was searched on, refusing it if it changed since.
-
-    Returns:
-        The tuner.data.PreparedDataset.
-    """
-    from tuner.data import load_prepared
-    from tuner.search import dataset_identity
-
-    recorded = run_settings.get("dataset", {})
+def load_run_dataset(record: RunRecord) -> PreparedDataset:
+    """Load the prepared dataset a run was searched on, refusing it if it changed since."""
     try:
-        dataset = load_prepared(recorded.get("path"))
+        dataset = load_prepared(record.dataset.path)
     except TunerUsageError as error:
         raise TunerUsageError(f"the dataset this run was searched on cannot be loaded: {error}") from None
     identity = dataset_identity(dataset)
-    if identity != recorded.get("identity"):
+    if identity != record.dataset.identity:
         raise TunerUsageError(
-            f"the prepared dataset at '{recorded.get('path')}' changed since this run's search (identity {identity}, "
-            f"the run recorded {recorded.get('identity')}); prepare it again as before, or search it anew with --overwrite."
+            f"the prepared dataset at '{record.dataset.path}' changed since this run's search (identity {identity}, "
+            f"the run recorded {record.dataset.identity}); prepare it again as before, or search it anew with --overwrite."
         )
     return dataset
 
 
-def search_settings_of(run_settings: dict[str, Any]) -> SearchSettings:
-    """The SearchSettings a run was made with, read back from its settings.json."""
-    known = {item.name for item in dataclasses.fields(SearchSettings)}
-    values = {name: tuple(value) if isinstance(value, list) else value
-              for name, value in run_settings.get("search", {}).items() if name in known}
-    return SearchSettings(**values)
-
-
-def retrain_best(paths: RunPaths, run_settings: dict[str, Any], winner: dict[str, Any], retrain: bool = True) -> Winner:
+def retrain_best(run: Run, record: RunRecord, winner: dict[str, Any], retrain: bool = True) -> Winner:
     """Rebuild the winning trial's model, train it on train + validation, and score it once on test.
 
     As in KerasTuner's "Retrain the model" guide: the winner's hyperparameters are built
@@ -86,8 +68,8 @@ def retrain_best(paths: RunPaths, run_settings: dict[str, Any], winner: dict[str
     half-written winner.
 
     Args:
-        paths: the run directory.
-        run_settings: the run's settings.json contents.
+        run: the run directory.
+        record: the run's settings.json.
         winner: the first ranked row of rank_trials.
         retrain: False to reuse the trial's checkpoint.
 
@@ -95,29 +77,22 @@ def retrain_best(paths: RunPaths, run_settings: dict[str, Any], winner: dict[str
         Where the winner went and its test metrics.
     """
     import keras  # TensorFlow loads only when a model is needed, so ranking stays fast.
-    import keras_tuner
 
-    # Imported here rather than at the top because tuner.report imports this module to re-export its names.
-    from tuner.report import hyperparameters_of
-    from tuner.search import build_hypermodel, dataset_identity
+    from tuner.hypermodel import build_hypermodel, build_model
 
-    dataset = load_run_dataset(run_settings)
+    dataset = load_run_dataset(record)
     if len(dataset.y_test) == 0:
         raise TunerUsageError("the prepared dataset has no test images; prepare it again with --test-fraction above 0.")
-    search = search_settings_of(run_settings)
-    hypermodel = build_hypermodel(search, dataset)
+    search = record.search
     values = {name: value for name, value in hyperparameters_of(winner).items() if value is not None}
     keras.utils.set_random_seed(search.seed)
-    hp = keras_tuner.HyperParameters()
-    hypermodel.declare_hyperparameters(hp)
-    hp.values.update(values)
-    model = hypermodel.build(hp)
+    model = build_model(build_hypermodel(search, dataset), values)
     epochs = None
     if retrain:
         epochs = int(winner["best_epoch"] or search.epochs)
-        _fit_on_train_and_validation(model, dataset, search, epochs, paths.tensorboard / BEST_DIR)
+        _fit_on_train_and_validation(model, dataset, search, epochs, run.retrain_tensorboard)
     else:
-        checkpoint = paths.trial_dir(winner["trial"]) / CHECKPOINT_FILE
+        checkpoint = run.checkpoint(winner["trial"])
         if not checkpoint.is_file():
             raise TunerUsageError(
                 f"trial {winner['trial']} has no saved weights ({checkpoint} is missing); run report.py without --no-retrain."
@@ -137,26 +112,26 @@ def retrain_best(paths: RunPaths, run_settings: dict[str, Any], winner: dict[str
         "hyperparameters": values,
         "validation": {"val_loss": winner["val_loss"], "val_accuracy": winner["val_accuracy"], "best_epoch": winner["best_epoch"]},
         "test": test,
-        "dataset": {"path": run_settings.get("dataset", {}).get("path"), "identity": dataset_identity(dataset),
+        "dataset": {"path": record.dataset.path, "identity": dataset_identity(dataset),
                     "fingerprint": dataset.manifest.get("fingerprint")},
         "seed": search.seed,
-        "run_dir": str(paths.root.resolve()),
+        "run_dir": str(run.root.resolve()),
         "keras_version": keras.__version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    model_dir = publish_winner(paths, model, metadata)
+    model_dir = publish_winner(run, model, metadata)
     return Winner(model_dir, winner["trial"], retrain, epochs, test["loss"], test["accuracy"], list(dataset.class_names),
                   test["confusion_matrix"], test["per_class"], test["images"])
 
 
-def _fit_on_train_and_validation(model: Any, dataset: Any, search: SearchSettings, epochs: int, log_dir: Path) -> None:
+def _fit_on_train_and_validation(model: Any, dataset: PreparedDataset, search: SearchSettings, epochs: int,
+                                 log_dir: Path) -> None:
     import keras
-    import tensorflow as tf
 
-    x = np.concatenate([dataset.x_train, dataset.x_val])
-    y = np.concatenate([dataset.y_train, dataset.y_val]).astype(_label_dtype(dataset.num_classes))
-    train = (tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(y), seed=search.seed, reshuffle_each_iteration=True)
-             .batch(search.batch_size).prefetch(tf.data.AUTOTUNE))
+    from tuner.pipeline import retraining_pipeline
+
+    train = retraining_pipeline(dataset, search.batch_size, search.seed)
+    images = len(dataset.y_train) + len(dataset.y_val)
     # A rerun replaces the previous retraining's curve instead of drawing over it.
     shutil.rmtree(log_dir, ignore_errors=True)
     started = time.monotonic()
@@ -166,19 +141,14 @@ def _fit_on_train_and_validation(model: Any, dataset: Any, search: SearchSetting
         log.info("retrain epoch %d/%d: loss %.4f, accuracy %.4f (%.0fs)", epoch + 1, epochs, logs.get("loss", math.nan),
                  logs.get("accuracy", math.nan), time.monotonic() - started)
 
-    log.info("Retraining on %d train+validation images for %d epoch(s)...", len(y), epochs)
+    log.info("Retraining on %d train+validation images for %d epoch(s)...", images, epochs)
     model.fit(train, epochs=epochs, verbose=0, shuffle=False, callbacks=[
         keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False, profile_batch=0),
         keras.callbacks.LambdaCallback(on_epoch_end=log_epoch),
     ])
 
 
-def _label_dtype(num_classes: int) -> type:
-    # Binary models have one sigmoid unit and binary_crossentropy, which wants float labels.
-    return np.float32 if num_classes == 2 else np.int32
-
-
-def evaluate_on_test(model: Any, dataset: Any) -> dict[str, Any]:
+def evaluate_on_test(model: Any, dataset: PreparedDataset) -> dict[str, Any]:
     """Score a model on the test split: loss, accuracy, confusion matrix and per-class precision and recall.
 
     Returns:
@@ -186,10 +156,8 @@ def evaluate_on_test(model: Any, dataset: Any) -> dict[str, Any]:
         columns: predicted class, in class-name order) and per_class (class, precision,
         recall, support; precision is None for a class never predicted).
     """
-    from tuner.predict import decide
-
     y_true = dataset.y_test.astype(np.int64)
-    scores = model.evaluate(dataset.x_test, y_true.astype(_label_dtype(dataset.num_classes)), batch_size=256,
+    scores = model.evaluate(dataset.x_test, Head(dataset.num_classes).labels(y_true), batch_size=256,
                             verbose=0, return_dict=True)
     predicted, _ = decide(model.predict(dataset.x_test, batch_size=256, verbose=0))
     count = dataset.num_classes
@@ -204,7 +172,7 @@ def evaluate_on_test(model: Any, dataset: Any) -> dict[str, Any]:
             "confusion_matrix": matrix.tolist(), "per_class": per_class}
 
 
-def publish_winner(paths: RunPaths, model: Any, metadata: dict[str, Any]) -> Path:
+def publish_winner(run: Run, model: Any, metadata: dict[str, Any]) -> Path:
     """Save model.keras and metadata.json to RUN/best/, replacing any previous winner in one rename.
 
     Both files are written into a hidden staging folder first; metadata.json, which
@@ -215,11 +183,11 @@ def publish_winner(paths: RunPaths, model: Any, metadata: dict[str, Any]) -> Pat
     Returns:
         RUN/best.
     """
-    final = paths.root / BEST_DIR
-    for leftover in paths.root.glob(f".{BEST_DIR}.*"):
+    final = run.best
+    for leftover in run.root.glob(f".{final.name}.*"):
         shutil.rmtree(leftover, ignore_errors=True)
-    staging = Path(tempfile.mkdtemp(dir=paths.root, prefix=f".{BEST_DIR}.new-"))
-    retired = paths.root / f".{BEST_DIR}.old-{uuid.uuid4().hex[:8]}"
+    staging = make_staging_dir(run.root, prefix=f".{final.name}.new-")
+    retired = run.root / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
     try:
         model.save(staging / MODEL_FILE)
         atomic_write_json(staging / METADATA_FILE, metadata)

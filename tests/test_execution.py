@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 
 import search as search_script
+from tests.helpers import finished_configurations
 from tests.tiny_data import write_tiny_prepared
 from tuner.config import SearchSettings
 from tuner.errors import SearchFailedError, TunerUsageError
-from tuner.rundir import RunLock, RunPaths, iter_trials
-from tuner.search import run_search
+from tuner.execution import run_search
+from tuner.rundir import Run, RunLock
+from tuner.trials import iter_trials
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,22 +33,13 @@ def tiny_settings(prepared, run_dir, **overrides):
     return SearchSettings(**values)
 
 
-def finished_configurations(run_dir):
-    """How often each configuration finished (COMPLETED or FAILED), over all trial files."""
-    return Counter(
-        json.dumps(record.hyperparameters, sort_keys=True)
-        for record in iter_trials(RunPaths(Path(run_dir)))
-        if record.status in ("COMPLETED", "FAILED")
-    )
-
-
 @pytest.mark.parametrize("tuner_name", ["grid", "random", "bayesian", "hyperband"])
 def test_every_tuner_searches_and_records_curves(prepared, tmp_path, tuner_name):
     overrides = {"epochs": 2, "max_trials": 2} if tuner_name != "grid" else {}
     summary = run_search(tiny_settings(prepared, tmp_path / "run", tuner=tuner_name, **overrides))
     assert summary.completed >= 2 and summary.failed == 0
     assert summary.best_val_loss is not None
-    records = list(iter_trials(RunPaths(tmp_path / "run")))
+    records = list(iter_trials(Run(tmp_path / "run")))
     assert all(record.status == "COMPLETED" for record in records)
     for record in records:
         assert record.history and all("val_loss" in row and "accuracy" in row for row in record.history)
@@ -68,7 +61,7 @@ def test_grid_runs_every_configuration_once_and_a_rerun_adds_nothing(prepared, t
 def test_impossible_configuration_fails_and_the_search_goes_on(prepared, tmp_path):
     summary = run_search(tiny_settings(prepared, tmp_path / "run", conv_layers=(1, 3)))
     assert (summary.completed, summary.failed) == (1, 1)
-    failed = [record for record in iter_trials(RunPaths(tmp_path / "run")) if record.status == "FAILED"]
+    failed = [record for record in iter_trials(Run(tmp_path / "run")) if record.status == "FAILED"]
     assert "3 conv+pool blocks need images of at least 22x22 px" in failed[0].message
 
 
@@ -98,7 +91,7 @@ def test_changed_dataset_is_refused(prepared, tmp_path):
 
 
 def test_a_live_search_locks_its_run_directory(prepared, tmp_path):
-    paths = RunPaths(tmp_path / "run")
+    paths = Run(tmp_path / "run")
     with RunLock(paths):
         with pytest.raises(TunerUsageError, match="is in use by process"):
             run_search(tiny_settings(prepared, tmp_path / "run"))
@@ -110,7 +103,7 @@ def test_a_live_search_locks_its_run_directory(prepared, tmp_path):
 def test_the_same_seed_gives_the_same_sequence_of_configurations(prepared, tmp_path):
     def sequence(run_dir):
         run_search(tiny_settings(prepared, run_dir, tuner="random", max_trials=3, nodes=(4, 8), dense_layers=(0, 1)))
-        return [record.hyperparameters for record in iter_trials(RunPaths(run_dir))]
+        return [record.hyperparameters for record in iter_trials(Run(run_dir))]
 
     assert sequence(tmp_path / "a") == sequence(tmp_path / "b")
 
@@ -120,7 +113,7 @@ def test_tensorboard_has_scalars_and_hparams_for_every_trial(prepared, tmp_path)
     from tensorboard.plugins.hparams import metadata as hparams_metadata
 
     run_search(tiny_settings(prepared, tmp_path / "run", epochs=2))
-    for record in iter_trials(RunPaths(tmp_path / "run")):
+    for record in iter_trials(Run(tmp_path / "run")):
         execution = tmp_path / "run" / "tensorboard" / record.trial_id / "execution0"
         train = EventAccumulator(str(execution / "train")).Reload()
         validation = EventAccumulator(str(execution / "validation")).Reload()
@@ -132,41 +125,6 @@ def test_tensorboard_has_scalars_and_hparams_for_every_trial(prepared, tmp_path)
         start_info = hparams_metadata.parse_session_start_info_plugin_data(
             plugin_tags[hparams_metadata.SESSION_START_INFO_TAG])
         assert set(start_info.hparams) == {"conv_layers", "nodes", "dense_layers"}
-
-
-@pytest.mark.parametrize("argv, message", [
-    (["--nodes", "0"], "--nodes values must be between 1 and 4096, got 0"),
-    (["--conv-layers", "-1"], "--conv-layers values must be between 1 and 8, got -1"),
-    (["--nodes"], "argument --nodes: expected at least one argument"),
-    (["--max-trials", "0"], "--max-trials must be a whole number of at least 1, got 0"),
-    (["--epochs", "0"], "--epochs must be a whole number of at least 1, got 0"),
-    (["--tuner", "annealing"], "argument --tuner: invalid choice: 'annealing'"),
-    (["--tuner", "hyperband", "--epochs", "1"], "--tuner hyperband needs --epochs of at least 2"),
-    (["--role", "worker"], "--role and --oracle go together"),
-])
-def test_bad_flags_exit_2_with_one_line(argv, message, capsys):
-    assert search_script.main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and message in err and err.count("\n") == 1
-
-
-def test_bad_paths_exit_2_with_one_line(prepared, tmp_path, capsys):
-    (tmp_path / "file").write_text("x")
-    cases = [
-        (["--data", str(prepared), "--run-dir", str(tmp_path / "file")], "is a file, expected a folder"),
-        (["--data", str(tmp_path / "nowhere"), "--run-dir", str(tmp_path / "run")], "python data_prep.py"),
-    ]
-    for argv, message in cases:
-        assert search_script.main(argv) == 2
-        err = capsys.readouterr().err
-        assert err.startswith("error: ") and message in err and err.count("\n") == 1
-
-
-def test_help_answers_without_importing_tensorflow():
-    result = subprocess.run([sys.executable, "-X", "importtime", "search.py", "--help"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0 and "--conv-layers" in result.stdout
-    assert "tensorflow" not in result.stderr and "keras" not in result.stderr
 
 
 def run_until_killed(argv, run_dir, kill_after_finished, timeout=180):
@@ -208,5 +166,5 @@ def test_kill_9_then_resume_completes_every_configuration_exactly_once(tmp_path,
     assert result.returncode == 0, result.stderr[-2000:]
     counts = finished_configurations(run_dir)
     assert len(counts) == 4 and set(counts.values()) == {1}
-    statuses = Counter(record.status for record in iter_trials(RunPaths(run_dir)))
+    statuses = Counter(record.status for record in iter_trials(Run(run_dir)))
     assert statuses == {"COMPLETED": 4}

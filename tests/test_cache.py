@@ -1,0 +1,189 @@
+"""tuner.cache: the prepared dataset on disk, written atomically, refused when foreign or damaged, never unpickled."""
+
+import json
+import os
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+
+import tuner.cache as cache
+import tuner.files as files
+from tests.tiny_data import all_arrays, prepare
+from tuner.cache import PreparedDataset, load_prepared, save_prepared
+from tuner.data import format_summary
+from tuner.errors import TunerUsageError
+
+
+def test_cache_from_another_format_version_is_rebuilt(image_folder, tmp_path, monkeypatch):
+    out = tmp_path / "prepared"
+    prepare(image_folder, out)
+    monkeypatch.setattr(cache, "FORMAT_VERSION", cache.FORMAT_VERSION + 1)
+    assert prepare(image_folder, out)[1] is False
+    monkeypatch.undo()
+    with pytest.raises(TunerUsageError, match="another version of data_prep.py .* --force"):
+        load_prepared(out)
+
+
+def test_crash_while_writing_keeps_the_old_cache(image_folder, tmp_path, monkeypatch):
+    out = tmp_path / "prepared"
+    old, _ = prepare(image_folder, out)
+    before = sorted(os.listdir(out))
+
+    def crash(*args, **kwargs):
+        raise OSError("simulated power cut")
+
+    monkeypatch.setattr(files.os, "replace", crash)
+    with pytest.raises(OSError, match="simulated power cut"):
+        prepare(image_folder, out, force=True, seed=99)
+    monkeypatch.undo()
+    assert sorted(os.listdir(out)) == before  # no temporary files left behind
+    kept = load_prepared(out)
+    assert all(np.array_equal(a, b) for a, b in zip(all_arrays(old), all_arrays(kept)))
+
+
+def test_crash_half_way_through_the_npz_keeps_the_old_cache(image_folder, tmp_path, monkeypatch):
+    out = tmp_path / "prepared"
+    old, _ = prepare(image_folder, out)
+
+    def half_written(stream, **arrays):
+        stream.write(b"PK\x03\x04 half an archive")
+        raise KeyboardInterrupt  # the user pressed Ctrl-C mid-write
+
+    monkeypatch.setattr(cache.np, "savez", half_written)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(image_folder, out, force=True)
+    monkeypatch.undo()
+    assert sorted(os.listdir(out)) == ["dataset.npz", "manifest.json"]
+    assert np.array_equal(load_prepared(out).x_train, old.x_train)
+
+
+def test_leftovers_of_a_killed_write_are_cleaned_up(image_folder, tmp_path):
+    out = tmp_path / "prepared"
+    out.mkdir()
+    old, fresh = out / ".dataset.npz.dead.tmp", out / ".dataset.npz.live.tmp"
+    old.write_bytes(b"PK\x03\x04 half")
+    fresh.write_bytes(b"PK\x03\x04 being written")
+    os.utime(old, (0, 0))
+    prepare(image_folder, out)
+    assert not old.exists() and fresh.exists()  # only a file nobody has written to for 10 minutes is removed
+
+
+def test_load_prepared_accepts_the_npz_path(image_folder, tmp_path):
+    dataset, _ = prepare(image_folder, tmp_path / "prepared")
+    assert np.array_equal(load_prepared(tmp_path / "prepared" / "dataset.npz").x_val, dataset.x_val)
+
+
+def test_manifest_json_is_regenerated_from_the_npz(image_folder, tmp_path):
+    out = tmp_path / "prepared"
+    dataset, _ = prepare(image_folder, out)
+    (out / "manifest.json").unlink()
+    assert load_prepared(out).manifest == dataset.manifest
+    assert json.loads((out / "manifest.json").read_text()) == dataset.manifest
+    (out / "manifest.json").write_text('{"class_names": ["edited"]}')
+    load_prepared(out)
+    assert json.loads((out / "manifest.json").read_text()) == dataset.manifest
+
+
+class _Trap:
+    def __reduce__(self):
+        return (os.mkdir, (os.path.join(os.environ["TRAP_DIR"], "pwned"),))
+
+
+def write_foreign(path, kind):
+    if kind == "pickle":
+        path.write_bytes(pickle.dumps({"x": _Trap()}))
+    elif kind == "text":
+        path.write_text("hello")
+    elif kind == "npy":
+        np.save(path.with_suffix(".npy"), np.zeros(3))
+        path.with_suffix(".npy").rename(path)
+    elif kind == "plain npz":
+        np.savez(path, x_train=np.zeros((1, 8, 8, 1), np.uint8))
+        path.with_suffix(".npz.npz").rename(path) if path.with_suffix(".npz.npz").exists() else None
+    elif kind == "object npz":
+        with open(path, "wb") as stream:
+            np.savez(stream, manifest_json=np.array([{"format": cache.FORMAT_TAG}], dtype=object))
+
+
+FOREIGN = [("pickle", "Python pickle"), ("text", "not an .npz archive"), ("npy", "not an .npz archive"),
+           ("plain npz", "no manifest_json entry"), ("object npz", "damaged")]
+
+
+@pytest.mark.parametrize("kind, why", FOREIGN)
+def test_foreign_cache_is_refused_and_never_unpickled(tmp_path, monkeypatch, kind, why):
+    monkeypatch.setenv("TRAP_DIR", str(tmp_path))
+    out = tmp_path / "prepared"
+    out.mkdir()
+    write_foreign(out / "dataset.npz", kind)
+    with pytest.raises(TunerUsageError, match=f"is not a prepared dataset from data_prep.py \\(.*{why}.*refusing to load"):
+        load_prepared(out)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_prepare_refuses_to_overwrite_a_foreign_cache_without_force(image_folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRAP_DIR", str(tmp_path))
+    out = tmp_path / "prepared"
+    out.mkdir()
+    write_foreign(out / "dataset.npz", "pickle")
+    with pytest.raises(TunerUsageError, match="Python pickle.*move it away or pass --force"):
+        prepare(image_folder, out)
+    dataset, reused = prepare(image_folder, out, force=True)
+    assert not reused and load_prepared(out).num_classes == 2
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_damaged_cache_is_refused(image_folder, tmp_path):
+    out = tmp_path / "prepared"
+    prepare(image_folder, out)
+    content = (out / "dataset.npz").read_bytes()
+    (out / "dataset.npz").write_bytes(content[: len(content) // 2])
+    with pytest.raises(TunerUsageError, match="damaged"):
+        load_prepared(out)
+
+
+def test_missing_cache(tmp_path):
+    with pytest.raises(TunerUsageError, match=r"no prepared dataset in '.*nothing' \(dataset.npz is missing\); "
+                                              r"run python data_prep.py --out .*nothing first"):
+        load_prepared(tmp_path / "nothing")
+
+
+def test_save_prepared_accepts_a_minimal_manifest(tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, count in (("train", 6), ("val", 2), ("test", 2)):
+        arrays[f"x_{split}"] = rng.integers(0, 256, (count, 8, 8, 3), dtype=np.uint8)
+        arrays[f"y_{split}"] = np.arange(count) % 2  # int64 is fine; stored as int32
+    save_prepared(tmp_path / "tiny", arrays, {"class_names": ["a", "b"], "img_size": 8, "color": "rgb"})
+    dataset = load_prepared(tmp_path / "tiny")
+    assert isinstance(dataset, PreparedDataset) and dataset.input_shape == (8, 8, 3) and dataset.y_val.dtype == np.int32
+    assert dataset.manifest["splits"] == {"train": 6, "val": 2, "test": 2}
+    assert dataset.manifest["counts"]["a"] == {"train": 3, "val": 1, "test": 1, "kept": 5}
+    assert "total" in format_summary(dataset)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda arrays, manifest: manifest.pop("color"), "manifest needs class_names, img_size and color"),
+    (lambda arrays, manifest: arrays.update(x_val=arrays["x_val"].astype(np.float32)), "x_val must be uint8"),
+    (lambda arrays, manifest: arrays.update(y_test=arrays["y_test"][:1]), "y_test must be integer labels"),
+    (lambda arrays, manifest: arrays.update(y_train=arrays["y_train"] + 5), "labels outside 0..1"),
+])
+def test_save_prepared_checks_its_input(tmp_path, change, message):
+    arrays = {f"{kind}_{split}": (np.zeros((2, 8, 8, 1), np.uint8) if kind == "x" else np.array([0, 1]))
+              for split in ("train", "val", "test") for kind in ("x", "y")}
+    manifest = {"class_names": ["a", "b"], "img_size": 8, "color": "grayscale"}
+    change(arrays, manifest)
+    with pytest.raises(ValueError, match=message):
+        save_prepared(tmp_path / "bad", arrays, manifest)
+    assert not (tmp_path / "bad" / "dataset.npz").exists()
+
+
+def test_the_npz_loads_without_pickle_and_holds_its_manifest(image_folder, tmp_path):
+    out = tmp_path / "prepared"
+    dataset, _ = prepare(image_folder, out)
+    with np.load(out / "dataset.npz", allow_pickle=False) as archive:
+        assert sorted(archive.files) == sorted(["manifest_json", "x_train", "y_train", "x_val", "y_val", "x_test", "y_test"])
+        assert json.loads(archive["manifest_json"].tobytes()) == dataset.manifest
+    with zipfile.ZipFile(out / "dataset.npz") as archive:
+        assert all(name.endswith(".npy") for name in archive.namelist())

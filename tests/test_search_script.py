@@ -1,0 +1,52 @@
+"""search.py, the script: flags, bad paths and --help, each answered with the exit-code contract."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import search as search_script
+from tests.tiny_data import write_tiny_prepared
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    return write_tiny_prepared(tmp_path_factory.mktemp("prepared"))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--nodes", "0"], "--nodes values must be between 1 and 4096, got 0"),
+    (["--conv-layers", "-1"], "--conv-layers values must be between 1 and 8, got -1"),
+    (["--nodes"], "argument --nodes: expected at least one argument"),
+    (["--max-trials", "0"], "--max-trials must be a whole number of at least 1, got 0"),
+    (["--epochs", "0"], "--epochs must be a whole number of at least 1, got 0"),
+    (["--tuner", "annealing"], "argument --tuner: invalid choice: 'annealing'"),
+    (["--tuner", "hyperband", "--epochs", "1"], "--tuner hyperband needs --epochs of at least 2"),
+    (["--role", "worker"], "--role and --oracle go together"),
+])
+def test_bad_flags_exit_2_with_one_line(argv, message, capsys):
+    assert search_script.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_bad_paths_exit_2_with_one_line(prepared, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    cases = [
+        (["--data", str(prepared), "--run-dir", str(tmp_path / "file")], "is a file, expected a folder"),
+        (["--data", str(tmp_path / "nowhere"), "--run-dir", str(tmp_path / "run")], "python data_prep.py"),
+    ]
+    for argv, message in cases:
+        assert search_script.main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_help_answers_without_importing_tensorflow():
+    result = subprocess.run([sys.executable, "-X", "importtime", "search.py", "--help"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "--conv-layers" in result.stdout
+    assert "tensorflow" not in result.stderr and "keras" not in result.stderr

@@ -1,0 +1,82 @@
+"""tuner.winner: the winner retrained, scored once on the test split, and published whole or not at all."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+import report as report_script
+from tests.helpers import copy_run, edit_json, one_error_line, tiny_run, tiny_winner
+from tuner.report import rank_trials
+from tuner.rundir import Run
+from tuner.winner import publish_winner
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return tiny_run(tmp_path_factory)[1]
+
+
+@pytest.fixture
+def run_copy(run, tmp_path):
+    return copy_run(run, tmp_path)
+
+
+def test_retrained_winner_reloads_with_the_stored_test_accuracy(tmp_path_factory):
+    import keras
+
+    from tuner.cache import load_prepared
+
+    prepared, run = tiny_winner(tmp_path_factory)
+    metadata = json.loads((run / "best" / "metadata.json").read_text())
+    completed, _, _ = rank_trials(Run(run))
+    assert metadata["trial_id"] == completed[0]["trial"] and metadata["epochs"] == completed[0]["best_epoch"]
+    assert metadata["class_names"] == ["class0", "class1"] and metadata["img_size"] == 16
+    assert metadata["color"] == "grayscale" and metadata["hyperparameters"]["nodes"] == 4
+    assert metadata["dataset"]["identity"]
+    test = metadata["test"]
+    assert test["images"] == 16 and sum(map(sum, test["confusion_matrix"])) == 16
+    assert [item["class"] for item in test["per_class"]] == ["class0", "class1"]
+    dataset = load_prepared(prepared)
+    model = keras.saving.load_model(run / "best" / "model.keras", safe_mode=True)
+    scores = model.evaluate(dataset.x_test, dataset.y_test.astype("float32"), verbose=0, return_dict=True)
+    assert scores["accuracy"] == pytest.approx(test["accuracy"], abs=1e-7)
+    assert scores["loss"] == pytest.approx(test["loss"], rel=1e-5)
+    assert (run / "tensorboard" / "best").is_dir() and any((run / "tensorboard" / "best").rglob("*tfevents*"))
+    assert not list(run.glob(".best.*"))
+
+
+def test_no_retrain_saves_the_trials_own_weights(run_copy, capsys):
+    assert report_script.main(["--run-dir", str(run_copy), "--no-retrain"]) == 0
+    out = capsys.readouterr().out
+    metadata = json.loads((run_copy / "best" / "metadata.json").read_text())
+    assert metadata["epochs"] is None and "best-epoch weights" in metadata["source"]
+    assert "test (16 images, scored once)" in out and "confusion matrix" in out and "precision" in out
+    assert not (run_copy / "tensorboard" / "best").exists()
+
+
+class _BrokenModel:
+    def save(self, path):
+        Path(path).write_bytes(b"half a model")
+        raise KeyboardInterrupt
+
+
+def test_an_interrupted_save_leaves_the_previous_winner_whole(tmp_path):
+    best = tmp_path / "best"
+    best.mkdir()
+    (best / "model.keras").write_text("old model")
+    (best / "metadata.json").write_text("{}")
+    with pytest.raises(KeyboardInterrupt):
+        publish_winner(Run(tmp_path), _BrokenModel(), {"trial_id": "0"})
+    assert (best / "model.keras").read_text() == "old model" and sorted(path.name for path in tmp_path.iterdir()) == ["best"]
+
+
+def test_a_changed_dataset_is_refused(run_copy, capsys):
+    edit_json(run_copy / "settings.json", lambda settings: settings["dataset"].update(identity="0123456789abcdef"))
+    assert report_script.main(["--run-dir", str(run_copy)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the prepared dataset at ") and "changed since this run's search" in err
+    assert err.count("\n") == 1
+    edit_json(run_copy / "settings.json", lambda settings: settings["dataset"].update(path=str(run_copy / "gone")))
+    assert report_script.main(["--run-dir", str(run_copy), "--no-retrain"]) == 2
+    one_error_line(capsys, "the dataset this run was searched on cannot be loaded: no prepared dataset in")

@@ -1,0 +1,112 @@
+"""A run's trials read back from disk: statuses, per-epoch curves, the finite-val_loss rule and report rows."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from tuner.files import read_json
+from tuner.rundir import Run
+
+# KerasTuner 1.4.8's trial statuses (keras_tuner.engine.trial.TrialStatus holds these same strings); they are
+# written here once so that reading a run back never needs to import KerasTuner and TensorFlow.
+RUNNING = "RUNNING"
+IDLE = "IDLE"
+INVALID = "INVALID"
+STOPPED = "STOPPED"
+COMPLETED = "COMPLETED"
+FAILED = "FAILED"
+# A finished trial is never run again, by a resume, a restarted chief or another worker.
+FINISHED = (COMPLETED, FAILED)
+
+# The columns of a ranked row that are not hyperparameters.
+METRIC_COLUMNS = ("val_loss", "val_accuracy", "best_epoch", "epochs", "seconds")
+ROW_FIELDS = ("rank", "trial", "reason", *METRIC_COLUMNS)
+
+
+def is_finite_number(value: Any) -> bool:
+    """True for a real, finite number: a val_loss of NaN or infinity (a diverged epoch) never counts."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def best_epoch(history: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The epoch row with the lowest finite val_loss of a per-epoch history, or None if no epoch has one."""
+    epochs = [row for row in history if is_finite_number(row.get("val_loss"))]
+    return min(epochs, key=lambda row: row["val_loss"]) if epochs else None
+
+
+def best_val_loss(history: list[dict[str, Any]]) -> float | None:
+    """The lowest finite val_loss of a per-epoch history, or None if no epoch has one."""
+    best = best_epoch(history)
+    return None if best is None else float(best["val_loss"])
+
+
+def hyperparameters_of(row: dict[str, Any]) -> dict[str, Any]:
+    """The hyperparameter columns of a ranked or failed row."""
+    return {name: value for name, value in row.items() if name not in ROW_FIELDS}
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One trial as read back from disk: KerasTuner's trial.json plus the tool's per-epoch history.
+
+    `score` and `best_step` are KerasTuner's own record of the best epoch, which still ranks a
+    trial whose history file is gone.
+    """
+
+    trial_id: str
+    status: str
+    hyperparameters: dict[str, Any]
+    message: str | None
+    history: list[dict[str, Any]]
+    seconds: float | None
+    score: float | None = None
+    best_step: int | None = None
+
+    @property
+    def best_val_loss(self) -> float | None:
+        return best_val_loss(self.history)
+
+    def best_epoch(self) -> dict[str, Any] | None:
+        """The best epoch's row (epoch, val_loss, ...), from the history or else from KerasTuner's score."""
+        best = best_epoch(self.history)
+        if best is None and is_finite_number(self.score):
+            best = {"val_loss": float(self.score), "epoch": self.best_step + 1 if self.best_step is not None else None}
+        return best
+
+
+def iter_trials(run: Run) -> Iterator[TrialRecord]:
+    """Yield every trial whose trial.json is readable, in trial-id order (read-only, safe during a search)."""
+    for trial_file in sorted(run.project.glob("trial_*/trial.json")):
+        state = read_json(trial_file)
+        if not isinstance(state, dict) or "trial_id" not in state:
+            continue
+        trial_id = str(state["trial_id"])
+        history = read_json(run.history(trial_id))
+        history = history if isinstance(history, dict) else {}
+        values = (state.get("hyperparameters") or {}).get("values") or {}
+        step = state.get("best_step")
+        yield TrialRecord(
+            trial_id=trial_id,
+            status=str(state.get("status", "UNKNOWN")),
+            hyperparameters={name: value for name, value in values.items() if not name.startswith("tuner/")},
+            message=state.get("message"),
+            history=[row for row in history.get("epochs", []) if isinstance(row, dict)],
+            seconds=history.get("seconds") if is_finite_number(history.get("seconds")) else None,
+            score=state.get("score") if is_finite_number(state.get("score")) else None,
+            best_step=step if isinstance(step, int) and not isinstance(step, bool) else None,
+        )
+
+
+def failure_reason(message: str | None) -> str:
+    """The last line of a failed trial's traceback, without the exception's module path."""
+    lines = [line.strip() for line in (message or "").splitlines() if line.strip()]
+    if not lines:
+        return "unknown reason"
+    last = lines[-1]
+    head, separator, rest = last.partition(": ")
+    # "keras_tuner.src.errors.FailedTrialError: 3 conv+pool blocks need ..." -> the message.
+    if separator and " " not in head:
+        return rest
+    return last
