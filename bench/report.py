@@ -51,17 +51,13 @@ def train_on_train_split(search, dataset, hyperparameters, seed):
     --patience 0 search does; returns the model after the last epoch, its val_loss per epoch, and the
     weights of the epoch with the lowest val_loss."""
     import keras
-    import keras_tuner
 
-    from tuner.search import build_hypermodel, make_datasets
+    from tuner.hypermodel import build_hypermodel, build_model
+    from tuner.pipeline import search_pipelines
 
     keras.utils.set_random_seed(seed)
-    hypermodel = build_hypermodel(search, dataset)
-    hp = keras_tuner.HyperParameters()
-    hypermodel.declare_hyperparameters(hp)
-    hp.values.update(hyperparameters)
-    model = hypermodel.build(hp)
-    train, validation = make_datasets(dataset, search.batch_size, seed)
+    model = build_model(build_hypermodel(search, dataset), hyperparameters)
+    train, validation = search_pipelines(dataset, search.batch_size, seed)
     best = {"val_loss": float("inf"), "weights": None}
 
     def keep_best(epoch, logs):
@@ -74,18 +70,21 @@ def train_on_train_split(search, dataset, hyperparameters, seed):
 
 
 def describe(row):
-    from tuner.report import hyperparameters_of
+    from tuner.trials import hyperparameters_of
 
     values = " ".join(f"{name}={value}" for name, value in hyperparameters_of(row).items() if value is not None)
     return f"trial {row['trial']}: {values}"
 
 
-def seed_study(run_settings, pick, dataset, seeds, work):
+def seed_study(record, pick, dataset, seeds, work):
     """The tool's chosen configuration under seeds 1..seeds: tutorial-style, best-epoch weights, retrained."""
-    from tuner.report import evaluate_on_test, hyperparameters_of, retrain_best, search_settings_of
-    from tuner.rundir import Run
+    import dataclasses
 
-    search = search_settings_of(run_settings)
+    from tuner.rundir import Run
+    from tuner.trials import hyperparameters_of
+    from tuner.winner import evaluate_on_test, retrain_best
+
+    search = record.search
     values = {name: value for name, value in hyperparameters_of(pick).items() if value is not None}
     rows = []
     for seed in range(1, seeds + 1):
@@ -98,7 +97,7 @@ def seed_study(run_settings, pick, dataset, seeds, work):
         # gets settings with that seed and a scratch directory, and the run's own RUN/best stays the main result.
         scratch = Run(work / f"seed-{seed}")
         scratch.root.mkdir(parents=True, exist_ok=True)
-        seeded = {**run_settings, "search": {**run_settings["search"], "seed": seed}}
+        seeded = dataclasses.replace(record, search=dataclasses.replace(record.search, seed=seed))
         retrained = retrain_best(scratch, seeded, {**pick, "best_epoch": best_epoch}).test_accuracy
         rows.append([seed, best_epoch, tutorial, best_weights_accuracy, retrained])
         print(f"seed {seed}: best epoch {best_epoch}, tutorial {tutorial:.4f}, best-epoch weights "
@@ -136,12 +135,13 @@ def main(argv=None):
     import numpy as np
     from tabulate import tabulate
 
-    from tuner.report import (evaluate_on_test, hyperparameters_of, load_run_dataset, rank_trials, retrain_best,
-                              search_settings_of)
+    from tuner.report import rank_trials
     from tuner.rundir import open_run
+    from tuner.trials import hyperparameters_of
+    from tuner.winner import evaluate_on_test, load_run_dataset, retrain_best
 
     tutorial_paths, tutorial_settings = open_run(tutorial_dir)
-    tutorial_search = search_settings_of(tutorial_settings)
+    tutorial_search = tutorial_settings.search
     if tutorial_search.patience != 0:
         sys.exit(f"--tutorial run '{tutorial_dir}' stopped trials early (--patience {tutorial_search.patience}); "
                  f"the tutorial's procedure needs a run of search.py --patience 0.")

@@ -1,6 +1,7 @@
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ from tests.helpers import finished_configurations
 from tests.tiny_data import write_tiny_prepared
 from tuner.config import SearchSettings
 from tuner.errors import SearchFailedError, TunerUsageError
-from tuner.execution import run_search
+from tuner.execution import execution_role, run_search
 from tuner.rundir import Run, RunLock
 from tuner.trials import iter_trials
 
@@ -88,6 +89,35 @@ def test_changed_dataset_is_refused(prepared, tmp_path):
     other = write_tiny_prepared(tmp_path / "other", seed=5)
     with pytest.raises(TunerUsageError, match="another prepared dataset"):
         run_search(tiny_settings(other, tmp_path / "run", conv_layers=(1,)))
+
+
+def test_a_damaged_settings_json_refuses_the_resume_and_is_not_rewritten(prepared, tmp_path):
+    run_search(tiny_settings(prepared, tmp_path / "run", conv_layers=(1,)))
+    settings = tmp_path / "run" / "settings.json"
+    settings.write_text(settings.read_text()[:40])
+    damaged = settings.read_bytes()
+    with pytest.raises(TunerUsageError, match="settings.json' is damaged .*--overwrite"):
+        run_search(tiny_settings(prepared, tmp_path / "run", conv_layers=(1,), nodes=(4, 8)))
+    assert settings.read_bytes() == damaged
+    assert run_search(tiny_settings(prepared, tmp_path / "run", conv_layers=(1,), overwrite=True)).completed == 1
+
+
+def test_a_finished_run_is_readable_by_others_under_the_users_umask(prepared, tmp_path):
+    previous = os.umask(0o022)
+    try:
+        run_search(tiny_settings(prepared, tmp_path / "run", conv_layers=(1,)))
+    finally:
+        os.umask(previous)
+    run = Run(tmp_path / "run")
+    for path in (run.settings, run.oracle_state, run.trial_state("0"), run.history("0")):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
+
+
+@pytest.mark.parametrize("flags, role", [({}, "alone"), ({"workers": 2}, "launcher"),
+                                         ({"role": "chief", "oracle": "127.0.0.1:8000"}, "chief"),
+                                         ({"role": "worker", "oracle": "127.0.0.1:8000"}, "worker")])
+def test_one_dispatch_picks_how_trials_run(flags, role):
+    assert execution_role(SearchSettings(**flags)) == role
 
 
 def test_a_live_search_locks_its_run_directory(prepared, tmp_path):

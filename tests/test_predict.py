@@ -130,13 +130,6 @@ def test_bad_input_exits_2_with_one_line(winner, test_images, tmp_path, capsys, 
     one_error_line(capsys, "found no run under 'runs/'")
 
 
-def test_decide_matches_keras_accuracy_rules():
-    indices, probabilities = decide(np.array([[0.2], [0.5], [0.9]]))
-    assert indices.tolist() == [0, 0, 1] and np.allclose(probabilities, [0.8, 0.5, 0.9])
-    indices, probabilities = decide(np.array([[0.1, 0.7, 0.2], [0.5, 0.3, 0.2]]))
-    assert indices.tolist() == [1, 0] and np.allclose(probabilities, [0.7, 0.5])
-
-
 def test_help_answers_without_importing_tensorflow():
     result = subprocess.run([sys.executable, "-X", "importtime", "predict.py", "--help"], cwd=ROOT,
                             capture_output=True, text=True, timeout=60)

@@ -1,6 +1,8 @@
 """tuner.winner: the winner retrained, scored once on the test split, and published whole or not at all."""
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -69,6 +71,21 @@ def test_an_interrupted_save_leaves_the_previous_winner_whole(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         publish_winner(Run(tmp_path), _BrokenModel(), {"trial_id": "0"})
     assert (best / "model.keras").read_text() == "old model" and sorted(path.name for path in tmp_path.iterdir()) == ["best"]
+
+
+class _TinyModel:
+    def save(self, path):
+        Path(path).write_bytes(b"a model")
+
+
+def test_the_published_winner_keeps_the_users_umask(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        best = publish_winner(Run(tmp_path), _TinyModel(), {"trial_id": "0"})
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(best.stat().st_mode) == 0o755
+    assert stat.S_IMODE((best / "metadata.json").stat().st_mode) == 0o644
 
 
 def test_a_changed_dataset_is_refused(run_copy, capsys):

@@ -1,0 +1,41 @@
+"""tuner.search: what a trial is: the tuner for each algorithm, the size of the space and the trial's callbacks."""
+
+import keras
+import pytest
+
+from tuner.config import SearchSettings
+from tuner.hypermodel import CNNHyperModel
+from tuner.rundir import Run
+from tuner.search import (
+    HyperbandSearchTuner,
+    SearchTuner,
+    callbacks,
+    make_tuner,
+    space_size,
+)
+
+
+def test_space_size_counts_the_optional_dimensions_only_when_searched():
+    assert space_size(SearchSettings()) == 27
+    assert space_size(SearchSettings(learning_rates=(0.001, 0.0003), dropouts=(0.0, 0.25, 0.5))) == 162
+
+
+@pytest.mark.parametrize("name, max_trials", [("grid", 4), ("random", 10), ("bayesian", 10)])
+def test_each_tuner_name_gets_its_oracle_and_trial_budget(tmp_path, name, max_trials):
+    settings = SearchSettings(tuner=name, conv_layers=(1, 2), nodes=(4, 8), dense_layers=(0,))
+    tuner = make_tuner(settings, CNNHyperModel((16, 16, 1), 2, conv_layers=(1, 2), nodes=(4, 8), dense_layers=(0,)),
+                       Run(tmp_path))
+    assert isinstance(tuner, SearchTuner) and tuner.oracle.max_trials == max_trials
+    assert (tmp_path / "trials").is_dir()  # KerasTuner's project is the run's
+
+
+def test_hyperband_is_keras_tuners_own(tmp_path):
+    tuner = make_tuner(SearchSettings(tuner="hyperband", epochs=4), CNNHyperModel((16, 16, 1), 2), Run(tmp_path))
+    assert isinstance(tuner, HyperbandSearchTuner) and tuner.oracle.max_epochs == 4
+
+
+def test_patience_adds_early_stopping_and_0_leaves_it_out(tmp_path):
+    kinds = [type(callback) for callback in callbacks(SearchSettings(patience=3), Run(tmp_path))]
+    assert kinds == [keras.callbacks.TensorBoard, keras.callbacks.EarlyStopping]
+    assert [type(callback) for callback in callbacks(SearchSettings(patience=0), Run(tmp_path))] == [
+        keras.callbacks.TensorBoard]

@@ -1,0 +1,78 @@
+"""tuner.trials: trials read back from a run directory, and the one rule for a usable val_loss."""
+
+import json
+import math
+
+import pytest
+
+from tuner.rundir import Run
+from tuner.trials import (
+    best_epoch,
+    best_val_loss,
+    failure_reason,
+    hyperparameters_of,
+    is_finite_number,
+    iter_trials,
+)
+
+
+def write_trial(run, trial_id, status="COMPLETED", values=None, history=None, **state):
+    run.trial_dir(trial_id).mkdir(parents=True, exist_ok=True)
+    values = values or {"conv_layers": 1, "tuner/epochs": 3}
+    run.trial_state(trial_id).write_text(json.dumps({"trial_id": trial_id, "status": status,
+                                                     "hyperparameters": {"values": values}, **state}))
+    if history is not None:
+        run.history_dir.mkdir(exist_ok=True)
+        run.history(trial_id).write_text(json.dumps({"trial_id": trial_id, "epochs": history, "seconds": 4.5}))
+
+
+@pytest.mark.parametrize("value, finite", [(0.3, True), (0, True), (math.nan, False), (math.inf, False),
+                                           (True, False), ("0.3", False), (None, False)])
+def test_only_real_finite_numbers_count(value, finite):
+    assert is_finite_number(value) is finite
+
+
+def test_the_best_epoch_skips_diverged_and_missing_losses():
+    history = [{"epoch": 1, "val_loss": 0.6}, {"epoch": 2, "val_loss": math.nan}, {"epoch": 3, "val_loss": 0.4},
+               {"epoch": 4}, {"epoch": 5, "val_loss": math.inf}]
+    assert best_epoch(history) == {"epoch": 3, "val_loss": 0.4} and best_val_loss(history) == 0.4
+    assert best_epoch([{"epoch": 1, "val_loss": math.nan}]) is None and best_val_loss([]) is None
+
+
+def test_trials_are_read_in_id_order_with_their_curves(tmp_path):
+    run = Run(tmp_path)
+    write_trial(run, "1", history=[{"epoch": 1, "val_loss": 0.5}])
+    write_trial(run, "0", status="FAILED", message="Traceback ...\nFailedTrialError: too small")
+    records = list(iter_trials(run))
+    assert [record.trial_id for record in records] == ["0", "1"]
+    assert records[1].hyperparameters == {"conv_layers": 1}  # KerasTuner's own tuner/ values are left out
+    assert records[1].best_val_loss == 0.5 and records[1].seconds == 4.5
+    assert records[0].history == [] and failure_reason(records[0].message) == "too small"
+
+
+def test_without_its_curve_a_trial_is_still_ranked_by_keras_tuners_score(tmp_path):
+    run = Run(tmp_path)
+    write_trial(run, "0", score=0.25, best_step=2)
+    assert next(iter_trials(run)).best_epoch() == {"val_loss": 0.25, "epoch": 3}
+
+
+def test_half_written_trial_files_are_skipped_while_a_search_runs(tmp_path):
+    run = Run(tmp_path)
+    write_trial(run, "0")
+    run.trial_dir("1").mkdir()
+    run.trial_state("1").write_text('{"trial_id": "1", "sta')
+    assert [record.trial_id for record in iter_trials(run)] == ["0"]
+
+
+def test_failure_reason_is_the_last_line_without_the_module_path():
+    assert failure_reason("Traceback\n  File x\nkeras_tuner.src.errors.FailedTrialError: 3 conv blocks need 22 px") \
+        == "3 conv blocks need 22 px"
+    assert failure_reason("ValueError: bad: really") == "bad: really"
+    assert failure_reason("it broke: somehow") == "it broke: somehow"
+    assert failure_reason(None) == "unknown reason"
+
+
+def test_hyperparameters_of_a_row_are_the_non_metric_columns():
+    row = {"rank": 1, "trial": "0", "conv_layers": 2, "nodes": 64, "val_loss": 0.3, "val_accuracy": 0.9,
+           "best_epoch": 4, "epochs": 6, "seconds": 3.0}
+    assert hyperparameters_of(row) == {"conv_layers": 2, "nodes": 64}
