@@ -1,4 +1,4 @@
-"""Shared fixtures: a fixed seed for every test, and small image folders generated under tmp_path."""
+"""Shared fixtures: a fixed seed for every test, small image folders under tmp_path, and a finished tiny run."""
 
 import random
 from pathlib import Path
@@ -61,3 +61,19 @@ def sample_dir(tmp_path_factory):
     from tuner.sample import write_sample
 
     return write_sample(tmp_path_factory.mktemp("sample") / "sample")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """The run directory of a finished tiny grid search (see tests.helpers.tiny_run); tests must not change it."""
+    from tests.helpers import tiny_run
+
+    return tiny_run(tmp_path_factory)[1]
+
+
+@pytest.fixture
+def run_copy(run, tmp_path):
+    """A copy of the tiny run for a test that changes it."""
+    from tests.helpers import copy_run
+
+    return copy_run(run, tmp_path)

@@ -1,21 +1,9 @@
 """tuner.plots: the curves and hyperparameter plots of a ranked run, written as whole PNG files."""
 
-import pytest
 
 import report as report_script
-from tests.helpers import copy_run, tiny_run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return tiny_run(tmp_path_factory)[1]
-
-
-@pytest.fixture
-def run_copy(run, tmp_path):
-    return copy_run(run, tmp_path)
 
 
 def test_plots_are_written_and_non_empty(run_copy):

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import report as report_script
-from tests.helpers import copy_run, edit_json, one_error_line, tiny_run
+from tests.helpers import edit_json, one_error_line
 from tuner.errors import TunerUsageError
 from tuner.report import boundary_warnings, format_table, rank_trials
 from tuner.rundir import Run
@@ -17,16 +17,6 @@ from tuner.rundir import Run
 ROOT = Path(__file__).resolve().parent.parent
 COLUMNS = ["rank", "trial", "conv_layers", "nodes", "dense_layers", "val_loss", "val_accuracy", "best_epoch", "epochs",
            "seconds"]
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return tiny_run(tmp_path_factory)[1]
-
-
-@pytest.fixture
-def run_copy(run, tmp_path):
-    return copy_run(run, tmp_path)
 
 
 def test_completed_trials_are_ranked_by_best_val_loss_and_failed_ones_listed(run):

@@ -8,20 +8,10 @@ from pathlib import Path
 import pytest
 
 import report as report_script
-from tests.helpers import copy_run, edit_json, one_error_line, tiny_run, tiny_winner
+from tests.helpers import edit_json, one_error_line, tiny_winner
 from tuner.report import rank_trials
 from tuner.rundir import Run
 from tuner.winner import publish_winner
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return tiny_run(tmp_path_factory)[1]
-
-
-@pytest.fixture
-def run_copy(run, tmp_path):
-    return copy_run(run, tmp_path)
 
 
 def test_retrained_winner_reloads_with_the_stored_test_accuracy(tmp_path_factory):
