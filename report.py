@@ -11,13 +11,14 @@ from tuner.config import ReportSettings, parse_settings
 
 def _report(argv):
     settings = parse_settings(ReportSettings, argv, "report.py", "Rank a run's trials, retrain the winner and score it on the test split.")
-    from tuner.report import build_report, format_table
+    from tuner.report import build_report, counts_line, format_table
     from tuner.winner import format_winner, retrain_best
 
     report = build_report(settings)
     # With --format csv|json stdout holds only that document, so it can be piped; the rest goes to stderr.
     notes = sys.stderr if settings.format in ("csv", "json") else sys.stdout
     print(format_table(report.completed[: settings.top], settings.format).rstrip("\n"))
+    print(f"\n{counts_line(report.completed, report.failed, report.running)}", file=notes)
     if report.failed:
         print(f"\nfailed trials ({len(report.failed)}):\n{format_table(report.failed, 'table')}", file=notes)
     for message in report.warnings:

@@ -15,10 +15,13 @@ def _search(argv):
     logging.getLogger("tuner").setLevel(logging.WARNING if settings.quiet else logging.NOTSET)
     # Imported here so that --help and flag errors answer without loading TensorFlow.
     import_tensorflow_quietly()
-    from tuner.execution import run_search
+    from tuner.execution import replace_this_process, run_search
 
     summary = run_search(settings)
-    print(f"{summary.completed} trial(s) completed, {summary.failed} failed, in {summary.run_dir}")
+    if summary.retired:
+        replace_this_process()  # a worker's --trials-per-process are done: go on as a fresh process
+    pruned = f" ({summary.pruned} of them pruned)" if summary.pruned else ""
+    print(f"{summary.completed} trial(s) completed{pruned}, {summary.failed} failed, in {summary.run_dir}")
     if summary.best_trial_id is not None:
         print(f"best: trial {summary.best_trial_id}, val_loss {summary.best_val_loss:.4f}")
     print(f"next: python report.py --run-dir {summary.run_dir}")

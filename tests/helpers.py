@@ -26,7 +26,7 @@ def tiny_run(tmp_path_factory):
         base = tmp_path_factory.mktemp("tiny_run")
         prepared = write_tiny_prepared(base / "prepared", side=16, per_class=(20, 8, 8))
         run_search(SearchSettings(data=str(prepared), run_dir=str(base / "run"), epochs=2, conv_layers=(1, 2, 3),
-                                  nodes=(4,), dense_layers=(0,), patience=0, quiet=True))
+                                  nodes=(4,), dense_layers=(0,), patience=0, quiet=True, workers="0"))
         _MADE["run"] = (Path(prepared), base / "run")
     return _MADE["run"]
 

@@ -28,8 +28,9 @@ def prepared(tmp_path_factory):
 
 
 def tiny_settings(prepared, run_dir, **overrides):
+    # In this process (--workers 0): fast, and what these tests check is the same for every role.
     values = dict(data=str(prepared), run_dir=str(run_dir), epochs=1, conv_layers=(1, 2), nodes=(4,),
-                  dense_layers=(0,), quiet=True)
+                  dense_layers=(0,), quiet=True, workers="0")
     values.update(overrides)
     return SearchSettings(**values)
 
@@ -70,7 +71,7 @@ def test_all_trials_failing_is_an_error_with_the_reasons(prepared, tmp_path):
     with pytest.raises(SearchFailedError, match="all 2 trials failed: 2x 3 conv\\+pool blocks need"):
         run_search(tiny_settings(prepared, tmp_path / "run", conv_layers=(3,), nodes=(4, 8)))
     code = search_script.main(["--data", str(prepared), "--run-dir", str(tmp_path / "run2"), "--epochs", "1",
-                               "--conv-layers", "3", "--nodes", "4"])
+                               "--conv-layers", "3", "--nodes", "4", "--workers", "0"])
     assert code == 1
 
 
@@ -113,7 +114,7 @@ def test_a_finished_run_is_readable_by_others_under_the_users_umask(prepared, tm
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
 
 
-@pytest.mark.parametrize("flags, role", [({}, "alone"), ({"workers": 2}, "launcher"),
+@pytest.mark.parametrize("flags, role", [({"workers": "0"}, "alone"), ({}, "launcher"), ({"workers": "2"}, "launcher"),
                                          ({"role": "chief", "oracle": "127.0.0.1:8000"}, "chief"),
                                          ({"role": "worker", "oracle": "127.0.0.1:8000"}, "worker")])
 def test_one_dispatch_picks_how_trials_run(flags, role):

@@ -16,7 +16,7 @@ from tuner.rundir import Run
 
 ROOT = Path(__file__).resolve().parent.parent
 COLUMNS = ["rank", "trial", "conv_layers", "nodes", "dense_layers", "val_loss", "val_accuracy", "best_epoch", "epochs",
-           "seconds"]
+           "pruned", "seconds"]
 
 
 def test_completed_trials_are_ranked_by_best_val_loss_and_failed_ones_listed(run):

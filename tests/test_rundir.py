@@ -73,7 +73,7 @@ def test_a_damaged_record_is_refused_naming_the_file(tmp_path, damage, why):
 
 
 def test_the_difference_names_the_first_changed_flag_and_a_changed_dataset():
-    assert record().difference(record(max_trials=3, quiet=True, workers=2)) is None  # not run-defining
+    assert record().difference(record(max_trials=3, quiet=True, workers="2", prune="median")) is None  # not run-defining
     assert record().difference(record(nodes=(4, 8))) == "was made with --nodes 32 64 128, not 4 8"
     assert record().difference(record(dropouts=(0.5,))) == "was made with --dropouts (none), not 0.5"
     other = RunRecord(SearchSettings(), DatasetRecord(**{**DATASET.__dict__, "identity": "fedcba9876543210"}))
@@ -115,3 +115,13 @@ def test_latest_run_and_open_run(tmp_path):
     (tmp_path / "plain").mkdir()
     with pytest.raises(TunerUsageError, match="is not a run directory"):
         open_run(tmp_path / "plain")
+
+
+def test_an_older_runs_execution_settings_of_another_type_fall_back_to_defaults(tmp_path):
+    run = Run(tmp_path)
+    run.write_record(record())
+    data = json.loads(run.settings.read_text())
+    data["search"]["workers"] = 0  # a number before --workers auto existed
+    del data["search"]["trials_per_process"]
+    run.settings.write_text(json.dumps(data))
+    assert run.read_record() == record()

@@ -20,11 +20,12 @@ COLOR_MODES = ("grayscale", "rgb")
 REPORT_FORMATS = ("table", "markdown", "csv", "json")
 PREDICT_FORMATS = ("tsv", "csv", "json")
 ROLES = ("chief", "worker")  # the parts of a distributed search started by hand
+PRUNE_RULES = ("median", "none")
 # Settings that define what a run's trials mean; resuming with any of them changed would mix
 # incomparable trials. --max-trials is not among them, so a finished search can be extended.
 RUN_DEFINING_FIELDS = (
     "tuner", "conv_layers", "nodes", "dense_layers", "learning_rates", "dropouts",
-    "epochs", "batch_size", "patience", "seed",
+    "epochs", "batch_size", "patience", "seed", "prune", "prune_warmup_trials", "prune_warmup_epochs",
 )
 
 
@@ -89,7 +90,11 @@ class SearchSettings:
     patience: int = _opt(3, "stop a trial after this many epochs without a better val_loss (0: never stop early)")
     seed: int = _opt(1337, "seed for Python, NumPy, TensorFlow and the tuner")
     overwrite: bool = _opt(False, "start the run directory afresh instead of resuming it")
-    workers: int = _opt(0, "run a chief and this many worker processes on this machine (0: one process)")
+    prune: str = _opt("median", "stop a trial whose val_loss is behind the median of the finished trials at the same epoch", choices=PRUNE_RULES)
+    prune_warmup_trials: int = _opt(5, "finished trials before any trial is pruned")
+    prune_warmup_epochs: int = _opt(2, "epochs of every trial that are never pruned")
+    workers: str = _opt("auto", "trial processes on this machine: auto (one per core, or per GPU), a number, or 0 to train in this process")
+    trials_per_process: int = _opt(20, "replace a trial process after this many trials, so memory stays bounded (0: never)")
     role: str | None = _opt(None, "part in a distributed search started by hand", choices=ROLES)
     oracle: str | None = _opt(None, "HOST:PORT of the chief's oracle, with --role")
     connect_timeout: int = _opt(30, "seconds a worker waits for the chief at start-up before giving up")
@@ -118,13 +123,19 @@ class SearchSettings:
         for rate in self.dropouts:
             if not 0.0 <= rate < 1.0:
                 raise TunerUsageError(f"--dropouts must be at least 0 and below 1, got {rate}; e.g. 0 0.25 0.5.")
-        if self.workers < 0:
-            raise TunerUsageError(f"--workers must be 0 (one process) or more, got {self.workers}.")
+        if self.prune not in PRUNE_RULES:
+            raise TunerUsageError(f"--prune must be one of {', '.join(PRUNE_RULES)}, got {self.prune!r}.")
+        if self.prune_warmup_trials < 1:
+            raise TunerUsageError(f"--prune-warmup-trials must be at least 1 (a median needs a trial), got {self.prune_warmup_trials}.")
+        if self.prune_warmup_epochs < 0:
+            raise TunerUsageError(f"--prune-warmup-epochs must be 0 or more, got {self.prune_warmup_epochs}.")
+        if self.workers != "auto" and not (self.workers.isdigit() and int(self.workers) <= 1024):
+            raise TunerUsageError(f"--workers must be auto or a number of processes from 0 to 1024, got {self.workers!r}.")
+        if self.trials_per_process < 0:
+            raise TunerUsageError(f"--trials-per-process must be 0 (never replace) or more, got {self.trials_per_process}.")
         _require_positive("--connect-timeout", self.connect_timeout)
         if (self.role is None) != (self.oracle is None):
             raise TunerUsageError("--role and --oracle go together: give both (e.g. --role worker --oracle 127.0.0.1:8000) or neither.")
-        if self.role is not None and self.workers:
-            raise TunerUsageError("--workers starts its own chief and workers; don't combine it with --role/--oracle.")
 
     def resolved_run_dir(self) -> Path:
         """The run directory, defaulting to runs/<tuner> so the same command resumes the same run."""

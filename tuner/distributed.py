@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import threading
 import time
 from concurrent import futures
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import grpc
 import keras_tuner
@@ -39,19 +40,44 @@ def parse_address(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def configure_role(role: str, address: str) -> str:
-    """Set the environment KerasTuner reads to join a distributed search; returns this process's tuner id."""
-    host, port = parse_address(address)
-    os.environ["KERASTUNER_ORACLE_IP"] = host
-    os.environ["KERASTUNER_ORACLE_PORT"] = str(port)
-    if role == "chief":
-        os.environ["KERASTUNER_TUNER_ID"] = "chief"
-    elif "chief" in os.environ.get("KERASTUNER_TUNER_ID", "chief"):
-        # A restarted worker that keeps its id gets its interrupted trial back at once.
-        os.environ["KERASTUNER_TUNER_ID"] = f"worker-{socket.gethostname()}-{os.getpid()}"
-    # KerasTuner 1.4.8 reads this module global as every worker call's timeout.
-    oracle_client.TIMEOUT = RPC_TIMEOUT_SECONDS
-    return os.environ["KERASTUNER_TUNER_ID"]
+# KerasTuner 1.4.8 reads a process's part in a distributed search from these environment variables.
+KERASTUNER_ENVIRONMENT = ("KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID")
+
+
+@contextlib.contextmanager
+def kerastuner_role(role: str | None, address: str = "") -> Iterator[str]:
+    """Set the environment KerasTuner reads for `role` ("chief", "worker", or None: on its own) for a block.
+
+    The previous values come back afterwards, so a search run as a library call leaves no
+    role behind for the next one. A worker keeps a KERASTUNER_TUNER_ID it was given: a
+    restarted worker with the same id gets its interrupted trial back at once.
+
+    Yields:
+        This process's tuner id.
+    """
+    saved = {name: os.environ.get(name) for name in KERASTUNER_ENVIRONMENT}
+    try:
+        if role is None:
+            for name in KERASTUNER_ENVIRONMENT:
+                os.environ.pop(name, None)
+            yield "tuner0"  # KerasTuner's own id for a search on its own
+            return
+        host, port = parse_address(address)
+        os.environ["KERASTUNER_ORACLE_IP"] = host
+        os.environ["KERASTUNER_ORACLE_PORT"] = str(port)
+        if role == "chief":
+            os.environ["KERASTUNER_TUNER_ID"] = "chief"
+        elif "chief" in os.environ.get("KERASTUNER_TUNER_ID", "chief"):
+            os.environ["KERASTUNER_TUNER_ID"] = f"worker-{socket.gethostname()}-{os.getpid()}"
+        # KerasTuner 1.4.8 reads this module global as every worker call's timeout.
+        oracle_client.TIMEOUT = RPC_TIMEOUT_SECONDS
+        yield os.environ["KERASTUNER_TUNER_ID"]
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def wait_for_chief(address: str, timeout: float) -> None:
@@ -164,24 +190,43 @@ def keep_ongoing_after_restart(oracle: keras_tuner.Oracle, ongoing: dict[str, st
         oracle.tuner_ids.add(tuner_id)
 
 
-def serve_oracle(oracle: keras_tuner.Oracle, address: str, lease_seconds: float = LEASE_SECONDS) -> None:
-    """Serve `oracle` to workers at `address` until every trial is finished and every worker told to stop."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
-    servicer = _LeasingServicer(oracle, lease_seconds)
-    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
-    if server.add_insecure_port(address) == 0:
-        raise TunerUsageError(f"the chief cannot listen on {address} (port in use or address not local); "
-                              f"pick another --oracle port.")
-    server.start()
-    log.info("Chief serving the oracle at %s (no authentication: keep it on loopback or a trusted network).", address)
-    try:
-        while True:
+class OracleServer:
+    """The chief's gRPC service of `oracle` at `address`, with leases; poll() it until finished() says so.
+
+    Used as a context manager: the port is bound on entry (a port in use is an `error:`) and
+    the server stopped on exit, however the block ends.
+    """
+
+    def __init__(self, oracle: keras_tuner.Oracle, address: str, lease_seconds: float = LEASE_SECONDS) -> None:
+        self.oracle, self.address, self.lease_seconds = oracle, address, lease_seconds
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+        self._servicer = _LeasingServicer(oracle, lease_seconds)
+        protos.get_service_grpc().add_OracleServicer_to_server(self._servicer, self._server)
+
+    def __enter__(self) -> OracleServer:
+        if self._server.add_insecure_port(self.address) == 0:
+            raise TunerUsageError(f"the chief cannot listen on {self.address} (port in use or address not local); "
+                                  f"pick another --oracle port.")
+        self._server.start()
+        log.info("Chief serving the oracle at %s (no authentication: keep it on loopback or a trusted network).",
+                 self.address)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.stop(grace=2)
+
+    def poll(self) -> None:
+        """Send the trials of silent workers back to the queue; call it every second or so."""
+        reclaim_silent_trials(self.oracle, self._servicer.last_seen, self.lease_seconds)
+
+    def finished(self) -> bool:
+        """True once every trial is finished and every worker has been told to stop."""
+        return self._servicer.stop_triggered and _search_finished(self.oracle)
+
+    def serve_until_finished(self) -> None:
+        while not self.finished():
             time.sleep(1)
-            reclaim_silent_trials(oracle, servicer.last_seen, lease_seconds)
-            if servicer.stop_triggered and _search_finished(oracle):
-                break
-    finally:
-        server.stop(grace=2)
+            self.poll()
 
 
 class Heartbeat:
@@ -207,15 +252,31 @@ class Heartbeat:
         self._thread.join(timeout=HEARTBEAT_SECONDS * 2)
 
 
-def join_as_worker(tuner: Any) -> None:
-    """Make a worker's tuner wait while the chief has nothing to hand out, and beat while it trains."""
+def join_as_worker(tuner: Any, trials_per_process: int = 0) -> Callable[[], bool]:
+    """Make a worker's tuner wait while the chief has nothing to hand out, and beat while it trains.
+
+    After `trials_per_process` trials (0: never) the worker stops asking for more, so that its
+    process can be replaced by a fresh one: TensorFlow keeps memory from every model it traced.
+
+    Returns:
+        A function that tells, after the search loop ended, whether it ended for that reason.
+    """
     create_trial = tuner.oracle.create_trial
+    started = 0
+    retired = False
 
     def create_trial_or_wait(tuner_id: str) -> Any:
+        nonlocal started, retired
+        if trials_per_process and started >= trials_per_process:
+            retired = True
+            return trial_module.Trial(hyperparameters=keras_tuner.HyperParameters(), status=STOPPED)
         trial = create_trial(tuner_id)
         if trial.status == IDLE:
             time.sleep(IDLE_WAIT_SECONDS)  # instead of spinning on the chief
+        elif trial.status != STOPPED:
+            started += 1
         return trial
 
     tuner.oracle.create_trial = create_trial_or_wait
     tuner.trial_guard = lambda trial_id: Heartbeat(tuner.oracle, trial_id)
+    return lambda: retired

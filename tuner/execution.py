@@ -4,25 +4,28 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import keras
 
 from tuner.cache import PreparedDataset
 from tuner.config import SearchSettings
 from tuner.data import ensure_prepared
-from tuner.distributed import configure_role, join_as_worker, keep_ongoing_after_restart, serve_oracle, wait_for_chief
+from tuner.distributed import OracleServer, join_as_worker, keep_ongoing_after_restart, kerastuner_role, wait_for_chief
 from tuner.errors import SearchFailedError, TunerUsageError
 from tuner.files import atomic_write_json, read_json
 from tuner.hypermodel import build_hypermodel
-from tuner.launcher import run_local_cluster
+from tuner.launcher import follow_launcher, run_local_workers
 from tuner.oracles import configure_keras_tuner, planned_trials, repair_after_reload
 from tuner.progress import SearchProgress
 from tuner.rundir import DatasetRecord, Run, RunLock, RunRecord
 from tuner.search import make_tuner, run_trials, space_size
-from tuner.trials import COMPLETED, FAILED, failure_reason, iter_trials
+from tuner.trials import FAILED, PRUNED, RANKED, failure_reason, iter_trials
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +45,15 @@ class SearchSummary:
     best_trial_id: str | None
     best_val_loss: float | None
     seconds: float
+    pruned: int = 0
+    retired: bool = False
 
 
 def execution_role(settings: SearchSettings) -> str:
-    """LAUNCHER for --workers N, CHIEF or WORKER for --role, else ALONE."""
-    if settings.workers:
-        return LAUNCHER
-    return settings.role or ALONE
+    """CHIEF or WORKER for --role; ALONE for --workers 0; else LAUNCHER (a chief here, workers as processes)."""
+    if settings.role:
+        return settings.role
+    return ALONE if settings.workers == "0" else LAUNCHER
 
 
 def run_search(settings: SearchSettings) -> SearchSummary:
@@ -58,7 +63,8 @@ def run_search(settings: SearchSettings) -> SearchSummary:
         settings: validated search settings.
 
     Returns:
-        A summary: counts of completed and failed trials and the best one.
+        A summary: counts of completed, pruned and failed trials and the best one. For a
+        worker that stopped to be replaced (--trials-per-process), `retired` is True.
 
     Raises:
         TunerUsageError: bad data, run directory or a changed search on resume.
@@ -67,70 +73,95 @@ def run_search(settings: SearchSettings) -> SearchSummary:
     started = time.monotonic()
     run = Run(settings.resolved_run_dir())
     _check_run_dir(run.root)
-    # Prepared once here, so a launcher's chief and workers don't all prepare the sample at once.
+    # Prepared once here, before any worker starts, so they don't all prepare the sample at once.
     dataset = ensure_prepared(settings.data)
     record = RunRecord(settings, DatasetRecord.of(dataset, settings.data))
     resumed = run.oracle_state.exists() and not settings.overwrite
     role = execution_role(settings)
-    if role == LAUNCHER:
-        run_local_cluster(settings)
-    elif role == WORKER:
-        _work_for_chief(settings, run, dataset, record)
+    retired = False
+    if role == WORKER:
+        retired = _work_for_chief(settings, run, dataset, record)
     else:
         with RunLock(run):
             if settings.overwrite:
                 run.clear()
             _refuse_another_search(run, record)
             run.write_record(record)
-            _lead(settings, run, dataset, resumed, as_chief=role == CHIEF)
+            _lead(settings, run, dataset, resumed, role)
     return _summarise(run, resumed, space_size(settings) if settings.tuner == "grid" else None,
-                      time.monotonic() - started)
+                      time.monotonic() - started, retired)
 
 
-def _lead(settings: SearchSettings, run: Run, dataset: PreparedDataset, resumed: bool, as_chief: bool) -> None:
-    """Own the oracle: run the trials here, or (as the chief) serve them to workers."""
+def _lead(settings: SearchSettings, run: Run, dataset: PreparedDataset, resumed: bool, role: str) -> None:
+    """Own the oracle: run the trials here (ALONE), or serve them to workers (CHIEF, LAUNCHER)."""
     configure_keras_tuner()
-    ongoing: dict[str, str] = {}
-    if as_chief:
-        configure_role(CHIEF, settings.oracle or "")
+    address = settings.oracle or (f"127.0.0.1:{_free_port()}" if role == LAUNCHER else "")
+    with kerastuner_role(None if role == ALONE else CHIEF, address) as tuner_id:
         state = read_json(run.oracle_state)
         ongoing = state.get("ongoing_trials", {}) if isinstance(state, dict) else {}
-    tuner_state = run.tuner_state(os.environ.get("KERASTUNER_TUNER_ID", "tuner0"))
-    if resumed and not tuner_state.exists():
-        # KerasTuner 1.4.8 reloads only if its tuner file exists; a kill can leave only the oracle's.
-        atomic_write_json(tuner_state, {})
-    keras.utils.set_random_seed(settings.seed)
-    progress = SearchProgress(run)
-    tuner = make_tuner(settings, build_hypermodel(settings, dataset), run, progress)
-    progress.total = planned_trials(tuner.oracle, space_size(settings))
-    if resumed:
-        rerun = repair_after_reload(tuner.oracle)
-        log.info("Resuming %s: %d trial(s) finished, %s to run again.", run.root, progress.finished,
-                 ", ".join(rerun) if rerun else "none")
-    else:
-        log.info("Starting %s: %s search, %s trials planned.", run.root, settings.tuner, progress.total or "?")
-    if not as_chief:
+        if resumed and not run.tuner_state(tuner_id).exists():
+            # KerasTuner 1.4.8 reloads only if its tuner file exists; a kill can leave only the oracle's.
+            atomic_write_json(run.tuner_state(tuner_id), {})
+        keras.utils.set_random_seed(settings.seed)
+        tuner, progress = _tuner_with_progress(settings, run, dataset)
+        if resumed:
+            rerun = repair_after_reload(tuner.oracle)
+            log.info("Resuming %s: %d trial(s) finished, %s to run again.", run.root, progress.finished,
+                     ", ".join(rerun) if rerun else "none")
+        else:
+            log.info("Starting %s: %s search, %s trials planned.", run.root, settings.tuner, progress.total or "?")
+        if role == ALONE:
+            run_trials(tuner, settings, run, dataset)
+            return
+        if role == CHIEF:
+            # A restarted chief lets live workers finish their trials; a launcher's workers died with it.
+            keep_ongoing_after_restart(tuner.oracle, ongoing)
+        tuner.oracle.verbose = 0  # KerasTuner's own trial display; the workers print progress lines
+        tuner.save()
+        with OracleServer(tuner.oracle, address) as server:
+            if role == LAUNCHER:
+                run_local_workers(settings, address, server)
+            else:
+                server.serve_until_finished()
+
+
+def _work_for_chief(settings: SearchSettings, run: Run, dataset: PreparedDataset, record: RunRecord) -> bool:
+    """Run trials handed out by a chief, writing into the shared run directory; True if it retired."""
+    follow_launcher()
+    with kerastuner_role(WORKER, settings.oracle or "") as tuner_id:
+        wait_for_chief(settings.oracle or "", settings.connect_timeout)
+        # The chief wrote settings.json before it started serving; a worker with other flags is refused.
+        _refuse_another_search(run, record)
+        configure_keras_tuner()
+        tuner, _ = _tuner_with_progress(settings, run, dataset)
+        retired = join_as_worker(tuner, settings.trials_per_process)
+        log.info("Worker %s joined the search at %s.", tuner_id, settings.oracle)
         run_trials(tuner, settings, run, dataset)
-        return
-    keep_ongoing_after_restart(tuner.oracle, ongoing)
-    tuner.oracle.verbose = 0  # KerasTuner's own trial display; the workers print progress lines
-    tuner.save()
-    serve_oracle(tuner.oracle, settings.oracle or "")
+        return retired()
 
 
-def _work_for_chief(settings: SearchSettings, run: Run, dataset: PreparedDataset, record: RunRecord) -> None:
-    """Run trials handed out by a chief, writing into the shared run directory."""
-    tuner_id = configure_role(WORKER, settings.oracle or "")
-    wait_for_chief(settings.oracle or "", settings.connect_timeout)
-    # The chief wrote settings.json before it started serving; a worker with other flags is refused.
-    _refuse_another_search(run, record)
-    configure_keras_tuner()
+def _tuner_with_progress(settings: SearchSettings, run: Run, dataset: PreparedDataset) -> tuple[Any, SearchProgress]:
     progress = SearchProgress(run)
     tuner = make_tuner(settings, build_hypermodel(settings, dataset), run, progress)
     progress.total = planned_trials(tuner.oracle, space_size(settings))
-    join_as_worker(tuner)
-    log.info("Worker %s joined the search at %s.", tuner_id, settings.oracle)
-    run_trials(tuner, settings, run, dataset)
+    return tuner, progress
+
+
+def replace_this_process() -> None:
+    """Start this program afresh in the same process (same pid, output and worker id), freeing its memory.
+
+    TensorFlow keeps about 19 MB per traced model for the life of a process; a worker that has
+    run --trials-per-process trials is replaced this way, and the resume makes it lossless.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def _check_run_dir(root: Path) -> None:
@@ -151,9 +182,9 @@ def _refuse_another_search(run: Run, record: RunRecord) -> None:
         raise TunerUsageError(f"run directory '{run.root}' {why}; pass --overwrite to start it afresh or another --run-dir.")
 
 
-def _summarise(run: Run, resumed: bool, total: int | None, seconds: float) -> SearchSummary:
+def _summarise(run: Run, resumed: bool, total: int | None, seconds: float, retired: bool) -> SearchSummary:
     records = list(iter_trials(run))
-    completed = [record for record in records if record.status == COMPLETED]
+    completed = [record for record in records if record.status in RANKED]
     failed = [record for record in records if record.status == FAILED]
     if failed and not completed:
         reasons: dict[str, int] = {}
@@ -164,4 +195,6 @@ def _summarise(run: Run, resumed: bool, total: int | None, seconds: float) -> Se
         raise SearchFailedError(f"all {len(failed)} trials failed: {summary}")
     best = min(((record.best_val_loss, record.trial_id) for record in completed if record.best_val_loss is not None),
                default=(None, None))
-    return SearchSummary(run.root, resumed, len(completed), len(failed), total, best[1], best[0], seconds)
+    pruned = sum(record.status == PRUNED for record in completed)
+    return SearchSummary(run.root, resumed, len(completed), len(failed), total, best[1], best[0], seconds, pruned,
+                         retired)

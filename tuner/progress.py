@@ -11,23 +11,29 @@ import keras
 
 from tuner.files import atomic_write_json
 from tuner.rundir import Run
-from tuner.trials import COMPLETED, FINISHED, iter_trials
+from tuner.pruning import MedianPruner, Verdict
+from tuner.trials import COMPLETED, FINISHED, RANKED, iter_trials
 
 log = logging.getLogger(__name__)
 
 
 class EpochHistory(keras.callbacks.Callback):
-    """Writes a trial's per-epoch metrics to RUN/history/trial_<id>.json after every epoch.
+    """Writes a trial's per-epoch metrics to RUN/history/trial_<id>.json after every epoch, and prunes.
 
     KerasTuner keeps only the best epoch's metrics, so the curves are recorded here; each
     write is atomic, so a kill leaves the curve up to the last finished epoch. (KerasTuner
     deep-copies callbacks, so the file, not this object, is what the tuner reads back.)
+    With a pruner, a trial it judges hopeless stops after this epoch, and its verdict is
+    written into the same file, in the same write as the epoch that decided it.
     """
 
-    def __init__(self, path: Path, trial_id: str) -> None:
+    def __init__(self, path: Path, trial_id: str, pruner: MedianPruner | None = None,
+                 tensorboard_dir: Path | None = None) -> None:
         super().__init__()
         self.path = path
         self.trial_id = trial_id
+        self.pruner = pruner
+        self.tensorboard_dir = tensorboard_dir
         self.epochs: list[dict[str, float]] = []
         self.started = time.monotonic()
 
@@ -39,7 +45,26 @@ class EpochHistory(keras.callbacks.Callback):
         row = {"epoch": epoch + 1, **{name: float(value) for name, value in (logs or {}).items()}}
         row["seconds"] = round(time.monotonic() - self.started, 3)
         self.epochs.append(row)
-        atomic_write_json(self.path, {"trial_id": self.trial_id, "epochs": self.epochs, "seconds": row["seconds"]})
+        record: dict[str, Any] = {"trial_id": self.trial_id, "epochs": self.epochs, "seconds": row["seconds"]}
+        verdict = self.pruner.verdict(self.trial_id, self.epochs) if self.pruner is not None else None
+        if verdict is not None:
+            record["pruned"] = verdict.to_json()
+        atomic_write_json(self.path, record)
+        if verdict is not None:
+            self.model.stop_training = True
+            self._tell_tensorboard(verdict)
+
+    def _tell_tensorboard(self, verdict: Verdict) -> None:
+        # A text entry in the trial's own TensorBoard folder (TEXT tab), beside its curves.
+        if self.tensorboard_dir is None:
+            return
+        import tensorflow as tf
+
+        writer = tf.summary.create_file_writer(str(self.tensorboard_dir / "pruned"))
+        with writer.as_default():
+            tf.summary.text("pruned", verdict.describe(), step=verdict.epoch)
+            tf.summary.scalar("pruned_at_epoch", verdict.epoch, step=verdict.epoch)
+        writer.close()
 
 
 class SearchProgress:
@@ -56,12 +81,15 @@ class SearchProgress:
         self.finished_here = 0
 
     def trial_ended(self, trial_id: str, status: str, values: dict[str, Any], val_loss: float | None,
-                    reason: str | None) -> None:
+                    reason: str | None, pruned_at: int | None = None) -> None:
         self.finished, self.best = _finished_so_far(self.run)
         self.finished_here += 1
         shown = " ".join(f"{name}={value}" for name, value in values.items() if not name.startswith("tuner/"))
         number = f"{self.finished}/{self.total}" if self.total else str(self.finished)
-        outcome = f"val_loss {val_loss:.4f}" if status == COMPLETED and val_loss is not None else f"FAILED: {reason}"
+        if status == COMPLETED and val_loss is not None:
+            outcome = f"val_loss {val_loss:.4f}" + (f" (pruned at epoch {pruned_at})" if pruned_at else "")
+        else:
+            outcome = f"FAILED: {reason}"
         best = f"best {self.best[0]:.4f} (trial {self.best[1]})" if self.best else "best -"
         elapsed = time.monotonic() - self.started
         left = ""
@@ -83,6 +111,6 @@ def _finished_so_far(run: Run) -> tuple[int, tuple[float, str] | None]:
             continue
         finished += 1
         loss = record.best_val_loss
-        if record.status == COMPLETED and loss is not None and (best is None or loss < best[0]):
+        if record.status in RANKED and loss is not None and (best is None or loss < best[0]):
             best = (loss, record.trial_id)
     return finished, best

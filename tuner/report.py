@@ -14,7 +14,7 @@ from tuner.errors import TunerUsageError
 from tuner.files import atomic_write_text
 from tuner.plots import DEFAULT_PLOTTED_TRIALS, format_value, write_plots
 from tuner.rundir import Run, RunRecord, open_run
-from tuner.trials import COMPLETED, FAILED, METRIC_COLUMNS, RUNNING, failure_reason, hyperparameters_of, iter_trials
+from tuner.trials import FAILED, METRIC_COLUMNS, RANKED, RUNNING, failure_reason, hyperparameters_of, iter_trials
 # For each hyperparameter of the search space: the SearchSettings field and flag that set its range, and the
 # lowest value that flag accepts (a winner at that floor cannot be helped by widening downwards).
 SEARCH_FLAGS: dict[str, tuple[str, str, float | None]] = {
@@ -41,9 +41,11 @@ class Report:
 
 
 def rank_trials(run: Run) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
-    """Rank a run's completed trials by their best validation loss, lowest first.
+    """Rank a run's completed and pruned trials by their best validation loss, lowest first.
 
     Reads only files the search writes atomically, so it is safe while a search is running.
+    A pruned trial is ranked by the best val_loss it reached before it was stopped, so it
+    wins only if that is genuinely the lowest.
     Trials with equal best val_loss share a rank (1, 1, 3); among them the higher
     val_accuracy, then the lower trial id, comes first, and the first row is the winner.
 
@@ -51,8 +53,8 @@ def rank_trials(run: Run) -> tuple[list[dict[str, Any]], list[dict[str, Any]], i
         run: the run directory.
 
     Returns:
-        The completed rows (keys: rank, trial, each hyperparameter, val_loss, val_accuracy,
-        best_epoch, epochs, seconds), the failed rows (trial, each hyperparameter, reason) and
+        The ranked rows (keys: rank, trial, each hyperparameter, val_loss, val_accuracy,
+        best_epoch, epochs, pruned (the epoch it was stopped at, or None), seconds), the failed rows (trial, each hyperparameter, reason) and
         the number of trials still marked RUNNING (running now, or interrupted).
     """
     records = list(iter_trials(run))
@@ -66,7 +68,7 @@ def rank_trials(run: Run) -> tuple[list[dict[str, Any]], list[dict[str, Any]], i
             running += 1
         elif record.status == FAILED:
             failed.append({"trial": record.trial_id, **values, "reason": failure_reason(record.message)})
-        elif record.status == COMPLETED:
+        elif record.status in RANKED:
             best = record.best_epoch()
             if best is None:
                 failed.append({"trial": record.trial_id, **values, "reason": "no finite val_loss in any epoch (diverged)"})
@@ -75,6 +77,7 @@ def rank_trials(run: Run) -> tuple[list[dict[str, Any]], list[dict[str, Any]], i
                 "rank": 0, "trial": record.trial_id, **values,
                 "val_loss": best["val_loss"], "val_accuracy": best.get("val_accuracy"), "best_epoch": best["epoch"],
                 "epochs": len(record.history) or None,
+                "pruned": record.pruned.get("epoch") if record.pruned else None,
                 "seconds": round(record.seconds, 1) if record.seconds is not None else None,
             })
     completed.sort(key=lambda row: (row["val_loss"], -(row["val_accuracy"] or 0.0), row["trial"]))
@@ -198,14 +201,20 @@ def _can_grow(name: str, value: Any, image_side: int | None) -> bool:
     return True
 
 
+def counts_line(ranked: Sequence[dict[str, Any]], failed: Sequence[dict[str, Any]], running: int) -> str:
+    """How the trials ended, e.g. "12 completed, 13 pruned, 2 failed, 0 running or interrupted"."""
+    pruned = sum(row.get("pruned") is not None for row in ranked)
+    return (f"{len(ranked) - pruned} completed, {pruned} pruned (stopped early behind the median), {len(failed)} failed, "
+            f"{running} running or interrupted")
+
+
 def write_results(run: Run, completed: Sequence[dict[str, Any]], failed: Sequence[dict[str, Any]], running: int,
                   warnings: Sequence[str] = ()) -> list[Path]:
     """Write RUN/results.csv (the ranking) and RUN/results.md (ranking, failures, notes), each atomically."""
     csv_path, markdown_path = run.results("csv"), run.results("md")
     atomic_write_text(csv_path, format_table(completed, "csv"))
-    parts = [f"# Results of {run.root.name}", "",
-             f"{len(completed)} completed, {len(failed)} failed, {running} running or interrupted; "
-             f"ranked by best val_loss (lowest first).", "", format_table(completed, "markdown") if completed else "(none yet)"]
+    parts = [f"# Results of {run.root.name}", "", f"{counts_line(completed, failed, running)}; ranked by best val_loss "
+             f"(lowest first).", "", format_table(completed, "markdown") if completed else "(none yet)"]
     if failed:
         parts += ["", "## Failed trials", "", format_table(failed, "markdown")]
     if warnings:

@@ -163,7 +163,10 @@ class RunRecord:
         """Parse settings.json's contents, checking every field's type (raises TypeError/ValueError/KeyError)."""
         if not isinstance(data, dict) or not isinstance(data.get("search"), dict) or not isinstance(data.get("dataset"), dict):
             raise ValueError("expected an object with 'search' and 'dataset' objects")
-        return cls(search=_typed(SearchSettings, data["search"], ignore_unknown=True),
+        # How the search was executed (workers, quiet, ...) does not define the run: a value an older
+        # version wrote in another type (e.g. workers as a number) falls back to today's default.
+        execution_only = {item.name for item in dataclasses.fields(SearchSettings)} - set(RUN_DEFINING_FIELDS)
+        return cls(search=_typed(SearchSettings, data["search"], ignore_unknown=True, lenient=execution_only),
                    dataset=_typed(DatasetRecord, data["dataset"]))
 
     def difference(self, other: RunRecord) -> str | None:
@@ -177,8 +180,12 @@ class RunRecord:
         return None
 
 
-def _typed(record_class: type, values: dict[str, Any], ignore_unknown: bool = False) -> Any:
-    """Build a frozen dataclass from JSON values, refusing a value of the wrong type (lists become tuples)."""
+def _typed(record_class: type, values: dict[str, Any], ignore_unknown: bool = False,
+           lenient: frozenset[str] | set[str] = frozenset()) -> Any:
+    """Build a frozen dataclass from JSON values, refusing a value of the wrong type (lists become tuples).
+
+    A field named in `lenient` with a value of the wrong type is left at its default instead.
+    """
     hints = typing.get_type_hints(record_class)
     fields = {item.name: item for item in dataclasses.fields(record_class)}
     unknown = sorted(set(values) - set(fields))
@@ -188,8 +195,16 @@ def _typed(record_class: type, values: dict[str, Any], ignore_unknown: bool = Fa
                and item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING]
     if missing:
         raise ValueError(f"missing field(s) {', '.join(missing)}")
-    # Fields of a newer version are left out: an older tool reads what it knows.
-    return record_class(**{name: _as_type(name, value, hints[name]) for name, value in values.items() if name in fields})
+    converted = {}
+    for name, value in values.items():
+        if name not in fields:
+            continue  # a field of a newer version: an older tool reads what it knows
+        try:
+            converted[name] = _as_type(name, value, hints[name])
+        except TypeError:
+            if name not in lenient:
+                raise
+    return record_class(**converted)
 
 
 def _as_type(name: str, value: Any, kind: Any) -> Any:

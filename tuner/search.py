@@ -20,6 +20,7 @@ from tuner.hypermodel import CNNHyperModel
 from tuner.oracles import ResumableGridOracle
 from tuner.pipeline import search_pipelines
 from tuner.progress import EpochHistory, SearchProgress
+from tuner.pruning import MedianPruner
 from tuner.rundir import Run
 from tuner.trials import COMPLETED, best_val_loss, failure_reason
 
@@ -48,11 +49,12 @@ class _SearchMixin:
     """
 
     def __init__(self, *args: Any, run: Run, base_seed: int, batch_size: int,
-                 progress: SearchProgress | None = None, **kwargs: Any) -> None:
+                 progress: SearchProgress | None = None, pruner: MedianPruner | None = None, **kwargs: Any) -> None:
         self.run = run
         self.base_seed = base_seed
         self.batch_size = batch_size
         self.progress = progress
+        self.pruner = pruner
         self.trial_guard: Callable[[str], ContextManager[Any]] = lambda trial_id: contextlib.nullcontext()
         super().__init__(*args, **kwargs)
 
@@ -74,7 +76,8 @@ class _SearchMixin:
         # and a stale curve from an interrupted attempt must not be read as this attempt's.
         shutil.rmtree(self.run.trial_tensorboard(trial.trial_id), ignore_errors=True)
         self.run.history(trial.trial_id).unlink(missing_ok=True)
-        history = EpochHistory(self.run.history(trial.trial_id), trial.trial_id)
+        history = EpochHistory(self.run.history(trial.trial_id), trial.trial_id, self.pruner,
+                               self.run.trial_tensorboard(trial.trial_id))
         callbacks = list(fit_kwargs.pop("callbacks", [])) + [history]
         with self.trial_guard(trial.trial_id):
             return super().run_trial(trial, train, validation_data=validation, callbacks=callbacks, **fit_kwargs)
@@ -83,9 +86,12 @@ class _SearchMixin:
         super().on_trial_end(trial)
         if self.progress is not None:
             history = read_json(self.run.history(trial.trial_id))
-            val_loss = best_val_loss(history.get("epochs", [])) if isinstance(history, dict) else None
+            history = history if isinstance(history, dict) else {}
+            val_loss = best_val_loss(history.get("epochs", []))
+            pruned_at = history["pruned"].get("epoch") if isinstance(history.get("pruned"), dict) else None
             reason = failure_reason(trial.message) if trial.status != COMPLETED else None
-            self.progress.trial_ended(trial.trial_id, trial.status, dict(trial.hyperparameters.values), val_loss, reason)
+            self.progress.trial_ended(trial.trial_id, trial.status, dict(trial.hyperparameters.values), val_loss, reason,
+                                      pruned_at)
         # KerasTuner clears the Keras session and collects garbage before it builds the next model,
         # so the finished model is released there; collecting here too would only cost time.
         log.debug("rss %.1f MB after trial %s", psutil.Process().memory_info().rss / 2**20, trial.trial_id)
@@ -112,9 +118,11 @@ def make_tuner(settings: SearchSettings, hypermodel: CNNHyperModel, run: Run,
     Returns:
         A KerasTuner tuner whose search() takes `dataset=` instead of x/y arrays.
     """
+    pruner = MedianPruner(run, settings.prune_warmup_trials, settings.prune_warmup_epochs) if settings.prune == "median" else None
     common: dict[str, Any] = dict(
         hypermodel=hypermodel, directory=str(run.project.parent), project_name=run.project.name,
         overwrite=False, run=run, base_seed=settings.seed, batch_size=settings.batch_size, progress=progress,
+        pruner=pruner,
     )
     failures = dict(max_retries_per_trial=0, max_consecutive_failed_trials=NEVER_STOP_ON_FAILURES)
     if settings.tuner == "hyperband":

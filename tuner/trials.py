@@ -17,11 +17,17 @@ INVALID = "INVALID"
 STOPPED = "STOPPED"
 COMPLETED = "COMPLETED"
 FAILED = "FAILED"
+# This tool's own status: a trial stopped by the pruner. KerasTuner records it as COMPLETED, with its
+# best val_loss so far as the score, so every oracle learns from it and no resume runs it again; the
+# pruner's verdict is kept in the trial's curve file, where TrialRecord reads it.
+PRUNED = "PRUNED"
+# Trials with a result, ranked together by their best val_loss.
+RANKED = (COMPLETED, PRUNED)
 # A finished trial is never run again, by a resume, a restarted chief or another worker.
-FINISHED = (COMPLETED, FAILED)
+FINISHED = (COMPLETED, PRUNED, FAILED)
 
 # The columns of a ranked row that are not hyperparameters.
-METRIC_COLUMNS = ("val_loss", "val_accuracy", "best_epoch", "epochs", "seconds")
+METRIC_COLUMNS = ("val_loss", "val_accuracy", "best_epoch", "epochs", "pruned", "seconds")
 ROW_FIELDS = ("rank", "trial", "reason", *METRIC_COLUMNS)
 
 
@@ -51,8 +57,9 @@ def hyperparameters_of(row: dict[str, Any]) -> dict[str, Any]:
 class TrialRecord:
     """One trial as read back from disk: KerasTuner's trial.json plus the tool's per-epoch history.
 
-    `score` and `best_step` are KerasTuner's own record of the best epoch, which still ranks a
-    trial whose history file is gone.
+    `status` is KerasTuner's, except PRUNED for a trial the pruner stopped; `pruned` is then
+    the pruner's verdict (epoch, best_val_loss, median, trials). `score` and `best_step` are
+    KerasTuner's own record of the best epoch, which still ranks a trial whose history file is gone.
     """
 
     trial_id: str
@@ -63,6 +70,7 @@ class TrialRecord:
     seconds: float | None
     score: float | None = None
     best_step: int | None = None
+    pruned: dict[str, Any] | None = None
 
     @property
     def best_val_loss(self) -> float | None:
@@ -87,15 +95,18 @@ def iter_trials(run: Run) -> Iterator[TrialRecord]:
         history = history if isinstance(history, dict) else {}
         values = (state.get("hyperparameters") or {}).get("values") or {}
         step = state.get("best_step")
+        status = str(state.get("status", "UNKNOWN"))
+        pruned = history.get("pruned") if isinstance(history.get("pruned"), dict) else None
         yield TrialRecord(
             trial_id=trial_id,
-            status=str(state.get("status", "UNKNOWN")),
+            status=PRUNED if status == COMPLETED and pruned else status,
             hyperparameters={name: value for name, value in values.items() if not name.startswith("tuner/")},
             message=state.get("message"),
             history=[row for row in history.get("epochs", []) if isinstance(row, dict)],
             seconds=history.get("seconds") if is_finite_number(history.get("seconds")) else None,
             score=state.get("score") if is_finite_number(state.get("score")) else None,
             best_step=step if isinstance(step, int) and not isinstance(step, bool) else None,
+            pruned=pruned,
         )
 
 
