@@ -20,6 +20,8 @@ def _search(argv):
     summary = run_search(settings)
     if summary.retired:
         replace_this_process()  # a worker's --trials-per-process are done: go on as a fresh process
+    if settings.role == "worker":
+        return 0  # the chief, or the launcher that started this worker, sums the search up
     pruned = f" ({summary.pruned} of them pruned)" if summary.pruned else ""
     print(f"{summary.completed} trial(s) completed{pruned}, {summary.failed} failed, in {summary.run_dir}")
     if summary.best_trial_id is not None:

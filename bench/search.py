@@ -1,15 +1,21 @@
-"""Benchmark the search against the tutorial's hand-written 27-run loop, on the prepared built-in sample.
+"""Benchmark the search against the tutorial's hand-written 27-run loop, on two prepared datasets.
 
-    python bench/search.py            # about 15 minutes on a 2-core laptop CPU
+    python bench/search.py                       # both datasets: about 25 minutes on a 2-core laptop CPU
+    python bench/search.py --datasets sample     # the built-in sample only
+    python bench/search.py --memory              # the 100-trial memory run instead
 
-In one run it times, as whole processes on the same prepared data:
+For each dataset (bench/datasets.py: the built-in sample, and 5 Animal-MNIST classes), in one
+run, as whole processes on the same prepared data, it times:
   (a) the tutorial's loop: 27 configurations, 10 epochs each, plain model.fit on float
       arrays, one TensorBoard folder per model, no early stopping;
-  (b) `search.py` on the same grid with early stopping off: b/a is the tool's overhead
-      (target <= 1.10);
-  (c) `search.py` with its defaults: c/a (target <= 0.5) and the best val_loss of each
-      (target: within 0.01 of the tutorial's).
-It also reports the search process's memory growth per trial over (b) (target <= 3 MB).
+  (b) `search.py --prune none --workers 1 --patience 0`: the same work through the tool (one
+      worker process beside the chief): b/a is its overhead (target <= 1.10);
+  (b0) the same with `--workers 0` (trials in the search process, as before --workers auto);
+  (c) `search.py` with its defaults (pruning, every core): c/a (target <= 0.5) and the best
+      val_loss of each (target: c no more than 0.01 above a).
+--memory runs a 100-trial random search (1 epoch per trial, a 324-configuration space) with the
+default process replacement, and once with --trials-per-process 0, sampling the RSS of the whole
+process tree after each finished trial; it prints the slope over trials 10-100 (target <= 3 MB).
 """
 
 import argparse
@@ -21,7 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from datasets import DATASETS, ROOT, prepared  # noqa: E402
 
 TUTORIAL_LOOP = r'''
 import json, os, sys, time
@@ -34,6 +41,7 @@ data = np.load(os.path.join(sys.argv[1], "dataset.npz"), allow_pickle=False)
 # The tutorial keeps float copies of the images, scaled by 255 by hand.
 x_train, y_train = data["x_train"] / 255.0, data["y_train"]
 x_val, y_val = data["x_val"] / 255.0, data["y_val"]
+classes = int(max(y_train.max(), y_val.max())) + 1
 best = float("inf")
 for dense_layers in (0, 1, 2):
     for nodes in (32, 64, 128):
@@ -47,9 +55,13 @@ for dense_layers in (0, 1, 2):
             model.add(Flatten())
             for _ in range(dense_layers):
                 model.add(Dense(nodes)); model.add(Activation("relu"))
-            model.add(Dense(1)); model.add(Activation("sigmoid"))
+            # The tutorial's binary head; with more classes, the usual softmax.
+            if classes == 2:
+                model.add(Dense(1)); model.add(Activation("sigmoid")); loss = "binary_crossentropy"
+            else:
+                model.add(Dense(classes)); model.add(Activation("softmax")); loss = "sparse_categorical_crossentropy"
             tensorboard = keras.callbacks.TensorBoard(log_dir=os.path.join(sys.argv[2], name))
-            model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
+            model.compile(loss=loss, optimizer="adam", metrics=["accuracy"])
             history = model.fit(x_train, y_train, batch_size=32, epochs=10, validation_data=(x_val, y_val),
                                 callbacks=[tensorboard], verbose=0)
             best = min(best, min(history.history["val_loss"]))
@@ -73,48 +85,101 @@ def best_of_run(stdout):
     return float(match.group(1)) if match else float("nan")
 
 
-def memory_per_trial(log_path):
-    """Growth of the search process's resident memory per trial, from its --debug lines."""
-    rss = [float(value) for value in re.findall(r"rss ([0-9.]+) MB", Path(log_path).read_text())]
-    if len(rss) < 4:
-        return float("nan"), rss
-    # The first trials warm up TensorFlow's caches; the slope over the rest is the leak.
-    tail = rss[2:]
-    return (tail[-1] - tail[0]) / (len(tail) - 1), rss
+def pruned_of_run(stdout):
+    match = re.search(r"\((\d+) of them pruned\)", stdout)
+    return int(match.group(1)) if match else 0
+
+
+def compare(dataset, work):
+    data = str(prepared(dataset))
+    print(f"\n== {dataset} ({data})", flush=True)
+    a_seconds, out = timed([sys.executable, "-c", TUTORIAL_LOOP, data, str(work / f"{dataset}-a-logs")], work / f"{dataset}-a.log")
+    a_best = json.loads(out.strip().splitlines()[-1])["best_val_loss"]
+    print(f"(a) tutorial loop: {a_seconds:.1f} s, best val_loss {a_best:.4f}", flush=True)
+    search = [sys.executable, "search.py", "--data", data, "--overwrite", "--quiet"]
+    rows = {}
+    for label, flags in (("b", ["--prune", "none", "--workers", "1", "--patience", "0"]),
+                         ("b0", ["--prune", "none", "--workers", "0", "--patience", "0"]),
+                         ("c", [])):
+        seconds, out = timed(search + ["--run-dir", str(work / f"{dataset}-{label}"), *flags], work / f"{dataset}-{label}.log")
+        rows[label] = (seconds, best_of_run(out), pruned_of_run(out))
+        print(f"({label}) search.py {' '.join(flags) or '(defaults)'}: {seconds:.1f} s, best val_loss "
+              f"{rows[label][1]:.4f}, {rows[label][2]} of 27 pruned", flush=True)
+    print(f"overhead b/a = {rows['b'][0] / a_seconds:.2f}, b0/a = {rows['b0'][0] / a_seconds:.2f}   (target <= 1.10)")
+    print(f"defaults c/a = {rows['c'][0] / a_seconds:.2f}   (target <= 0.50)")
+    print(f"best val_loss c - a = {rows['c'][1] - a_best:+.4f}   (target <= +0.01)", flush=True)
+
+
+def tree_rss_mb(pid):
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return float("nan")
+    total = 0
+    for process in processes:
+        try:
+            total += process.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total / 2**20
+
+
+def memory_run(data, run_dir, extra):
+    """A 100-trial random search; the process tree's RSS after each finished trial (MB, by trial count)."""
+    sys.path.insert(0, str(ROOT))
+    from tuner.rundir import Run
+    from tuner.trials import FINISHED, iter_trials
+
+    argv = [sys.executable, "search.py", "--data", data, "--run-dir", str(run_dir), "--overwrite", "--quiet",
+            "--tuner", "random", "--max-trials", "100", "--epochs", "1", "--prune", "none",
+            "--learning-rates", "0.001", "0.0005", "0.0003", "0.0002", "--dropouts", "0", "0.25", "0.5", *extra]
+    process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    samples, finished = {}, 0
+    while process.poll() is None:
+        time.sleep(0.25)
+        count = sum(record.status in FINISHED for record in iter_trials(Run(run_dir)))
+        if count > finished:
+            finished = count
+            samples[count] = tree_rss_mb(process.pid)
+    return samples
+
+
+def slope(samples, first=10, last=100):
+    points = [(trial, rss) for trial, rss in samples.items() if first <= trial <= last]
+    if len(points) < 2:
+        return float("nan")
+    mean_x = sum(x for x, _ in points) / len(points)
+    mean_y = sum(y for _, y in points) / len(points)
+    return sum((x - mean_x) * (y - mean_y) for x, y in points) / sum((x - mean_x) ** 2 for x, _ in points)
+
+
+def memory(work):
+    data = str(prepared("sample"))
+    for label, extra in (("defaults (a worker is replaced every 20 trials)", []),
+                         ("--trials-per-process 0 (never replaced)", ["--trials-per-process", "0"])):
+        samples = memory_run(data, work / f"memory-{len(extra)}", extra)
+        shown = " ".join(f"{trial}:{rss:.0f}" for trial, rss in sorted(samples.items()) if trial % 10 == 0)
+        print(f"{label}: slope over trials 10-100 {slope(samples):+.2f} MB per trial (target <= 3); "
+              f"tree RSS at trial 10 {samples.get(10, float('nan')):.0f} MB, at 100 {samples.get(100, float('nan')):.0f} MB",
+              flush=True)
+        print(f"    trial:MB {shown}", flush=True)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="data/prepared", help="prepared dataset (made from the sample if missing)")
-    parser.add_argument("--skip-tutorial", action="store_true", help="reuse nothing; only time (b) and (c)")
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    parser.add_argument("--memory", action="store_true", help="run the 100-trial memory benchmark instead")
     args = parser.parse_args()
-    subprocess.run([sys.executable, "data_prep.py", "--out", args.data, "--quiet"], cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL)
     work = Path(tempfile.mkdtemp(prefix="bench-search-"))
     print(f"work folder: {work}")
-
-    tutorial_seconds, tutorial_best = float("nan"), float("nan")
-    if not args.skip_tutorial:
-        tutorial_seconds, out = timed([sys.executable, "-c", TUTORIAL_LOOP, args.data, str(work / "tutorial-logs")],
-                                      work / "a.log")
-        (work / "a.out").write_text(out)  # each configuration's best val_loss, for a closer look
-        tutorial_best = json.loads(out.strip().splitlines()[-1])["best_val_loss"]
-        print(f"(a) tutorial loop: {tutorial_seconds:.1f} s, best val_loss {tutorial_best:.4f}", flush=True)
-
-    search = [sys.executable, "search.py", "--data", args.data, "--overwrite"]
-    overhead_seconds, out = timed(search + ["--run-dir", str(work / "b"), "--patience", "0", "--debug"], work / "b.log")
-    growth, rss = memory_per_trial(work / "b.log")
-    print(f"(b) search.py, no early stopping: {overhead_seconds:.1f} s, best val_loss {best_of_run(out):.4f}", flush=True)
-    print(f"    memory: {growth:+.2f} MB per trial (rss after each trial: {' '.join(f'{v:.0f}' for v in rss)})")
-    default_seconds, out = timed(search + ["--run-dir", str(work / "c")], work / "c.log")
-    default_best = best_of_run(out)
-    print(f"(c) search.py defaults: {default_seconds:.1f} s, best val_loss {default_best:.4f}", flush=True)
-
-    print()
-    print(f"overhead b/a = {overhead_seconds / tutorial_seconds:.2f}   (target <= 1.10)")
-    print(f"defaults c/a = {default_seconds / tutorial_seconds:.2f}   (target <= 0.50)")
-    print(f"best val_loss c - a = {default_best - tutorial_best:+.4f}   (target <= +0.01)")
-    print(f"memory growth = {growth:.2f} MB/trial   (target <= 3)")
+    if args.memory:
+        memory(work)
+        return
+    for dataset in args.datasets:
+        compare(dataset, work)
 
 
 if __name__ == "__main__":

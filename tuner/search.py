@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import io
 import logging
 import shutil
 from typing import Any, Callable, ContextManager
@@ -125,15 +126,21 @@ def make_tuner(settings: SearchSettings, hypermodel: CNNHyperModel, run: Run,
         pruner=pruner,
     )
     failures = dict(max_retries_per_trial=0, max_consecutive_failed_trials=NEVER_STOP_ON_FAILURES)
-    if settings.tuner == "hyperband":
-        return HyperbandSearchTuner(objective=OBJECTIVE, max_epochs=settings.epochs, factor=3,
-                                    seed=settings.seed, **failures, **common)
-    max_trials = settings.max_trials
-    if max_trials is None:
-        # The grid's size is known up front; giving it also makes trial ids as wide as needed.
-        max_trials = space_size(settings) if settings.tuner == "grid" else DEFAULT_SAMPLED_TRIALS
-    oracle = ORACLES[settings.tuner](objective=OBJECTIVE, max_trials=max_trials, seed=settings.seed, **failures)
-    return SearchTuner(oracle=oracle, **common)
+    # KerasTuner 1.4.8 prints "Reloading Tuner from ..." to stdout; our own resume line says it better.
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        if settings.tuner == "hyperband":
+            tuner = HyperbandSearchTuner(objective=OBJECTIVE, max_epochs=settings.epochs, factor=3,
+                                         seed=settings.seed, **failures, **common)
+        else:
+            max_trials = settings.max_trials
+            if max_trials is None:
+                # The grid's size is known up front; giving it also makes trial ids as wide as needed.
+                max_trials = space_size(settings) if settings.tuner == "grid" else DEFAULT_SAMPLED_TRIALS
+            oracle = ORACLES[settings.tuner](objective=OBJECTIVE, max_trials=max_trials, seed=settings.seed, **failures)
+            tuner = SearchTuner(oracle=oracle, **common)
+    for line in printed.getvalue().splitlines():
+        log.debug("keras_tuner: %s", line)
+    return tuner
 
 
 def space_size(settings: SearchSettings) -> int:
