@@ -1,6 +1,7 @@
 """Distributed search on loopback: a chief and workers as real processes, every wait bounded."""
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -9,6 +10,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.helpers import finished_configurations
@@ -32,19 +34,19 @@ def free_address():
         return f"127.0.0.1:{probe.getsockname()[1]}"
 
 
-def search_argv(prepared, run_dir, epochs=1):
+def search_argv(prepared, run_dir, epochs=1, prune="none"):
     # Six configurations: conv_layers 1, 2 x nodes 4, 8, 16.
     return ["--data", str(prepared), "--run-dir", str(run_dir), "--epochs", str(epochs), "--conv-layers", "1", "2",
-            "--nodes", "4", "8", "16", "--dense-layers", "0", "--patience", "0"]
+            "--nodes", "4", "8", "16", "--dense-layers", "0", "--patience", "0", "--prune", prune]
 
 
-def start(argv, tuner_id=None):
+def start(argv, tuner_id=None, command=(), **popen):
     env = {**os.environ, "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
     env.pop("KERASTUNER_TUNER_ID", None)
     if tuner_id:
         env["KERASTUNER_TUNER_ID"] = tuner_id
-    return subprocess.Popen([sys.executable, "search.py", *argv], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen([*command, sys.executable, "search.py", *argv], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **popen)
 
 
 def wait_until(condition, timeout, what):
@@ -66,10 +68,11 @@ def finish(process, timeout=240):
     return process.returncode, output
 
 
-def assert_each_configuration_once(run_dir, count=6):
+def assert_each_configuration_once(run_dir, count=6, statuses=("COMPLETED",)):
     counts = finished_configurations(run_dir)
     assert len(counts) == count and set(counts.values()) == {1}, counts
-    assert Counter(record.status for record in iter_trials(Run(run_dir))) == {"COMPLETED": count}
+    ended = Counter(record.status for record in iter_trials(Run(run_dir)))
+    assert sum(ended.values()) == count and set(ended) <= set(statuses), ended
 
 
 def running_trial_files(run_dir):
@@ -81,6 +84,47 @@ def test_local_cluster_runs_each_configuration_once(prepared, tmp_path):
     assert code == 0, output[-3000:]
     assert "[worker0]" in output and "[worker1]" in output
     assert_each_configuration_once(tmp_path / "run")
+
+
+def test_workers_replaced_after_each_trial_lose_nothing(prepared, tmp_path):
+    # The default search: pruning on, every core; each worker process is replaced after every trial.
+    argv = search_argv(prepared, tmp_path / "run", epochs=3, prune="median") + [
+        "--trials-per-process", "1", "--prune-warmup-trials", "2", "--prune-warmup-epochs", "1"]
+    code, output = finish(start(argv))
+    assert code == 0, output[-3000:]
+    # Each replacement starts the worker afresh, and it joins again under its own name.
+    assert output.count("[worker0] Worker worker0 joined") + output.count("[worker1] Worker worker1 joined") >= 5
+    assert_each_configuration_once(tmp_path / "run", statuses=("COMPLETED", "PRUNED"))
+
+
+@pytest.mark.skipif(shutil.which("taskset") is None, reason="needs taskset (util-linux) to run on one core")
+def test_workers_auto_on_one_core_runs_one_worker(prepared, tmp_path):
+    code, output = finish(start(search_argv(prepared, tmp_path / "run"), command=("taskset", "-c", "0")))
+    assert code == 0, output[-3000:]
+    assert "Starting 1 worker process(es)" in output and "[worker1]" not in output
+    assert_each_configuration_once(tmp_path / "run")
+
+
+def test_ctrl_c_stops_every_process_within_seconds_and_a_rerun_resumes(prepared, tmp_path):
+    run_dir = tmp_path / "run"
+    argv = search_argv(prepared, run_dir, epochs=8)
+    # Its own process group, as a terminal's foreground job: Ctrl-C reaches the launcher and its workers.
+    launcher = start(argv, start_new_session=True)
+    try:
+        wait_until(lambda: len(running_trial_files(run_dir)) >= 1, 120, "a trial under way")
+        children = psutil.Process(launcher.pid).children(recursive=True)
+        os.killpg(launcher.pid, signal.SIGINT)
+        code, output = finish(launcher, timeout=20)
+        assert code == 130, output[-3000:]
+        assert "run the same command again to continue" in output
+        gone, alive = psutil.wait_procs(children, timeout=10)
+        assert not alive, alive
+    finally:
+        launcher.kill()
+    code, output = finish(start(argv))
+    assert code == 0, output[-3000:]
+    assert "Resuming" in output
+    assert_each_configuration_once(run_dir)
 
 
 def test_a_worker_killed_mid_trial_loses_nothing(prepared, tmp_path):

@@ -11,7 +11,7 @@ import pytest
 import report as report_script
 from tests.helpers import edit_json, one_error_line
 from tuner.errors import TunerUsageError
-from tuner.report import boundary_warnings, format_table, rank_trials
+from tuner.report import boundary_warnings, counts_line, format_table, rank_trials
 from tuner.rundir import Run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +48,21 @@ def test_ties_share_a_rank_and_are_ordered_by_accuracy_then_trial(run_copy):
     edit_json(run_copy / "history" / "trial_1.json", better_accuracy)
     completed, _, _ = rank_trials(Run(run_copy))
     assert [(row["rank"], row["trial"]) for row in completed] == [(1, "1"), (1, "0")]
+
+
+def test_a_pruned_trial_is_ranked_by_its_best_val_loss_and_shown_as_pruned(run, run_copy, capsys):
+    winner = rank_trials(Run(run))[0][0]["trial"]
+    verdict = {"epoch": 1, "best_val_loss": 9.0, "median": 1.0, "trials": 1}
+    edit_json(run_copy / "history" / f"trial_{winner}.json", lambda history: history.update(pruned=verdict))
+    completed, failed, running = rank_trials(Run(run_copy))
+    # Pruned, but genuinely the lowest val_loss: still the winner, marked with the epoch it stopped at.
+    assert [(row["trial"], row["pruned"]) for row in completed][0] == (winner, 1)
+    assert all(row["pruned"] is None for row in completed[1:])
+    assert counts_line(completed, failed, running).startswith("1 completed, 1 pruned (stopped early")
+    assert report_script.main(["--run-dir", str(run_copy), "--no-retrain", "--format", "csv"]) == 0
+    out, err = capsys.readouterr()
+    assert "1 completed, 1 pruned" in err and "pruned" in out.splitlines()[0]
+    assert "1 completed, 1 pruned" in (run_copy / "results.md").read_text()
 
 
 def test_running_trials_are_counted_and_the_report_says_it_is_provisional(run_copy, capsys):

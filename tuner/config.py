@@ -92,7 +92,7 @@ class SearchSettings:
     overwrite: bool = _opt(False, "start the run directory afresh instead of resuming it")
     prune: str = _opt("median", "stop a trial whose val_loss is behind the median of the finished trials at the same epoch", choices=PRUNE_RULES)
     prune_warmup_trials: int = _opt(5, "finished trials before any trial is pruned")
-    prune_warmup_epochs: int = _opt(2, "epochs of every trial that are never pruned")
+    prune_warmup_epochs: int = _opt(1, "epochs of every trial that are never pruned")
     workers: str = _opt("auto", "trial processes on this machine: auto (one per core, or per GPU), a number, or 0 to train in this process")
     trials_per_process: int = _opt(20, "replace a trial process after this many trials, so memory stays bounded (0: never)")
     role: str | None = _opt(None, "part in a distributed search started by hand", choices=ROLES)

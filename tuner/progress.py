@@ -70,20 +70,20 @@ class EpochHistory(keras.callbacks.Callback):
 class SearchProgress:
     """Logs one line per finished trial: its number, hyperparameters, result, best so far and time left.
 
-    Counts come from the run directory, so they are right after a resume and across workers.
+    Counts come from the run directory, so they are right after a resume and across workers;
+    the time left is the run's pace since this process started (every worker's trials count).
     """
 
     def __init__(self, run: Run, total: int | None = None) -> None:
         self.run = run
         self.total = total
         self.finished, self.best = _finished_so_far(run)
+        self.finished_at_start = self.finished
         self.started = time.monotonic()
-        self.finished_here = 0
 
     def trial_ended(self, trial_id: str, status: str, values: dict[str, Any], val_loss: float | None,
                     reason: str | None, pruned_at: int | None = None) -> None:
         self.finished, self.best = _finished_so_far(self.run)
-        self.finished_here += 1
         shown = " ".join(f"{name}={value}" for name, value in values.items() if not name.startswith("tuner/"))
         number = f"{self.finished}/{self.total}" if self.total else str(self.finished)
         if status == COMPLETED and val_loss is not None:
@@ -93,9 +93,10 @@ class SearchProgress:
         best = f"best {self.best[0]:.4f} (trial {self.best[1]})" if self.best else "best -"
         elapsed = time.monotonic() - self.started
         left = ""
+        finished_since_start = max(self.finished - self.finished_at_start, 1)
         if self.total:
             remaining = max(self.total - self.finished, 0)
-            left = f", ~{_clock(elapsed / self.finished_here * remaining)} left"
+            left = f", ~{_clock(elapsed / finished_since_start * remaining)} left"
         log.info("[%s] trial %s %s: %s | %s | %s elapsed%s", number, trial_id, shown, outcome, best, _clock(elapsed), left)
 
 

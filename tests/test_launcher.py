@@ -1,0 +1,59 @@
+"""tuner.launcher: how many worker processes --workers means, and which GPU each one gets."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tuner.launcher import (
+    LAUNCHER_PID_ENV,
+    WORKER_MEMORY_BYTES,
+    follow_launcher,
+    visible_gpus,
+    worker_count,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+PLENTY = 64 * 2**30
+
+
+def test_auto_is_one_worker_per_core():
+    assert worker_count("auto", [], cores=1, available_memory=PLENTY) == 1
+    assert worker_count("auto", [], cores=2, available_memory=PLENTY) == 2
+    assert worker_count("auto", [], cores=16, available_memory=PLENTY) == 16
+
+
+def test_auto_starts_no_more_workers_than_memory_holds_and_always_one():
+    assert worker_count("auto", [], cores=16, available_memory=int(3 * WORKER_MEMORY_BYTES)) == 3
+    assert worker_count("auto", [], cores=16, available_memory=0) == 1
+
+
+def test_auto_is_one_worker_per_gpu_and_a_number_is_taken_as_given():
+    assert worker_count("auto", ["0", "1", "2"], cores=2, available_memory=PLENTY) == 3
+    assert worker_count("3", [], cores=1, available_memory=0) == 3
+
+
+def test_the_users_cuda_visible_devices_are_shared_out(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2, 5")
+    assert visible_gpus() == ["2", "5"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
+    assert visible_gpus() == []
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert visible_gpus() == []  # this machine has no GPU
+
+
+def test_following_a_launcher_is_nothing_without_one(monkeypatch):
+    monkeypatch.delenv(LAUNCHER_PID_ENV, raising=False)
+    follow_launcher()  # returns, and this process lives on
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_worker_whose_launcher_is_gone_ends_itself():
+    # The "launcher" is this test's shell: a pid that is not the worker's parent, as after a kill -9.
+    code = "from tuner.launcher import follow_launcher; follow_launcher(); print('still alive')"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                            env={**os.environ, LAUNCHER_PID_ENV: "1"})
+    assert result.returncode == -signal.SIGTERM and "still alive" not in result.stdout
