@@ -51,7 +51,7 @@ def main():
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     work = Path(tempfile.mkdtemp(prefix="bench-distributed-"))
     print(f"work folder: {work}")
-    extra = ["--epochs", args.epochs, "--patience", "0"]
+    extra = ["--epochs", args.epochs, "--patience", "0", "--prune", "none"]
     times = {}
     for workers in (1, 2):
         seconds, distinct, most = timed_search(args.data, work / f"workers{workers}", workers, extra)

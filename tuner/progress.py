@@ -46,7 +46,9 @@ class EpochHistory(keras.callbacks.Callback):
         row["seconds"] = round(time.monotonic() - self.started, 3)
         self.epochs.append(row)
         record: dict[str, Any] = {"trial_id": self.trial_id, "epochs": self.epochs, "seconds": row["seconds"]}
-        verdict = self.pruner.verdict(self.trial_id, self.epochs) if self.pruner is not None else None
+        # A trial at its last epoch has finished anyway: it is completed, and counts in later medians.
+        last_epoch = epoch + 1 >= (self.params or {}).get("epochs", float("inf"))
+        verdict = self.pruner.verdict(self.trial_id, self.epochs) if self.pruner is not None and not last_epoch else None
         if verdict is not None:
             record["pruned"] = verdict.to_json()
         atomic_write_json(self.path, record)

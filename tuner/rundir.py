@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tuner.cache import PreparedDataset, dataset_identity
 from tuner.config import DEFAULT_RUNS_DIR, RUN_DEFINING_FIELDS, SearchSettings, flag_of, settings_to_dict
 from tuner.errors import TunerUsageError
 from tuner.files import atomic_write_json, read_json
@@ -139,10 +140,8 @@ class DatasetRecord:
     color: str
 
     @classmethod
-    def of(cls, dataset: Any, path: str | os.PathLike) -> DatasetRecord:
-        """The record of a tuner.cache.PreparedDataset loaded from `path`."""
-        from tuner.cache import dataset_identity
-
+    def of(cls, dataset: PreparedDataset, path: str | os.PathLike) -> DatasetRecord:
+        """The record of a prepared dataset loaded from `path`."""
         return cls(path=str(Path(path).resolve()), identity=dataset_identity(dataset),
                    class_names=tuple(dataset.class_names), input_shape=tuple(dataset.input_shape),
                    img_size=dataset.img_size, color=dataset.color)
