@@ -26,6 +26,10 @@ def prepared(tmp_path_factory):
     (["--tuner", "annealing"], "argument --tuner: invalid choice: 'annealing'"),
     (["--tuner", "hyperband", "--epochs", "1"], "--tuner hyperband needs --epochs of at least 2"),
     (["--role", "worker"], "--role and --oracle go together"),
+    (["--role", "worker", "--oracle", "127.0.0.1:8000", "--workers", "2"], "don't combine it with --role/--oracle"),
+    (["--workers", "two"], "--workers must be auto or a number of processes from 0 to 1024, got 'two'"),
+    (["--prune", "percentile"], "argument --prune: invalid choice: 'percentile'"),
+    (["--prune-warmup-trials", "0"], "--prune-warmup-trials must be at least 1"),
 ])
 def test_bad_flags_exit_2_with_one_line(argv, message, capsys):
     assert search_script.main(argv) == 2

@@ -90,9 +90,13 @@ class SearchSettings:
     patience: int = _opt(3, "stop a trial after this many epochs without a better val_loss (0: never stop early)")
     seed: int = _opt(1337, "seed for Python, NumPy, TensorFlow and the tuner")
     overwrite: bool = _opt(False, "start the run directory afresh instead of resuming it")
+    # Pruning and its warm-ups were picked by measurement (BENCHMARKS.md): one warm-up epoch halves a
+    # grid's training time; 5 finished trials (Optuna's default) keep the first medians sound.
     prune: str = _opt("median", "stop a trial whose val_loss is behind the median of the finished trials at the same epoch", choices=PRUNE_RULES)
     prune_warmup_trials: int = _opt(5, "finished trials before any trial is pruned")
     prune_warmup_epochs: int = _opt(1, "epochs of every trial that are never pruned")
+    # One process cannot keep several cores busy with small CNNs; replacing it every 20 trials bounds
+    # the memory TensorFlow keeps of every model (about 7 MB each) at one TensorFlow import's cost.
     workers: str = _opt("auto", "trial processes on this machine: auto (one per core, or per GPU), a number, or 0 to train in this process")
     trials_per_process: int = _opt(20, "replace a trial process after this many trials, so memory stays bounded (0: never)")
     role: str | None = _opt(None, "part in a distributed search started by hand", choices=ROLES)
@@ -136,6 +140,8 @@ class SearchSettings:
         _require_positive("--connect-timeout", self.connect_timeout)
         if (self.role is None) != (self.oracle is None):
             raise TunerUsageError("--role and --oracle go together: give both (e.g. --role worker --oracle 127.0.0.1:8000) or neither.")
+        if self.role is not None and self.workers != "auto":
+            raise TunerUsageError("--workers starts its own chief and workers on this machine; don't combine it with --role/--oracle.")
 
     def resolved_run_dir(self) -> Path:
         """The run directory, defaulting to runs/<tuner> so the same command resumes the same run."""
