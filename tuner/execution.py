@@ -88,8 +88,10 @@ def run_search(settings: SearchSettings) -> SearchSummary:
             _refuse_another_search(run, record)
             run.write_record(record)
             _lead(settings, run, dataset, resumed, role)
+    # Whether the search as a whole failed is for the process that leads it to say: a worker that
+    # retires while every trial so far has failed must not end the search with an error.
     return _summarise(run, resumed, space_size(settings) if settings.tuner == "grid" else None,
-                      time.monotonic() - started, retired)
+                      time.monotonic() - started, retired, judge=role != WORKER)
 
 
 def _lead(settings: SearchSettings, run: Run, dataset: PreparedDataset, resumed: bool, role: str) -> None:
@@ -97,6 +99,7 @@ def _lead(settings: SearchSettings, run: Run, dataset: PreparedDataset, resumed:
     configure_keras_tuner()
     address = settings.oracle or (f"127.0.0.1:{_free_port()}" if role == LAUNCHER else "")
     with kerastuner_role(None if role == ALONE else CHIEF, address) as tuner_id:
+        # Read before the tuner reloads the oracle, which queues every ongoing trial to run again.
         state = read_json(run.oracle_state)
         ongoing = state.get("ongoing_trials", {}) if isinstance(state, dict) else {}
         if resumed and not run.tuner_state(tuner_id).exists():
@@ -182,11 +185,12 @@ def _refuse_another_search(run: Run, record: RunRecord) -> None:
         raise TunerUsageError(f"run directory '{run.root}' {why}; pass --overwrite to start it afresh or another --run-dir.")
 
 
-def _summarise(run: Run, resumed: bool, total: int | None, seconds: float, retired: bool) -> SearchSummary:
+def _summarise(run: Run, resumed: bool, total: int | None, seconds: float, retired: bool,
+               judge: bool) -> SearchSummary:
     records = list(iter_trials(run))
     completed = [record for record in records if record.status in RANKED]
     failed = [record for record in records if record.status == FAILED]
-    if failed and not completed:
+    if judge and failed and not completed:
         reasons: dict[str, int] = {}
         for record in failed:
             reason = failure_reason(record.message)

@@ -11,10 +11,13 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tuner.config import SearchSettings, settings_to_argv
 from tuner.errors import SearchFailedError
+
+if TYPE_CHECKING:
+    from tuner.distributed import OracleServer
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +121,7 @@ class _Worker:
                 self.process.wait()
 
 
-def run_local_workers(settings: SearchSettings, address: str, server: Any) -> None:
+def run_local_workers(settings: SearchSettings, address: str, server: OracleServer) -> None:
     """Start `--workers` worker processes for the chief served at `address`, until `server.finished()`.
 
     Their output is relayed as one stream, each line prefixed with the worker's name. A
@@ -128,16 +131,16 @@ def run_local_workers(settings: SearchSettings, address: str, server: Any) -> No
     Args:
         settings: the search settings; the workers get the same flags.
         address: HOST:PORT of the chief's oracle, in this process.
-        server: the tuner.distributed.OracleServer serving it (polled here for leases).
+        server: the server of that oracle (polled here for leases).
     """
     import psutil
 
-    gpus = visible_gpus()
-    count = worker_count(settings.workers, gpus, available_cores(), psutil.virtual_memory().available)
+    gpus, cores = visible_gpus(), available_cores()
+    count = worker_count(settings.workers, gpus, cores, psutil.virtual_memory().available)
     common = settings_to_argv(settings, skip=("workers", "role", "oracle", "overwrite"))
     # Each CPU worker gets its share of the cores, so N workers don't oversubscribe the machine,
     # unless the user chose a thread count already.
-    threads = os.environ.get("TF_NUM_INTRAOP_THREADS") or str(max(1, available_cores() // count))
+    threads = os.environ.get("TF_NUM_INTRAOP_THREADS") or str(max(1, cores // count))
     base_env = {**os.environ, "TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": "1",
                 "OMP_NUM_THREADS": threads, "PYTHONUNBUFFERED": "1", LAUNCHER_PID_ENV: str(os.getpid())}
     log.info("Starting %d worker process(es)%s.", count, f" on GPUs {', '.join(gpus)}" if gpus else f", {threads} thread(s) each")
