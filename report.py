@@ -1,6 +1,6 @@
-"""Rank a run's trials, plot them, retrain the winner and score it once on the test split.
+"""Rank a run's trials, confirm the best over seeds, plot them, retrain the winner and score it once on the test split.
 
-    python report.py --run-dir runs/grid --top 10
+    python report.py --run-dir runs/grid --top 10 --confirm 3 2
 """
 
 import sys
@@ -10,22 +10,27 @@ from tuner.config import ReportSettings, parse_settings
 
 
 def _report(argv):
-    settings = parse_settings(ReportSettings, argv, "report.py", "Rank a run's trials, retrain the winner and score it on the test split.")
-    from tuner.report import build_report, counts_line, format_table
+    settings = parse_settings(ReportSettings, argv, "report.py", "Rank a run's trials, confirm the best over seeds, retrain the winner and score it on the test split.")
+    from tuner.report import build_report, counts_line, format_table, record_winner, to_dataframe
     from tuner.winner import format_winner, retrain_best
 
+    if settings.confirm_counts() != (0, 0):
+        import_tensorflow_quietly()  # the confirm runs train models
     report = build_report(settings)
     # With --format csv|json stdout holds only that document, so it can be piped; the rest goes to stderr.
     notes = sys.stderr if settings.format in ("csv", "json") else sys.stdout
-    print(format_table(report.completed[: settings.top], settings.format).rstrip("\n"))
+    print(format_table(to_dataframe(report.completed[: settings.top]), settings.format).rstrip("\n"))
     print(f"\n{counts_line(report.completed, report.failed, report.running)}", file=notes)
+    if report.comparison:
+        print(report.comparison, file=notes)
     if report.failed:
-        print(f"\nfailed trials ({len(report.failed)}):\n{format_table(report.failed, 'table')}", file=notes)
+        print(f"\nfailed trials ({len(report.failed)}):\n{format_table(to_dataframe(report.failed), 'table')}", file=notes)
     for message in report.warnings:
         print(f"note: {message}", file=notes)
     print(f"\nwrote {', '.join(str(path) for path in report.written)}", file=notes)
     import_tensorflow_quietly()
     winner = retrain_best(report.run, report.record, report.completed[0], retrain=not settings.no_retrain)
+    record_winner(report.run, winner.to_json())
     print(f"\n{format_winner(winner)}", file=notes)
     print(f"next: python predict.py --model {winner.model_dir} PATH...", file=notes)
     return 0

@@ -92,3 +92,15 @@ def test_negative_workers_are_refused():
 def test_malformed_flags_become_usage_errors(argv, message):
     with pytest.raises(TunerUsageError, match=message):
         parse(argv)
+
+
+def test_augment_takes_off_and_on_once_each():
+    from tuner.config import SearchSettings, parse_settings
+
+    assert parse_settings(SearchSettings, ["--augment", "off", "on"], "search.py", "").augment == ("off", "on")
+    with pytest.raises(TunerUsageError, match="invalid choice: 'maybe'"):
+        parse_settings(SearchSettings, ["--augment", "maybe"], "search.py", "")
+    with pytest.raises(TunerUsageError, match="lists a value twice"):
+        SearchSettings(augment=("on", "on"))
+    with pytest.raises(TunerUsageError, match="--augment values must be off or on"):
+        SearchSettings(augment=("sideways",))

@@ -75,3 +75,26 @@ def test_bad_problem_facts_are_refused_at_construction():
         CNNHyperModel((28, 28, 1), 1)
     with pytest.raises(ValueError, match="needs at least one value"):
         CNNHyperModel((28, 28, 1), 2, nodes=())
+
+
+def test_augmentation_is_an_optional_dimension_off_unless_asked_for():
+    hp = keras_tuner.HyperParameters()
+    CNNHyperModel((28, 28, 1), 2, augment=("off", "on")).build(hp)
+    assert hp.values["augment"] == "off"
+    model = _build({"conv_layers": 1, "nodes": 8, "dense_layers": 0, "augment": "off"}, augment=("off", "on"))
+    assert not any(layer.name.startswith("augment_") for layer in model.layers)
+
+
+def test_augmentation_acts_in_training_only_and_survives_a_safe_mode_reload(tmp_path):
+    model = _build({"conv_layers": 1, "nodes": 8, "dense_layers": 0, "augment": "on"}, augment=("on",))
+    assert [layer.name for layer in model.layers if layer.name.startswith("augment_")] == [
+        "augment_flip", "augment_shift", "augment_zoom"]
+    images = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1), dtype=np.uint8)
+    first, second = model.predict(images, verbose=0), model.predict(images, verbose=0)
+    np.testing.assert_array_equal(first, second)
+    # In training the same images come out differently: the layers do act there.
+    augmenting = keras.Model(model.input, model.get_layer("augment_zoom").output)
+    assert not np.allclose(augmenting(images, training=True), augmenting(images, training=False))
+    model.save(tmp_path / "model.keras")
+    reloaded = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
+    np.testing.assert_allclose(reloaded.predict(images, verbose=0), first, rtol=1e-6)

@@ -11,7 +11,7 @@ import pytest
 import report as report_script
 from tests.helpers import edit_json, one_error_line
 from tuner.errors import TunerUsageError
-from tuner.report import boundary_warnings, counts_line, format_table, rank_trials
+from tuner.report import boundary_warnings, counts_line, format_table, rank_trials, to_dataframe
 from tuner.rundir import Run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,7 +76,7 @@ def test_running_trials_are_counted_and_the_report_says_it_is_provisional(run_co
 @pytest.mark.parametrize("fmt", ["table", "markdown", "csv", "json"])
 def test_every_format_holds_every_trial(run, fmt):
     completed, _, _ = rank_trials(Run(run))
-    text = format_table(completed, fmt)
+    text = format_table(to_dataframe(completed), fmt)
     if fmt == "json":
         assert [list(row) for row in json.loads(text)] == [COLUMNS] * 2
     elif fmt == "csv":

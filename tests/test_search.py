@@ -39,3 +39,7 @@ def test_patience_adds_early_stopping_and_0_leaves_it_out(tmp_path):
     assert kinds == [keras.callbacks.TensorBoard, keras.callbacks.EarlyStopping]
     assert [type(callback) for callback in callbacks(SearchSettings(patience=0), Run(tmp_path))] == [
         keras.callbacks.TensorBoard]
+
+
+def test_augment_counts_in_the_space_size():
+    assert space_size(SearchSettings(augment=("off", "on"))) == 54

@@ -21,13 +21,21 @@ def test_retrained_winner_reloads_with_the_stored_test_accuracy(tmp_path_factory
 
     prepared, run = tiny_winner(tmp_path_factory)
     metadata = json.loads((run / "best" / "metadata.json").read_text())
-    completed, _, _ = rank_trials(Run(run))
-    assert metadata["trial_id"] == completed[0]["trial"] and metadata["epochs"] == completed[0]["best_epoch"]
+    results = json.loads((run / "results.json").read_text())
+    # report.py ran with its default --confirm: the winner is the first row after confirming, retrained for
+    # the median epoch of its best val_loss over the seeds.
+    winner = results["ranking"][0]
+    assert winner["seeds"] == 3 and metadata["trial_id"] == winner["trial"]
+    assert metadata["epochs"] == winner["median_best_epoch"] and metadata["validation"]["seeds"] == 3
+    assert results["winner"]["trial"] == winner["trial"] and results["winner"]["test"]["accuracy"] == metadata["test"]["accuracy"]
     assert metadata["class_names"] == ["class0", "class1"] and metadata["img_size"] == 16
     assert metadata["color"] == "grayscale" and metadata["hyperparameters"]["nodes"] == 4
     assert metadata["dataset"]["identity"]
     test = metadata["test"]
     assert test["images"] == 16 and sum(map(sum, test["confusion_matrix"])) == 16
+    low, high = test["accuracy_interval"]
+    assert low <= test["accuracy"] <= high and test["interval"].startswith("Wilson")
+    assert results["winner"]["test"]["accuracy_interval"] == [low, high]
     assert [item["class"] for item in test["per_class"]] == ["class0", "class1"]
     dataset = load_prepared(prepared)
     model = keras.saving.load_model(run / "best" / "model.keras", safe_mode=True)

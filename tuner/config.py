@@ -21,10 +21,11 @@ REPORT_FORMATS = ("table", "markdown", "csv", "json")
 PREDICT_FORMATS = ("tsv", "csv", "json")
 ROLES = ("chief", "worker")  # the parts of a distributed search started by hand
 PRUNE_RULES = ("median", "none")
+AUGMENT_CHOICES = ("off", "on")
 # Settings that define what a run's trials mean; resuming with any of them changed would mix
 # incomparable trials. --max-trials is not among them, so a finished search can be extended.
 RUN_DEFINING_FIELDS = (
-    "tuner", "conv_layers", "nodes", "dense_layers", "learning_rates", "dropouts",
+    "tuner", "conv_layers", "nodes", "dense_layers", "learning_rates", "dropouts", "augment",
     "epochs", "batch_size", "patience", "seed", "prune", "prune_warmup_trials", "prune_warmup_epochs",
 )
 
@@ -86,6 +87,8 @@ class SearchSettings:
     dense_layers: tuple[int, ...] = _opt((0, 1, 2), "numbers of hidden dense layers to try")
     learning_rates: tuple[float, ...] = _opt((), "Adam learning rates to try (omitted: Keras' default 0.001, not searched)")
     dropouts: tuple[float, ...] = _opt((), "dropout rates before the output layer to try (omitted: no dropout, not searched)")
+    # Off by default: on both benchmark folders it did not beat the tutorial's grid (BENCHMARKS.md).
+    augment: tuple[str, ...] = _opt((), "training-time augmentation to try: off, on (random flips, shifts and zoom), or both (omitted: off, not searched)", choices=AUGMENT_CHOICES)
     batch_size: int = _opt(32, "training batch size, as in the tutorial")
     patience: int = _opt(3, "stop a trial after this many epochs without a better val_loss (0: never stop early)")
     seed: int = _opt(1337, "seed for Python, NumPy, TensorFlow and the tuner")
@@ -127,6 +130,11 @@ class SearchSettings:
         for rate in self.dropouts:
             if not 0.0 <= rate < 1.0:
                 raise TunerUsageError(f"--dropouts must be at least 0 and below 1, got {rate}; e.g. 0 0.25 0.5.")
+        for choice in self.augment:
+            if choice not in AUGMENT_CHOICES:
+                raise TunerUsageError(f"--augment values must be off or on, got {choice!r}; e.g. --augment off on.")
+        if len(set(self.augment)) != len(self.augment):
+            raise TunerUsageError(f"--augment lists a value twice ({' '.join(self.augment)}); give off, on, or both.")
         if self.prune not in PRUNE_RULES:
             raise TunerUsageError(f"--prune must be one of {', '.join(PRUNE_RULES)}, got {self.prune!r}.")
         if self.prune_warmup_trials < 1:
@@ -155,12 +163,24 @@ class ReportSettings:
     run_dir: str | None = _opt(None, "run directory to report on (default: the most recent under runs/)")
     format: str = _opt("table", "how the ranking is printed", choices=REPORT_FORMATS)
     top: int | None = _opt(None, "print only the best K trials and plot their curves (default: print all, plot 5); results.csv/.md keep all")
+    # 3 x 2 more runs cost about a quarter of a default search on the sample and catch most lucky winners (BENCHMARKS.md).
+    confirm: tuple[int, ...] = _opt((3, 2), "before retraining, train the top K configurations with R more seeds each and rank them by their mean val_loss: K R, or 0 for off")
     no_retrain: bool = _opt(False, "don't retrain; save the best trial's own weights as the winner")
     debug: bool = _opt(False, "show full tracebacks")
 
     def __post_init__(self) -> None:
         if self.top is not None:
             _require_positive("--top", self.top)
+        if self.confirm != (0,) and not (len(self.confirm) == 2 and 0 <= self.confirm[0] <= 100 and 0 <= self.confirm[1] <= 20):
+            raise TunerUsageError(
+                f"--confirm takes K R (top configurations 0..100, more seeds each 0..20) or 0 for off, "
+                f"got {' '.join(map(str, self.confirm)) or 'nothing'}; e.g. --confirm 3 2."
+            )
+
+    def confirm_counts(self) -> tuple[int, int]:
+        """(K, R): configurations to confirm and further seeds each; (0, 0) when confirming is off."""
+        top, seeds = (self.confirm + (0,))[:2]
+        return (top, seeds) if top and seeds else (0, 0)
 
 
 @dataclass(frozen=True)
@@ -231,7 +251,8 @@ def build_parser(settings_class: type, prog: str, description: str) -> argparse.
         if typing.get_origin(kind) is tuple:
             # Lists are tuples in Settings so the dataclass stays hashable and frozen.
             parser.add_argument(*names, **({} if positional else {"dest": item.name}), nargs="*" if positional else "+",
-                                type=args[0], default=item.default, help=help_text, metavar="N" if not positional else "PATH")
+                                type=args[0], default=item.default, help=help_text,
+                                metavar=None if "choices" in meta else ("N" if not positional else "PATH"), **meta)
             continue
         scalar = next((a for a in args if a is not type(None)), kind)
         kwargs = {} if positional else {"dest": item.name}

@@ -1,4 +1,4 @@
-"""CNNHyperModel: the search space of small CNNs (conv layers x nodes x dense layers), nothing else."""
+"""CNNHyperModel: the search space of small CNNs (conv layers x nodes x dense layers, optional extras), nothing else."""
 
 from __future__ import annotations
 
@@ -23,6 +23,16 @@ def smallest_side_for(conv_layers: int) -> int:
     return side
 
 
+def augmentation(x: keras.KerasTensor) -> keras.KerasTensor:
+    """Random horizontal flips, shifts and zoom of up to 10%: active in fit() only, so predictions are unchanged.
+
+    Standard Keras preprocessing layers, so a model with them saves and loads in safe mode.
+    """
+    x = keras.layers.RandomFlip("horizontal", name="augment_flip")(x)
+    x = keras.layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", name="augment_shift")(x)
+    return keras.layers.RandomZoom(0.1, fill_mode="nearest", name="augment_zoom")(x)
+
+
 def conv_block(x: keras.KerasTensor, nodes: int, index: int) -> keras.KerasTensor:
     """The tutorial's block: a 3x3 convolution with ReLU, then 2x2 max pooling."""
     x = keras.layers.Conv2D(nodes, (3, 3), activation="relu", name=f"conv_{index}")(x)
@@ -40,6 +50,7 @@ class CNNHyperModel(keras_tuner.HyperModel):
         dense_layers: numbers of hidden dense layers to try.
         learning_rates: Adam learning rates to try; empty means the fixed Keras default.
         dropouts: dropout rates before the output layer to try; empty means no dropout.
+        augment: "off" and/or "on" (training-time augmentation) to try; empty means off.
     """
 
     def __init__(
@@ -51,6 +62,7 @@ class CNNHyperModel(keras_tuner.HyperModel):
         dense_layers: Sequence[int] = (0, 1, 2),
         learning_rates: Sequence[float] = (),
         dropouts: Sequence[float] = (),
+        augment: Sequence[str] = (),
     ) -> None:
         super().__init__(name="cnn")
         if len(input_shape) != 3 or min(input_shape) < 1:
@@ -66,8 +78,9 @@ class CNNHyperModel(keras_tuner.HyperModel):
         self.dense_layers = list(dense_layers)
         self.learning_rates = list(learning_rates)
         self.dropouts = list(dropouts)
+        self.augment = list(augment)
 
-    def declare_hyperparameters(self, hp: keras_tuner.HyperParameters) -> tuple[int, int, int, float, float]:
+    def declare_hyperparameters(self, hp: keras_tuner.HyperParameters) -> tuple[int, int, int, float, float, bool]:
         """Declare the whole space on `hp` and return this trial's values of it.
 
         The space has no conditional parts, so declaring it is enough for the tuner to know it
@@ -78,12 +91,13 @@ class CNNHyperModel(keras_tuner.HyperModel):
         dense_layers = hp.Choice("dense_layers", self.dense_layers)
         learning_rate = hp.Choice("learning_rate", self.learning_rates) if self.learning_rates else DEFAULT_LEARNING_RATE
         dropout = hp.Choice("dropout", self.dropouts) if self.dropouts else 0.0
-        return conv_layers, nodes, dense_layers, learning_rate, dropout
+        augment = hp.Choice("augment", self.augment) == "on" if self.augment else False
+        return conv_layers, nodes, dense_layers, learning_rate, dropout, augment
 
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
         # Every hyperparameter is declared before any early exit, so each trial (failed ones
         # included) carries them all and TensorBoard's HParams view has no holes.
-        conv_layers, nodes, dense_layers, learning_rate, dropout = self.declare_hyperparameters(hp)
+        conv_layers, nodes, dense_layers, learning_rate, dropout, augment = self.declare_hyperparameters(hp)
 
         height, width, _ = self.input_shape
         needed = smallest_side_for(conv_layers)
@@ -96,6 +110,8 @@ class CNNHyperModel(keras_tuner.HyperModel):
         inputs = keras.Input(shape=self.input_shape, dtype="uint8", name="image")
         # Scaling lives inside the model so prediction can never forget it (the tutorial's bug).
         x = keras.layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+        if augment:
+            x = augmentation(x)
         for index in range(conv_layers):
             x = conv_block(x, nodes, index)
         x = keras.layers.Flatten(name="flatten")(x)
@@ -114,7 +130,7 @@ def build_hypermodel(settings: SearchSettings, dataset: PreparedDataset) -> CNNH
     """The search space for this dataset, with the ranges from the settings."""
     return CNNHyperModel(
         dataset.input_shape, dataset.num_classes, conv_layers=settings.conv_layers, nodes=settings.nodes,
-        dense_layers=settings.dense_layers, learning_rates=settings.learning_rates, dropouts=settings.dropouts,
+        dense_layers=settings.dense_layers, learning_rates=settings.learning_rates, dropouts=settings.dropouts, augment=settings.augment,
     )
 
 

@@ -1,20 +1,27 @@
-"""rank_trials(), format_table() and build_report(): a run's trials ranked, written out and plotted."""
+"""A run's trials ranked (and confirmed over seeds), as a pandas DataFrame, written out and plotted.
+
+    rank_trials()      the trials of a run, best first
+    trials_dataframe() the same as a DataFrame, with any saved confirm runs: the documented entry point
+    build_report()     what report.py does before retraining: rank, confirm, write results.*, plot
+"""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from tuner.confirm import Confirmation, confirm_top, rank_confirmed, saved_confirmations
 from tuner.config import REPORT_FORMATS, ReportSettings
 from tuner.errors import TunerUsageError
-from tuner.files import atomic_write_text
+from tuner.files import atomic_write_json, atomic_write_text, read_json
 from tuner.plots import DEFAULT_PLOTTED_TRIALS, format_value, write_plots
 from tuner.rundir import Run, RunRecord, open_run
-from tuner.trials import FAILED, METRIC_COLUMNS, RANKED, RUNNING, failure_reason, hyperparameters_of, iter_trials
+from tuner.stats import Comparison, compare_seeds
+from tuner.trials import (CONFIRM_COLUMNS, FAILED, METRIC_COLUMNS, RANKED, RUNNING, failure_reason, hyperparameters_of,
+                          iter_trials)
 # For each hyperparameter of the search space: the SearchSettings field and flag that set its range, and the
 # lowest value that flag accepts (a winner at that floor cannot be helped by widening downwards).
 SEARCH_FLAGS: dict[str, tuple[str, str, float | None]] = {
@@ -38,6 +45,8 @@ class Report:
     hyperparameters: list[str]
     warnings: list[str]
     written: list[Path]
+    confirmations: list[Confirmation]
+    comparison: str | None
 
 
 def rank_trials(run: Run) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
@@ -95,37 +104,98 @@ def _hyperparameter_names(values_per_trial: Any) -> list[str]:
     return names
 
 
-def format_table(rows: Sequence[dict[str, Any]], fmt: str) -> str:
-    """Render rows (all with the same keys) as a table, Markdown, CSV or JSON.
+# Ranked columns that hold whole numbers; pandas keeps them whole (nullable) even with gaps.
+INTEGER_COLUMNS = ("rank", "best_epoch", "epochs", "pruned", "seeds", "median_best_epoch")
+
+
+def to_dataframe(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> Any:
+    """Rows of rank_trials (ranked or failed) as a pandas DataFrame, whole-number columns kept whole."""
+    import pandas as pd
+
+    columns = list(columns or (rows[0] if rows else ["rank", "trial", *METRIC_COLUMNS]))
+    frame = pd.DataFrame.from_records(list(rows), columns=columns)
+    for column in columns:
+        if column in INTEGER_COLUMNS:
+            frame[column] = frame[column].astype("Int64")
+        elif column == "trial":
+            frame[column] = frame[column].astype(str)  # trial "03" stays "03"
+    return frame
+
+
+def trials_dataframe(run_dir: str | Path | None = None) -> Any:
+    """The ranked trials of a run as a pandas DataFrame, one row per completed or pruned trial, best first.
+
+    Reads only files (it never trains), so it is safe while a search or report runs. The model
+    is Optuna's study.trials_dataframe(). results.csv and results.md are written from this frame.
 
     Args:
-        rows: ranked or failed rows from rank_trials.
+        run_dir: the run directory (default: the most recent under runs/).
+
+    Returns:
+        Columns: rank; trial (id, a string); one column per hyperparameter (conv_layers, nodes,
+        dense_layers, and learning_rate, dropout, augment when searched); val_loss, val_accuracy
+        and best_epoch (the trial's best epoch, 1-based); epochs (trained); pruned (the epoch the
+        pruner stopped it at, else <NA>); seconds. When report.py has confirmed the top trials,
+        also seeds (runs of the configuration, the search's included), mean_val_loss and
+        std_val_loss (of their best val_loss) and median_best_epoch; the confirmed rows come
+        first, ordered by mean_val_loss.
+    """
+    run, record = open_run(run_dir)
+    completed, _, _ = rank_trials(run)
+    confirmations = saved_confirmations(run, record, completed)
+    return to_dataframe(rank_confirmed(completed, confirmations) if confirmations else completed)
+
+
+def format_table(frame: Any, fmt: str) -> str:
+    """Render a DataFrame of ranked or failed rows as a table, Markdown, CSV or JSON.
+
+    Args:
+        frame: a DataFrame of to_dataframe or trials_dataframe.
         fmt: one of table (plain text), markdown, csv, json.
 
     Returns:
         The document, without a trailing newline for table and markdown. JSON is a list of
-        objects with the rows' keys; CSV has one header line and full-precision numbers.
+        objects with the frame's columns; CSV has one header line and full-precision numbers.
+        Table and Markdown show a confirmed row's val_loss over seeds as "mean ± std (seeds)".
     """
     if fmt not in REPORT_FORMATS:
         raise TunerUsageError(f"format must be one of {', '.join(REPORT_FORMATS)}, got {fmt!r}.")
     if fmt == "json":
-        return json.dumps(list(rows), indent=2)
-    columns = list(rows[0]) if rows else ["rank", "trial", *METRIC_COLUMNS]
+        return json.dumps(_records(frame), indent=2)
     if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        return buffer.getvalue()
+        return frame.to_csv(index=False, lineterminator="\n")
     from tabulate import tabulate
 
-    table = [[_cell(column, row.get(column)) for column in columns] for row in rows]
+    records = _records(frame)
+    columns = [column for column in frame.columns if column not in CONFIRM_COLUMNS]
+    confirmed = "seeds" in frame.columns and frame["seeds"].notna().any()
+    if confirmed:
+        columns.insert(columns.index("val_loss") + 1, OVER_SEEDS)
+    table = [[_cell(column, row.get(column), row) for column in columns] for row in records]
     # Cells are preformatted strings; parsing them back as numbers would turn trial "03" into 3.
     return tabulate(table, headers=columns, tablefmt="github" if fmt == "markdown" else "simple",
                     disable_numparse=True, colalign=[_align(column) for column in columns])
 
 
-def _cell(column: str, value: Any) -> str:
+# The table column that shows a confirmed configuration's val_loss over all its seeds.
+OVER_SEEDS = "val_loss over seeds"
+
+
+def _records(frame: Any) -> list[dict[str, Any]]:
+    """The frame's rows as plain Python values, missing ones as None (JSON-ready)."""
+    import pandas as pd
+
+    rows = frame.astype(object).to_dict("records")
+    return [{key: None if _missing(value, pd) else value for key, value in row.items()} for row in rows]
+
+
+def _missing(value: Any, pd: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def _cell(column: str, value: Any, row: dict[str, Any]) -> str:
+    if column == OVER_SEEDS:
+        return _over_seeds(row)
     if value is None:
         return "-"
     if column in ("val_loss", "val_accuracy") and isinstance(value, float):
@@ -133,6 +203,17 @@ def _cell(column: str, value: Any) -> str:
     if column == "seconds" and isinstance(value, (int, float)):
         return f"{value:.1f}"
     return str(value)
+
+
+def _over_seeds(row: dict[str, Any], seeds_shown: str = " ({})") -> str:
+    """A confirmed row's best val_loss over its seeds: "mean ± std" and the number of seeds, by `seeds_shown`."""
+    mean, std, seeds = row.get("mean_val_loss"), row.get("std_val_loss"), row.get("seeds")
+    if seeds is None:
+        return "-"
+    count = seeds_shown.format(seeds)
+    if mean is None:
+        return f"diverged under a seed{count}"
+    return f"{mean:.4f} ± {std:.4f}{count}" if std is not None else f"{mean:.4f}{count}"
 
 
 def _align(column: str) -> str:
@@ -208,29 +289,72 @@ def counts_line(ranked: Sequence[dict[str, Any]], failed: Sequence[dict[str, Any
             f"{running} running or interrupted")
 
 
-def write_results(run: Run, completed: Sequence[dict[str, Any]], failed: Sequence[dict[str, Any]], running: int,
-                  warnings: Sequence[str] = ()) -> list[Path]:
-    """Write RUN/results.csv (the ranking) and RUN/results.md (ranking, failures, notes), each atomically."""
-    csv_path, markdown_path = run.results("csv"), run.results("md")
-    atomic_write_text(csv_path, format_table(completed, "csv"))
-    parts = [f"# Results of {run.root.name}", "", f"{counts_line(completed, failed, running)}; ranked by best val_loss "
-             f"(lowest first).", "", format_table(completed, "markdown") if completed else "(none yet)"]
+def comparison_line(ranking: Sequence[dict[str, Any]], confirmations: Sequence[Confirmation]) -> str | None:
+    """One sentence: is the winner's val_loss over seeds told apart from the runner-up's? None without confirm runs."""
+    if not confirmations:
+        return None
+    by_trial = {item.trial_id: item for item in confirmations}
+    winner = by_trial[ranking[0]["trial"]]
+    if len(confirmations) < 2:
+        return (f"only the winner, trial {winner.trial_id}, was confirmed (val_loss {_over_seeds(ranking[0], ' over {} seeds')}); "
+                f"there is no runner-up to compare it with.")
+    runner_up = by_trial[ranking[1]["trial"]]
+    result: Comparison = compare_seeds(winner.val_losses, runner_up.val_losses)
+    test = f"Welch's t-test p = {result.p_value:.3f}" if result.p_value is not None else "no spread to test"
+    both = (f"the winner, trial {winner.trial_id} (val_loss {_over_seeds(ranking[0], ' over {} seeds')}), and the "
+            f"runner-up, trial {runner_up.trial_id} ({_over_seeds(ranking[1], ' over {} seeds')}),")
+    if result.distinguishable:
+        return f"{both[0].upper()}{both[1:]} are distinguishable over seeds ({test})."
+    return (f"{both[0].upper()}{both[1:]} are not distinguishable over seeds ({test}): either is as good a pick; "
+            f"more seeds (--confirm K R) may tell them apart.")
+
+
+def write_results(run: Run, ranking: Sequence[dict[str, Any]], failed: Sequence[dict[str, Any]], running: int,
+                  warnings: Sequence[str] = (), comparison: str | None = None) -> list[Path]:
+    """Write RUN/results.csv (the ranking), RUN/results.md (ranking, failures, notes) and RUN/results.json, atomically.
+
+    results.json holds the same ranking and failures as records, the notes, the comparison of
+    winner and runner-up, and "winner": null until record_winner fills in its test score.
+    """
+    frame, failed_frame = to_dataframe(ranking), to_dataframe(failed) if failed else None
+    csv_path, markdown_path, json_path = run.results("csv"), run.results("md"), run.results("json")
+    atomic_write_text(csv_path, format_table(frame, "csv"))
+    ranked_by = "mean best val_loss over seeds for the confirmed trials, then best val_loss" if comparison else "best val_loss"
+    parts = [f"# Results of {run.root.name}", "", f"{counts_line(ranking, failed, running)}; ranked by {ranked_by} "
+             f"(lowest first).", "", format_table(frame, "markdown") if ranking else "(none yet)"]
+    if comparison:
+        parts += ["", comparison]
     if failed:
-        parts += ["", "## Failed trials", "", format_table(failed, "markdown")]
+        parts += ["", "## Failed trials", "", format_table(failed_frame, "markdown")]
     if warnings:
         parts += ["", "## Notes", "", *(f"- {message}" for message in warnings)]
     atomic_write_text(markdown_path, "\n".join(parts) + "\n")
-    return [csv_path, markdown_path]
+    atomic_write_json(json_path, {
+        "run": str(run.root.resolve()), "counts": counts_line(ranking, failed, running), "ranking": _records(frame),
+        "failed": _records(failed_frame) if failed else [], "comparison": comparison, "notes": list(warnings),
+        "winner": None,
+    })
+    return [csv_path, markdown_path, json_path]
+
+
+def record_winner(run: Run, winner: dict[str, Any]) -> Path:
+    """Fill in results.json's "winner" (its trial, how it was trained, its test score with the interval)."""
+    path = run.results("json")
+    results = read_json(path)
+    if not isinstance(results, dict):
+        raise TunerUsageError(f"'{path}' is damaged (expected a JSON object); run report.py again to rewrite it.")
+    atomic_write_json(path, {**results, "winner": winner})
+    return path
 
 
 def build_report(settings: ReportSettings) -> Report:
-    """Open a run, rank its trials and write results.csv, results.md and the plots into it.
+    """Open a run, rank its trials, confirm the top ones over seeds, and write results.* and the plots into it.
 
     Args:
-        settings: the report settings (run directory, --top).
+        settings: the report settings (run directory, --top, --confirm K R).
 
     Returns:
-        The ranking and what was written.
+        The ranking (confirmed configurations first) and what was written.
 
     Raises:
         TunerUsageError: the run directory is missing, is not a run, or has no completed trial yet.
@@ -239,21 +363,22 @@ def build_report(settings: ReportSettings) -> Report:
     completed, failed, running = rank_trials(run)
     # rank_trials gives every row every hyperparameter, so any row names them all.
     names = list(hyperparameters_of((completed or failed or [{}])[0]))
-    space = search_space(record, completed, names)
-    warnings = []
-    if completed:
-        warnings = boundary_warnings(completed[0], space, record.dataset.img_size)
-    if running:
-        warnings.append(f"{running} trial(s) are still running or were interrupted; this ranking is provisional.")
-    written = write_results(run, completed, failed, running, warnings)
     if not completed:
+        write_results(run, completed, failed, running)
         reasons = sorted({row["reason"] for row in failed})
         raise TunerUsageError(
             f"run '{run.root}' has no completed trial yet ({running} running, {len(failed)} failed"
             + (f": {'; '.join(reasons)}" if reasons else "")
             + "); wait for the search to finish a trial, or run python search.py to resume it."
         )
-    written += write_plots(run, completed, failed, names, space, top=settings.top or DEFAULT_PLOTTED_TRIALS)
-    return Report(run, record, completed, failed, running, names, warnings, written)
-
-
+    top, seeds = settings.confirm_counts()
+    confirmations = confirm_top(run, record, completed, top, seeds)
+    ranking = rank_confirmed(completed, confirmations) if confirmations else completed
+    comparison = comparison_line(ranking, confirmations)
+    space = search_space(record, completed, names)
+    warnings = boundary_warnings(ranking[0], space, record.dataset.img_size)
+    if running:
+        warnings.append(f"{running} trial(s) are still running or were interrupted; this ranking is provisional.")
+    written = write_results(run, ranking, failed, running, warnings, comparison)
+    written += write_plots(run, ranking, failed, names, space, top=settings.top or DEFAULT_PLOTTED_TRIALS)
+    return Report(run, record, ranking, failed, running, names, warnings, written, confirmations, comparison)

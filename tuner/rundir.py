@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tuner.cache import PreparedDataset, dataset_identity
+from tuner.cache import PreparedDataset, dataset_identity, load_prepared
 from tuner.config import DEFAULT_RUNS_DIR, RUN_DEFINING_FIELDS, SearchSettings, flag_of, settings_to_dict
 from tuner.errors import TunerUsageError
 from tuner.files import atomic_write_json, read_json
@@ -22,7 +22,7 @@ SETTINGS_FILE = "settings.json"
 # What report.py saves for predict.py, in RUN/best or wherever a user copies that folder.
 MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
-RESULTS_FORMATS = ("csv", "md")
+RESULTS_FORMATS = ("csv", "md", "json")
 
 
 @dataclass(frozen=True)
@@ -85,11 +85,23 @@ class Run:
         return self.tensorboard / "best"
 
     @property
+    def confirm_dir(self) -> Path:
+        """report.py's confirm runs: the top configurations trained again under further seeds."""
+        return self.root / "confirm"
+
+    def confirm_record(self, trial_id: str, index: int) -> Path:
+        """The per-epoch curve of confirm run `index` (1, 2, ...) of a trial's configuration."""
+        return self.confirm_dir / f"trial_{trial_id}" / f"seed_{index}.json"
+
+    def confirm_tensorboard(self, trial_id: str, index: int) -> Path:
+        return self.tensorboard / "confirm" / f"trial_{trial_id}-seed_{index}"
+
+    @property
     def plots(self) -> Path:
         return self.root / "plots"
 
     def results(self, extension: str) -> Path:
-        """RUN/results.csv (every completed trial) or RUN/results.md (ranking, failures, notes)."""
+        """RUN/results.csv (every ranked trial), RUN/results.md (ranking, failures, notes) or RUN/results.json (all of it and the winner's test score)."""
         if extension not in RESULTS_FORMATS:
             raise ValueError(f"results are written as {', '.join(RESULTS_FORMATS)}, not {extension!r}")
         return self.root / f"results.{extension}"
@@ -101,7 +113,7 @@ class Run:
 
     def clear(self) -> None:
         """Remove everything a search and a report wrote, for --overwrite (the lock file stays: it may be held)."""
-        for part in (self.project, self.history_dir, self.tensorboard, self.best, self.plots):
+        for part in (self.project, self.history_dir, self.tensorboard, self.best, self.plots, self.confirm_dir):
             shutil.rmtree(part, ignore_errors=True)
         for extension in RESULTS_FORMATS:
             self.results(extension).unlink(missing_ok=True)
@@ -303,3 +315,18 @@ def open_run(run_dir: str | os.PathLike | None) -> tuple[Run, RunRecord]:
     if record is None:  # removed since the check above
         raise TunerUsageError(f"'{run.settings}' disappeared while reading it; pass the --run-dir a search wrote.")
     return run, record
+
+
+def load_run_dataset(record: RunRecord) -> PreparedDataset:
+    """Load the prepared dataset a run was searched on, refusing it if it changed since."""
+    try:
+        dataset = load_prepared(record.dataset.path)
+    except TunerUsageError as error:
+        raise TunerUsageError(f"the dataset this run was searched on cannot be loaded: {error}") from None
+    identity = dataset_identity(dataset)
+    if identity != record.dataset.identity:
+        raise TunerUsageError(
+            f"the prepared dataset at '{record.dataset.path}' changed since this run's search (identity {identity}, "
+            f"the run recorded {record.dataset.identity}); prepare it again as before, or search it anew with --overwrite."
+        )
+    return dataset

@@ -146,7 +146,7 @@ def make_tuner(settings: SearchSettings, hypermodel: CNNHyperModel, run: Run,
 def space_size(settings: SearchSettings) -> int:
     """How many configurations the settings' search space holds."""
     size = len(settings.conv_layers) * len(settings.nodes) * len(settings.dense_layers)
-    return size * max(len(settings.learning_rates), 1) * max(len(settings.dropouts), 1)
+    return size * max(len(settings.learning_rates), 1) * max(len(settings.dropouts), 1) * max(len(settings.augment), 1)
 
 
 def callbacks(settings: SearchSettings, run: Run) -> list[keras.callbacks.Callback]:

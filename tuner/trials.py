@@ -28,7 +28,10 @@ FINISHED = (COMPLETED, PRUNED, FAILED)
 
 # The columns of a ranked row that are not hyperparameters.
 METRIC_COLUMNS = ("val_loss", "val_accuracy", "best_epoch", "epochs", "pruned", "seconds")
-ROW_FIELDS = ("rank", "trial", "reason", *METRIC_COLUMNS)
+# The columns report.py's confirm runs add to a ranked row: seeds is the number of runs of the configuration
+# (the search's and the confirm runs), the mean and std are of their best val_loss.
+CONFIRM_COLUMNS = ("seeds", "mean_val_loss", "std_val_loss", "median_best_epoch")
+ROW_FIELDS = ("rank", "trial", "reason", *METRIC_COLUMNS, *CONFIRM_COLUMNS)
 
 
 def is_finite_number(value: Any) -> bool:

@@ -14,15 +14,18 @@ from typing import Any
 
 import numpy as np
 
-from tuner.cache import PreparedDataset, dataset_identity, load_prepared
+from tuner.cache import PreparedDataset, dataset_identity
 from tuner.config import SearchSettings
 from tuner.errors import TunerUsageError
 from tuner.files import atomic_write_json, make_staging_dir
 from tuner.head import Head, decide
-from tuner.rundir import METADATA_FILE, MODEL_FILE, Run, RunRecord
-from tuner.trials import hyperparameters_of
+from tuner.rundir import METADATA_FILE, MODEL_FILE, Run, RunRecord, load_run_dataset
+from tuner.stats import wilson_interval
+from tuner.trials import CONFIRM_COLUMNS, hyperparameters_of
 
 log = logging.getLogger(__name__)
+# How the test accuracy's interval is computed, as metadata.json and results.json name it.
+INTERVAL_NAME = "Wilson score interval, 95%"
 
 
 @dataclass(frozen=True)
@@ -39,21 +42,14 @@ class Winner:
     confusion_matrix: list[list[int]]
     per_class: list[dict[str, Any]]
     test_images: int
+    test_interval: tuple[float, float]
 
-
-def load_run_dataset(record: RunRecord) -> PreparedDataset:
-    """Load the prepared dataset a run was searched on, refusing it if it changed since."""
-    try:
-        dataset = load_prepared(record.dataset.path)
-    except TunerUsageError as error:
-        raise TunerUsageError(f"the dataset this run was searched on cannot be loaded: {error}") from None
-    identity = dataset_identity(dataset)
-    if identity != record.dataset.identity:
-        raise TunerUsageError(
-            f"the prepared dataset at '{record.dataset.path}' changed since this run's search (identity {identity}, "
-            f"the run recorded {record.dataset.identity}); prepare it again as before, or search it anew with --overwrite."
-        )
-    return dataset
+    def to_json(self) -> dict[str, Any]:
+        """What results.json records of the winner."""
+        return {"trial": self.trial_id, "retrained": self.retrained, "epochs": self.epochs, "model": str(self.model_dir),
+                "test": {"images": self.test_images, "loss": self.test_loss, "accuracy": self.test_accuracy,
+                         "accuracy_interval": list(self.test_interval), "interval": INTERVAL_NAME,
+                         "per_class": self.per_class}}
 
 
 def retrain_best(run: Run, record: RunRecord, winner: dict[str, Any], retrain: bool = True) -> Winner:
@@ -61,7 +57,7 @@ def retrain_best(run: Run, record: RunRecord, winner: dict[str, Any], retrain: b
 
     As in KerasTuner's "Retrain the model" guide: the winner's hyperparameters are built
     afresh and fitted, seeded, for the epoch count at which its trial reached its best
-    val_loss, with a TensorBoard log in RUN/tensorboard/best. With retrain=False the
+    val_loss (the median over seeds when report.py confirmed it), with a TensorBoard log in RUN/tensorboard/best. With retrain=False the
     trial's own best-epoch weights are loaded instead. Either way the model is evaluated
     on the test split (which the search never saw) and saved to RUN/best/ as model.keras
     plus metadata.json; the folder is replaced in one rename, so a kill never leaves a
@@ -89,7 +85,8 @@ def retrain_best(run: Run, record: RunRecord, winner: dict[str, Any], retrain: b
     model = build_model(build_hypermodel(search, dataset), values)
     epochs = None
     if retrain:
-        epochs = int(winner["best_epoch"] or search.epochs)
+        # Confirmed over seeds, the median epoch of the best val_loss is steadier than one run's.
+        epochs = int(winner.get("median_best_epoch") or winner["best_epoch"] or search.epochs)
         _fit_on_train_and_validation(model, dataset, search, epochs, run.retrain_tensorboard)
     else:
         checkpoint = run.checkpoint(winner["trial"])
@@ -110,7 +107,8 @@ def retrain_best(run: Run, record: RunRecord, winner: dict[str, Any], retrain: b
         "color": dataset.color,
         "input_shape": list(dataset.input_shape),
         "hyperparameters": values,
-        "validation": {"val_loss": winner["val_loss"], "val_accuracy": winner["val_accuracy"], "best_epoch": winner["best_epoch"]},
+        "validation": {"val_loss": winner["val_loss"], "val_accuracy": winner["val_accuracy"], "best_epoch": winner["best_epoch"],
+                       **{name: winner.get(name) for name in CONFIRM_COLUMNS}},
         "test": test,
         "dataset": {"path": record.dataset.path, "identity": dataset_identity(dataset),
                     "fingerprint": dataset.manifest.get("fingerprint")},
@@ -121,7 +119,7 @@ def retrain_best(run: Run, record: RunRecord, winner: dict[str, Any], retrain: b
     }
     model_dir = publish_winner(run, model, metadata)
     return Winner(model_dir, winner["trial"], retrain, epochs, test["loss"], test["accuracy"], list(dataset.class_names),
-                  test["confusion_matrix"], test["per_class"], test["images"])
+                  test["confusion_matrix"], test["per_class"], test["images"], tuple(test["accuracy_interval"]))
 
 
 def _fit_on_train_and_validation(model: Any, dataset: PreparedDataset, search: SearchSettings, epochs: int,
@@ -152,7 +150,8 @@ def evaluate_on_test(model: Any, dataset: PreparedDataset) -> dict[str, Any]:
     """Score a model on the test split: loss, accuracy, confusion matrix and per-class precision and recall.
 
     Returns:
-        A JSON-ready dict: loss, accuracy, images, confusion_matrix (rows: true class,
+        A JSON-ready dict: loss, accuracy (the share of correct predictions), correct, images,
+        accuracy_interval ([low, high], the 95% Wilson interval) and interval (its name), confusion_matrix (rows: true class,
         columns: predicted class, in class-name order) and per_class (class, precision,
         recall, support; precision is None for a class never predicted).
     """
@@ -168,7 +167,9 @@ def evaluate_on_test(model: Any, dataset: PreparedDataset) -> dict[str, Any]:
         hits, predicted_as, actual = matrix[index, index], matrix[:, index].sum(), matrix[index, :].sum()
         per_class.append({"class": name, "precision": float(hits / predicted_as) if predicted_as else None,
                           "recall": float(hits / actual) if actual else None, "support": int(actual)})
-    return {"loss": float(scores["loss"]), "accuracy": float(scores["accuracy"]), "images": int(len(y_true)),
+    correct = int(np.trace(matrix))
+    return {"loss": float(scores["loss"]), "accuracy": correct / len(y_true), "correct": correct, "images": int(len(y_true)),
+            "accuracy_interval": list(wilson_interval(correct, len(y_true))), "interval": INTERVAL_NAME,
             "confusion_matrix": matrix.tolist(), "per_class": per_class}
 
 
@@ -209,7 +210,8 @@ def format_winner(winner: Winner) -> str:
 
     how = f"retrained for {winner.epochs} epoch(s) on train+validation" if winner.retrained else "the trial's best-epoch weights"
     lines = [f"winner: trial {winner.trial_id} ({how})",
-             f"test ({winner.test_images} images, scored once): loss {winner.test_loss:.4f}, accuracy {winner.test_accuracy:.4f}",
+             f"test ({winner.test_images} images, scored once): loss {winner.test_loss:.4f}, accuracy {winner.test_accuracy:.4f} "
+             f"(95% interval {winner.test_interval[0]:.3f}-{winner.test_interval[1]:.3f})",
              "", "confusion matrix (rows: true class, columns: predicted):"]
     lines.append(tabulate([[name, *counts] for name, counts in zip(winner.class_names, winner.confusion_matrix)],
                           headers=["", *winner.class_names], tablefmt="simple"))

@@ -1,0 +1,113 @@
+"""tuner.confirm: the top configurations trained again under more seeds, resumable, reused, and ranked by their mean."""
+
+import json
+import logging
+
+import pandas as pd
+
+import report as report_script
+from tests.helpers import edit_json, one_error_line
+from tuner.confirm import Confirmation, confirm_seed, rank_confirmed
+from tuner.report import rank_trials, trials_dataframe
+from tuner.rundir import Run
+from tuner.trials import CONFIRM_COLUMNS, METRIC_COLUMNS
+
+HYPERPARAMETERS = ["conv_layers", "nodes", "dense_layers"]
+
+
+def _confirm_files(run_dir):
+    return sorted(path.relative_to(run_dir).as_posix() for path in (run_dir / "confirm").rglob("*.json"))
+
+
+def test_confirm_runs_are_saved_resumed_and_reused(run_copy, caplog):
+    caplog.set_level(logging.INFO)
+    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "2", "1", "--no-retrain"]) == 0
+    files = _confirm_files(run_copy)
+    assert files == ["confirm/trial_0/seed_1.json", "confirm/trial_1/seed_1.json"]
+    assert "2 run(s) to train, 0 saved" in caplog.text
+    assert (run_copy / "tensorboard" / "confirm" / "trial_0-seed_1").is_dir()
+    kept = (run_copy / files[1]).read_bytes()
+
+    # A kill mid-run leaves no record (each is written whole when its run has finished): only that one runs again.
+    (run_copy / files[0]).unlink()
+    caplog.clear()
+    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "2", "1", "--no-retrain"]) == 0
+    assert "1 run(s) to train, 1 saved" in caplog.text
+    assert _confirm_files(run_copy) == files and (run_copy / files[1]).read_bytes() == kept
+
+    # A second report trains nothing, and one seed more trains only the new seed.
+    caplog.clear()
+    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "2", "1", "--no-retrain"]) == 0
+    assert "to train" not in caplog.text
+    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "2", "2", "--no-retrain"]) == 0
+    assert "2 run(s) to train, 2 saved" in caplog.text
+    record = json.loads((run_copy / "confirm" / "trial_1" / "seed_2.json").read_text())
+    assert record["seed"] == confirm_seed(1337, "1", 2) and record["hyperparameters"]["nodes"] == 4
+    ranking = json.loads((run_copy / "results.json").read_text())["ranking"]
+    assert [row["seeds"] for row in ranking] == [3, 3]
+
+
+def test_confirm_0_gives_todays_ranking(run, run_copy):
+    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "0", "--no-retrain"]) == 0
+    assert not (run_copy / "confirm").exists()
+    completed, _, _ = rank_trials(Run(run))
+    written = pd.read_csv(run_copy / "results.csv", dtype={"trial": str})
+    assert list(written.columns) == ["rank", "trial", *HYPERPARAMETERS, *METRIC_COLUMNS]
+    assert list(written["trial"]) == [row["trial"] for row in completed]
+    assert list(written["val_loss"]) == [row["val_loss"] for row in completed]
+    assert json.loads((run_copy / "results.json").read_text())["comparison"] is None
+
+
+def test_confirmed_rows_are_ranked_by_their_mean_and_come_first():
+    rows = [{"rank": rank, "trial": trial, "val_loss": loss, "best_epoch": 2}
+            for rank, (trial, loss) in enumerate([("a", 0.10), ("b", 0.11), ("c", 0.12)], start=1)]
+    # a was lucky: over three seeds b is better. c was not confirmed and keeps its place after them.
+    confirmations = [Confirmation("a", [0.10, 0.20, 0.22], [2, 3, 4]), Confirmation("b", [0.11, 0.12, 0.13], [2, 2, 5])]
+    ranked = rank_confirmed(rows, confirmations)
+    assert [(row["rank"], row["trial"], row["seeds"]) for row in ranked] == [(1, "b", 3), (2, "a", 3), (3, "c", None)]
+    assert abs(ranked[0]["mean_val_loss"] - 0.12) < 1e-12 and ranked[0]["median_best_epoch"] == 2
+    assert abs(ranked[0]["std_val_loss"] - 0.01) < 1e-12
+    # A seed that diverged ranks its configuration last among the confirmed, with no mean to show.
+    diverged = rank_confirmed(rows, [Confirmation("a", [0.10, float("inf")], [2]), Confirmation("b", [0.11, 0.12], [2, 2])])
+    assert [row["trial"] for row in diverged] == ["b", "a", "c"] and diverged[1]["mean_val_loss"] is None
+
+
+def test_the_report_says_whether_the_winner_beats_the_runner_up(run_copy, capsys):
+    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "2", "1", "--no-retrain"]) == 0
+    out = capsys.readouterr().out
+    assert "val_loss over seeds" in out.splitlines()[0] and " ± " in out
+    line = next(line for line in out.splitlines() if line.startswith("The winner, trial"))
+    assert "distinguishable over seeds" in line
+    assert line in (run_copy / "results.md").read_text()
+
+
+def test_a_damaged_confirm_record_is_refused_naming_it(run_copy, capsys):
+    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "1", "1", "--no-retrain"]) == 0
+    capsys.readouterr()
+    record = next((run_copy / "confirm").rglob("seed_1.json"))
+    edit_json(record, lambda data: data["hyperparameters"].update(nodes=64))
+    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "1", "1", "--no-retrain"]) == 2
+    one_error_line(capsys, f"'{record}' is damaged: it holds another configuration")
+    record.write_text("{not json")
+    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "1", "1", "--no-retrain"]) == 2
+    one_error_line(capsys, str(record))
+
+
+def test_the_dataframe_has_one_row_per_ranked_trial_with_the_documented_columns(run, run_copy):
+    frame = trials_dataframe(run)
+    completed, _, _ = rank_trials(Run(run))
+    assert list(frame.columns) == ["rank", "trial", *HYPERPARAMETERS, *METRIC_COLUMNS]
+    assert len(frame) == len(completed) == 2 and list(frame["trial"]) == [row["trial"] for row in completed]
+    assert str(frame["rank"].dtype) == "Int64" and frame["pruned"].isna().all()
+    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "1", "1", "--no-retrain"]) == 0
+    confirmed = trials_dataframe(run_copy)
+    assert list(confirmed.columns) == ["rank", "trial", *HYPERPARAMETERS, *METRIC_COLUMNS, *CONFIRM_COLUMNS]
+    assert list(confirmed["seeds"].astype("float").fillna(0)) == [2, 0]
+    written = pd.read_csv(run_copy / "results.csv", dtype={"trial": str})
+    assert list(written["trial"]) == list(confirmed["trial"])
+
+
+def test_confirm_flag_is_checked(capsys):
+    for argv in (["--confirm", "3"], ["--confirm", "3", "2", "1"], ["--confirm", "-1", "2"], ["--confirm", "3", "99"]):
+        assert report_script.main(argv) == 2
+        one_error_line(capsys, "--confirm takes K R")

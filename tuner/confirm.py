@@ -1,0 +1,210 @@
+"""Confirm runs: the top configurations trained again under further seeds, so the winner is not one lucky draw.
+
+The search trains each configuration once, and the lowest of 27 noisy val_loss values is
+usually lower than its configuration deserves (the winner's curse). report.py therefore
+trains the top K configurations R more times each, on the same train/validation split and
+with the search's epochs and early stopping, and ranks them by the mean of their best
+val_loss over all seeds (the search's own run is one of them).
+
+Each confirm run is saved to RUN/confirm/trial_<id>/seed_<n>.json in one atomic write when it
+has finished, so a killed report re-runs only the missing ones and a second report reuses them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+from tuner.cache import PreparedDataset
+from tuner.config import SearchSettings
+from tuner.errors import TunerUsageError
+from tuner.files import atomic_write_json, read_json
+from tuner.rundir import Run, RunRecord, load_run_dataset
+from tuner.stats import mean_and_std
+from tuner.trials import CONFIRM_COLUMNS, best_epoch, hyperparameters_of, is_finite_number
+
+log = logging.getLogger(__name__)
+
+# Confirm seeds sit this far above the search's trial seeds (seed + trial number), so none repeats a trial's.
+SEED_STRIDE = 100_003
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """One configuration's best val_loss (and its epoch) under every seed: the search's run first."""
+
+    trial_id: str
+    val_losses: list[float]
+    best_epochs: list[int]
+
+    @property
+    def mean(self) -> float:
+        # A seed that diverged (no finite val_loss) makes the configuration untrustworthy: it ranks last.
+        return mean_and_std(self.val_losses)[0] if all(map(math.isfinite, self.val_losses)) else math.inf
+
+    @property
+    def std(self) -> float | None:
+        return mean_and_std(self.val_losses)[1] if math.isfinite(self.mean) else None
+
+    @property
+    def median_best_epoch(self) -> int:
+        return int(round(statistics.median(self.best_epochs))) if self.best_epochs else 0
+
+
+def confirm_seed(base_seed: int, trial_id: str, index: int) -> int:
+    """The seed of confirm run `index` (1, 2, ...) of a trial: never one a search's trial used."""
+    return (base_seed + int(trial_id) + SEED_STRIDE * index) % 2**32
+
+
+def confirm_top(run: Run, record: RunRecord, ranked: Sequence[dict[str, Any]], top: int, seeds: int,
+                train: Callable[..., list[dict[str, Any]]] | None = None) -> list[Confirmation]:
+    """Train the top `top` ranked configurations under `seeds` further seeds each, reusing saved runs.
+
+    Args:
+        run: the run directory.
+        record: the run's settings.json.
+        ranked: the rows of rank_trials, best first.
+        top: how many configurations to confirm (K).
+        seeds: further seeds per configuration (R).
+        train: trains one configuration and returns its per-epoch rows (default: train_configuration).
+
+    Returns:
+        One Confirmation per confirmed configuration, in the order of `ranked`.
+    """
+    chosen = list(ranked[:top]) if seeds > 0 else []
+    missing = [(row, index) for row in chosen for index in range(1, seeds + 1)
+               if read_confirm_run(run, row, index) is None]
+    if missing:
+        log.info("Confirming the top %d configuration(s) with %d more seed(s) each: %d run(s) to train, %d saved.",
+                 len(chosen), seeds, len(missing), len(chosen) * seeds - len(missing))
+        dataset = load_run_dataset(record)
+        for number, (row, index) in enumerate(missing, start=1):
+            started = time.monotonic()
+            seed = confirm_seed(record.search.seed, row["trial"], index)
+            epochs = (train or train_configuration)(record.search, dataset, _values(row), seed,
+                                                    run.confirm_tensorboard(row["trial"], index))
+            atomic_write_json(run.confirm_record(row["trial"], index), {
+                "trial": row["trial"], "index": index, "seed": seed, "hyperparameters": _values(row),
+                "epochs": epochs, "seconds": round(time.monotonic() - started, 3),
+            })
+            best = best_epoch(epochs)
+            log.info("confirm %d/%d: trial %s seed %d: best val_loss %s at epoch %s (%.0fs)", number, len(missing),
+                     row["trial"], index, f"{best['val_loss']:.4f}" if best else "none (diverged)",
+                     best["epoch"] if best else "-", time.monotonic() - started)
+    return [_confirmation(run, record, row, range(1, seeds + 1)) for row in chosen]
+
+
+def saved_confirmations(run: Run, record: RunRecord, ranked: Sequence[dict[str, Any]]) -> list[Confirmation]:
+    """The configurations of `ranked` that have saved confirm runs, each with its seeds 1, 2, ... saved so far.
+
+    Reads only files, so it never trains: what trials_dataframe shows of a past report.
+    """
+    confirmations = []
+    for row in ranked:
+        count = 0
+        while run.confirm_record(row["trial"], count + 1).exists():
+            count += 1
+        if count:
+            confirmations.append(_confirmation(run, record, row, range(1, count + 1)))
+    return confirmations
+
+
+def _confirmation(run: Run, record: RunRecord, row: dict[str, Any], indexes: Iterable[int]) -> Confirmation:
+    losses, epochs = [float(row["val_loss"])], [int(row["best_epoch"] or record.search.epochs)]
+    for index in indexes:
+        best = read_confirm_run(run, row, index)
+        losses.append(float(best["val_loss"]) if best else math.inf)
+        if best:
+            epochs.append(int(best["epoch"]))
+    return Confirmation(row["trial"], losses, epochs)
+
+
+def read_confirm_run(run: Run, row: dict[str, Any], index: int) -> dict[str, Any] | None:
+    """The saved confirm run's best epoch row ({} when it diverged), or None if it has not run yet.
+
+    Raises:
+        TunerUsageError: the file exists but is not a finished confirm run of this configuration.
+    """
+    path = run.confirm_record(row["trial"], index)
+    if not path.exists():
+        return None
+    data = read_json(path)
+    epochs = data.get("epochs") if isinstance(data, dict) else None
+    problem = None
+    if not isinstance(epochs, list) or not all(_is_epoch_row(item) for item in epochs):
+        problem = "it is not a confirm run's record (an object with a list of epochs)"
+    elif data.get("hyperparameters") != _values(row):
+        problem = f"it holds another configuration than trial {row['trial']}'s"
+    if problem:
+        raise TunerUsageError(f"'{path}' is damaged: {problem}; delete it and run report.py again to retrain it.")
+    return best_epoch(epochs) or {}
+
+
+def rank_confirmed(ranked: Sequence[dict[str, Any]], confirmations: Sequence[Confirmation]) -> list[dict[str, Any]]:
+    """The ranking with the confirmed configurations first, ordered by their mean best val_loss over seeds.
+
+    The rows not confirmed keep their order after them, as ranked by their one val_loss.
+    Every row gains the CONFIRM_COLUMNS (None where not confirmed).
+    """
+    by_trial = {item.trial_id: item for item in confirmations}
+    confirmed = sorted((row for row in ranked if row["trial"] in by_trial),
+                       key=lambda row: (by_trial[row["trial"]].mean, row["rank"]))
+    rest = [row for row in ranked if row["trial"] not in by_trial]
+    result = []
+    for position, row in enumerate([*confirmed, *rest], start=1):
+        item = by_trial.get(row["trial"])
+        extra = {name: None for name in CONFIRM_COLUMNS}
+        if item is not None:
+            extra = {"seeds": len(item.val_losses), "mean_val_loss": item.mean if math.isfinite(item.mean) else None,
+                     "std_val_loss": item.std,
+                     "median_best_epoch": item.median_best_epoch}
+        result.append({**row, "rank": position, **extra})
+    return result
+
+
+def train_configuration(search: SearchSettings, dataset: PreparedDataset, values: dict[str, Any], seed: int,
+                        log_dir: Any = None) -> list[dict[str, Any]]:
+    """Train one configuration on the train split as a search's trial is trained, under `seed`.
+
+    Same epochs, batch size, pipeline and early stopping as the search; no pruning. Returns
+    the per-epoch rows (epoch, loss, accuracy, val_loss, val_accuracy), NaN val_loss as None.
+    """
+    import keras
+
+    from tuner.hypermodel import build_hypermodel, build_model
+    from tuner.pipeline import search_pipelines
+
+    keras.utils.set_random_seed(seed)
+    model = build_model(build_hypermodel(search, dataset), values)
+    train, validation = search_pipelines(dataset, search.batch_size, seed)
+    rows: list[dict[str, Any]] = []
+
+    def record_epoch(epoch: int, logs: dict[str, Any] | None) -> None:
+        row: dict[str, Any] = {"epoch": epoch + 1}
+        for name, value in (logs or {}).items():
+            row[name] = float(value) if math.isfinite(float(value)) else None
+        rows.append(row)
+
+    callbacks: list[Any] = [keras.callbacks.LambdaCallback(on_epoch_end=record_epoch)]
+    if search.patience:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=search.patience))
+    if log_dir is not None:
+        shutil.rmtree(log_dir, ignore_errors=True)  # a re-run replaces an interrupted run's curve
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False, profile_batch=0))
+    model.fit(train, validation_data=validation, epochs=search.epochs, verbose=0, shuffle=False, callbacks=callbacks)
+    keras.backend.clear_session()
+    return rows
+
+
+def _is_epoch_row(item: Any) -> bool:
+    return (isinstance(item, dict) and isinstance(item.get("epoch"), int) and not isinstance(item.get("epoch"), bool)
+            and (item.get("val_loss") is None or is_finite_number(item.get("val_loss"))))
+
+
+def _values(row: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in hyperparameters_of(row).items() if value is not None}
