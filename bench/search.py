@@ -29,45 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from datasets import DATASETS, ROOT, prepared  # noqa: E402
+from tutorial import TUTORIAL_LOOP  # noqa: E402
 
-TUTORIAL_LOOP = r'''
-import json, os, sys, time
-os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-import numpy as np
-import keras
-from keras.layers import Activation, Conv2D, Dense, Flatten, MaxPooling2D
-
-data = np.load(os.path.join(sys.argv[1], "dataset.npz"), allow_pickle=False)
-# The tutorial keeps float copies of the images, scaled by 255 by hand.
-x_train, y_train = data["x_train"] / 255.0, data["y_train"]
-x_val, y_val = data["x_val"] / 255.0, data["y_val"]
-classes = int(max(y_train.max(), y_val.max())) + 1
-best = float("inf")
-for dense_layers in (0, 1, 2):
-    for nodes in (32, 64, 128):
-        for conv_layers in (1, 2, 3):
-            name = f"{conv_layers}-conv-{nodes}-nodes-{dense_layers}-dense-{int(time.time())}"
-            keras.utils.set_random_seed(1337)
-            model = keras.Sequential([keras.Input(x_train.shape[1:])])
-            model.add(Conv2D(nodes, (3, 3))); model.add(Activation("relu")); model.add(MaxPooling2D(pool_size=(2, 2)))
-            for _ in range(conv_layers - 1):
-                model.add(Conv2D(nodes, (3, 3))); model.add(Activation("relu")); model.add(MaxPooling2D(pool_size=(2, 2)))
-            model.add(Flatten())
-            for _ in range(dense_layers):
-                model.add(Dense(nodes)); model.add(Activation("relu"))
-            # The tutorial's binary head; with more classes, the usual softmax.
-            if classes == 2:
-                model.add(Dense(1)); model.add(Activation("sigmoid")); loss = "binary_crossentropy"
-            else:
-                model.add(Dense(classes)); model.add(Activation("softmax")); loss = "sparse_categorical_crossentropy"
-            tensorboard = keras.callbacks.TensorBoard(log_dir=os.path.join(sys.argv[2], name))
-            model.compile(loss=loss, optimizer="adam", metrics=["accuracy"])
-            history = model.fit(x_train, y_train, batch_size=32, epochs=10, validation_data=(x_val, y_val),
-                                callbacks=[tensorboard], verbose=0)
-            best = min(best, min(history.history["val_loss"]))
-            print(name, min(history.history["val_loss"]), flush=True)
-print(json.dumps({"best_val_loss": best}))
-'''
 
 
 def timed(command, log_path):
