@@ -3,7 +3,8 @@ import keras_tuner
 import numpy as np
 import pytest
 
-from tuner.hypermodel import CNNHyperModel, smallest_side_for
+from tuner.config import smallest_side_for
+from tuner.hypermodel import CNNHyperModel
 
 
 def test_defaults_are_the_tutorials_first_configuration():

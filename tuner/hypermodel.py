@@ -8,19 +8,11 @@ import keras
 import keras_tuner
 
 from tuner.cache import PreparedDataset
-from tuner.config import SearchSettings
+from tuner.config import SearchSettings, smallest_side_for
 from tuner.head import Head
 
 # Keras' default Adam learning rate, used when the learning rate is not searched.
 DEFAULT_LEARNING_RATE = 0.001
-
-
-def smallest_side_for(conv_layers: int) -> int:
-    """The smallest image side that survives `conv_layers` blocks of a 3x3 valid conv and a 2x2 pool."""
-    side = 1
-    for _ in range(conv_layers):
-        side = side * 2 + 2
-    return side
 
 
 def augmentation(x: keras.KerasTensor) -> keras.KerasTensor:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tuner.confirm import Confirmation, confirm_top, rank_confirmed, saved_confirmations
-from tuner.config import REPORT_FORMATS, ReportSettings
+from tuner.config import REPORT_FORMATS, ReportSettings, smallest_side_for
 from tuner.errors import TunerUsageError
 from tuner.files import atomic_write_json, atomic_write_text, read_json
 from tuner.plots import DEFAULT_PLOTTED_TRIALS, format_value, write_plots
@@ -276,8 +276,6 @@ def _can_grow(name: str, value: Any, image_side: int | None) -> bool:
     if name == "dropout":
         return value < 0.9
     if name == "conv_layers" and image_side is not None:
-        from tuner.hypermodel import smallest_side_for
-
         return smallest_side_for(int(value) + 1) <= image_side
     return True
 
