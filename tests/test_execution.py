@@ -103,6 +103,31 @@ def test_a_damaged_settings_json_refuses_the_resume_and_is_not_rewritten(prepare
     assert run_search(tiny_settings(prepared, tmp_path / "run", conv_layers=(1,), overwrite=True)).completed == 1
 
 
+def _snapshot(run_dir):
+    return {path: path.read_bytes() for path in sorted(Path(run_dir).rglob("*.json"))}
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda run: run.trial_state("0").write_text('{"trial_id": "0", "sta'), "trial_0/trial.json' is damaged (not valid JSON)"),
+    (lambda run: run.oracle_state.write_text("[]"), "oracle.json' is damaged (not a JSON object)"),
+    (lambda run: run.oracle_state.write_text(json.dumps({**json.loads(run.oracle_state.read_text()), "end_order": 3})),
+     "oracle.json' is damaged (missing or mistyped: end_order)"),
+    (lambda run: run.history("1").write_text("{"), "trial_1.json' is damaged (not a per-epoch history)"),
+    (lambda run: run.settings.unlink(), "has trials but no settings.json"),
+])
+def test_damaged_state_refuses_the_resume_and_nothing_is_rewritten(prepared, tmp_path, capsys, damage, message):
+    run = Run(tmp_path / "run")
+    run_search(tiny_settings(prepared, run.root))
+    damage(run)
+    before = _snapshot(run.root)
+    argv = ["--data", str(prepared), "--run-dir", str(run.root), "--epochs", "1", "--conv-layers", "1", "2",
+            "--nodes", "4", "--dense-layers", "0", "--workers", "0", "--quiet"]
+    assert search_script.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err and "--overwrite" in err, err
+    assert _snapshot(run.root) == before
+
+
 def test_a_finished_run_is_readable_by_others_under_the_users_umask(prepared, tmp_path):
     previous = os.umask(0o022)
     try:

@@ -13,6 +13,7 @@ from tests.helpers import edit_json, one_error_line
 from tuner.errors import TunerUsageError
 from tuner.report import boundary_warnings, counts_line, format_table, rank_trials, to_dataframe
 from tuner.rundir import Run
+from tuner.trials import CONFIRM_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 COLUMNS = ["rank", "trial", "conv_layers", "nodes", "dense_layers", "val_loss", "val_accuracy", "best_epoch", "epochs",
@@ -99,10 +100,12 @@ def test_machine_formats_keep_stdout_pure_and_results_files_are_written(run_copy
         rows = json.loads(out)
     else:
         rows = pd.read_csv(io.StringIO(out), dtype={"trial": str}).to_dict("records")
-    assert len(rows) == 1 and list(rows[0]) == COLUMNS and rows[0]["rank"] == 1
-    assert "failed trials (1)" in err and "winner: trial" in err
+    # report.py confirmed both trials over seeds (its default --confirm 3 2), which adds their columns.
+    assert len(rows) == 1 and list(rows[0]) == [*COLUMNS, *CONFIRM_COLUMNS] and rows[0]["rank"] == 1
+    assert rows[0]["seeds"] == 3
+    assert "failed trials (1)" in err and "winner: trial" in err and "over seeds" in err
     every = pd.read_csv(run_copy / "results.csv", dtype={"trial": str})
-    assert list(every.columns) == COLUMNS and len(every) == 2
+    assert list(every.columns) == [*COLUMNS, *CONFIRM_COLUMNS] and len(every) == 2
     markdown = (run_copy / "results.md").read_text()
     assert "## Failed trials" in markdown and "22x22" in markdown
 
@@ -164,3 +167,15 @@ def test_help_answers_without_importing_tensorflow():
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "--no-retrain" in result.stdout
     assert "tensorflow" not in result.stderr and "keras" not in result.stderr
+
+
+def test_an_unreadable_trial_file_is_reported_with_its_path_not_dropped_silently(run_copy, capsys):
+    damaged = run_copy / "trials" / "trial_0" / "trial.json"
+    damaged.write_text("{broken")
+    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "0", "--no-retrain"]) == 0
+    out = capsys.readouterr().out
+    note = f"note: 1 trial file(s) could not be read, so their trials are not ranked: '{damaged}' is damaged (not valid JSON)"
+    assert note in out
+    assert str(damaged) in (run_copy / "results.md").read_text()
+    assert any(str(damaged) in message for message in json.loads((run_copy / "results.json").read_text())["notes"])
+    assert damaged.read_text() == "{broken"

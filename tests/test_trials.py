@@ -13,6 +13,7 @@ from tuner.trials import (
     hyperparameters_of,
     is_finite_number,
     iter_trials,
+    scan_trials,
 )
 
 
@@ -56,11 +57,19 @@ def test_without_its_curve_a_trial_is_still_ranked_by_keras_tuners_score(tmp_pat
     assert next(iter_trials(run)).best_epoch() == {"val_loss": 0.25, "epoch": 3}
 
 
-def test_half_written_trial_files_are_skipped_while_a_search_runs(tmp_path):
+def test_damaged_trial_files_are_returned_never_skipped_silently(tmp_path):
     run = Run(tmp_path)
-    write_trial(run, "0")
+    write_trial(run, "0", history=[{"epoch": 1, "val_loss": 0.5}])
     run.trial_dir("1").mkdir()
     run.trial_state("1").write_text('{"trial_id": "1", "sta')
+    write_trial(run, "2")
+    run.trial_state("2").write_text(json.dumps({"trial_id": "2", "status": "COMPLETED", "hyperparameters": []}))
+    run.history("0").write_text("[1, 2")
+    records, damaged = scan_trials(run)
+    assert [record.trial_id for record in records] == ["0"] and records[0].history == []
+    assert [(item.path, item.problem) for item in damaged] == [
+        (run.history("0"), "not a per-epoch history"), (run.trial_state("1"), "not valid JSON"),
+        (run.trial_state("2"), "no hyperparameter values")]
     assert [record.trial_id for record in iter_trials(run)] == ["0"]
 
 

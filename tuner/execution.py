@@ -21,7 +21,7 @@ from tuner.errors import SearchFailedError, TunerUsageError
 from tuner.files import atomic_write_json, read_json
 from tuner.hypermodel import build_hypermodel
 from tuner.launcher import follow_launcher, run_local_workers
-from tuner.oracles import configure_keras_tuner, planned_trials, repair_after_reload
+from tuner.oracles import configure_keras_tuner, planned_trials, refuse_damaged_state, repair_after_reload
 from tuner.progress import SearchProgress
 from tuner.rundir import DatasetRecord, Run, RunLock, RunRecord
 from tuner.search import make_tuner, run_trials, space_size
@@ -86,6 +86,9 @@ def run_search(settings: SearchSettings) -> SearchSummary:
             if settings.overwrite:
                 run.clear()
             _refuse_another_search(run, record)
+            if resumed:
+                # Only the leader checks: a worker may read the chief's state between two of its writes.
+                refuse_damaged_state(run)
             run.write_record(record)
             _lead(settings, run, dataset, resumed, role)
     # Whether the search as a whole failed is for the process that leads it to say: a worker that
@@ -180,6 +183,11 @@ def _check_run_dir(root: Path) -> None:
 def _refuse_another_search(run: Run, record: RunRecord) -> None:
     """Refuse to resume a run that was made with another search space, tuner, training or dataset."""
     previous = run.read_record()
+    if previous is None and run.oracle_state.exists():
+        raise TunerUsageError(
+            f"run directory '{run.root}' has trials but no {run.settings.name}, so what it searched is unknown; "
+            f"pass --overwrite to start it afresh or another --run-dir."
+        )
     why = previous.difference(record) if previous is not None else None
     if why:
         raise TunerUsageError(f"run directory '{run.root}' {why}; pass --overwrite to start it afresh or another --run-dir.")

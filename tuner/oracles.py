@@ -11,7 +11,10 @@ from keras_tuner.src import config as kt_config
 from keras_tuner.src import utils as kt_utils
 
 from tuner.files import atomic_write_text
-from tuner.trials import FINISHED, IDLE, RUNNING, STOPPED
+from tuner.errors import TunerUsageError
+from tuner.files import read_json
+from tuner.rundir import Run
+from tuner.trials import FINISHED, IDLE, RUNNING, STOPPED, DamagedFile, scan_trials
 
 log = logging.getLogger(__name__)
 
@@ -116,3 +119,45 @@ def planned_trials(oracle: keras_tuner.Oracle, space_size: int) -> int:
                    for bracket in range(oracle._get_num_brackets())
                    for round_number in range(oracle._get_num_rounds(bracket)))
     return min(space_size, oracle.max_trials)
+
+
+# The parts of oracle.json every KerasTuner 1.4.8 oracle reads back (Oracle.set_state), with their JSON types.
+ORACLE_STATE_TYPES: dict[str, type] = {
+    "ongoing_trials": dict, "hyperparameters": dict, "start_order": list, "end_order": list, "run_times": dict,
+    "retry_queue": list, "seed": int, "seed_state": int, "tried_so_far": list, "id_to_hash": dict, "display": dict,
+}
+
+
+def damaged_state(run: Run) -> list[DamagedFile]:
+    """The run's KerasTuner state files (oracle.json, trial.json) and curves that cannot be resumed from.
+
+    KerasTuner would stop on them with a traceback, or worse, reload a trial list that no longer
+    matches the trials on disk; every file is written atomically, so damage is never a crash's.
+    """
+    trials, damaged = scan_trials(run)
+    state = read_json(run.oracle_state)
+    if not isinstance(state, dict):
+        damaged.insert(0, DamagedFile(run.oracle_state, "not valid JSON" if state is None else "not a JSON object"))
+        return damaged
+    wrong = [name for name, kind in ORACLE_STATE_TYPES.items()
+             if not isinstance(state.get(name), kind) or isinstance(state.get(name), bool)]
+    if wrong:
+        damaged.insert(0, DamagedFile(run.oracle_state, f"missing or mistyped: {', '.join(wrong)}"))
+        return damaged
+    known = {record.trial_id for record in trials}
+    referenced = [*state["ongoing_trials"].values(), *state["start_order"], *state["end_order"]]
+    unknown = sorted({str(trial_id) for trial_id in referenced} - known)
+    if unknown and not damaged:
+        damaged.insert(0, DamagedFile(run.oracle_state, f"names trial(s) {', '.join(unknown)} that have no trial.json"))
+    return damaged
+
+
+def refuse_damaged_state(run: Run) -> None:
+    """Refuse to resume a run whose state is damaged, naming the first damaged file and what to do."""
+    damaged = damaged_state(run)
+    if damaged:
+        others = f" (and {len(damaged) - 1} more)" if len(damaged) > 1 else ""
+        raise TunerUsageError(
+            f"cannot resume run '{run.root}': {damaged[0].describe()}{others}; restore it from a backup, "
+            f"or start the search afresh with --overwrite (its trials so far are lost)."
+        )

@@ -20,8 +20,8 @@ from tuner.files import atomic_write_json, atomic_write_text, read_json
 from tuner.plots import DEFAULT_PLOTTED_TRIALS, format_value, write_plots
 from tuner.rundir import Run, RunRecord, open_run
 from tuner.stats import Comparison, compare_seeds
-from tuner.trials import (CONFIRM_COLUMNS, FAILED, METRIC_COLUMNS, RANKED, RUNNING, failure_reason, hyperparameters_of,
-                          iter_trials)
+from tuner.trials import (CONFIRM_COLUMNS, FAILED, METRIC_COLUMNS, RANKED, RUNNING, DamagedFile, failure_reason,
+                          hyperparameters_of, scan_trials)
 # For each hyperparameter of the search space: the SearchSettings field and flag that set its range, and the
 # lowest value that flag accepts (a winner at that floor cannot be helped by widening downwards).
 SEARCH_FLAGS: dict[str, tuple[str, str, float | None]] = {
@@ -66,7 +66,7 @@ def rank_trials(run: Run) -> tuple[list[dict[str, Any]], list[dict[str, Any]], i
         best_epoch, epochs, pruned (the epoch it was stopped at, or None), seconds), the failed rows (trial, each hyperparameter, reason) and
         the number of trials still marked RUNNING (running now, or interrupted).
     """
-    records = list(iter_trials(run))
+    records, _ = scan_trials(run)
     names = _hyperparameter_names(record.hyperparameters for record in records)
     completed: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
@@ -345,6 +345,21 @@ def record_winner(run: Run, winner: dict[str, Any]) -> Path:
     return path
 
 
+def damage_warnings(damaged: Sequence[DamagedFile]) -> list[str]:
+    """Say which trial files could not be read: a trial is never left out of the ranking without a word."""
+    unreadable = [item for item in damaged if item.path.name == "trial.json"]
+    curves = [item for item in damaged if item.path.name != "trial.json"]
+    messages = []
+    if unreadable:
+        messages.append(f"{len(unreadable)} trial file(s) could not be read, so their trials are not ranked: "
+                        f"{'; '.join(item.describe() for item in unreadable)}. Restore them from a backup, or search "
+                        f"afresh with python search.py --overwrite.")
+    if curves:
+        messages.append(f"{len(curves)} curve file(s) could not be read; their trials are ranked by KerasTuner's record of "
+                        f"their best epoch, without a curve: {'; '.join(item.describe() for item in curves)}.")
+    return messages
+
+
 def build_report(settings: ReportSettings) -> Report:
     """Open a run, rank its trials, confirm the top ones over seeds, and write results.* and the plots into it.
 
@@ -377,6 +392,7 @@ def build_report(settings: ReportSettings) -> Report:
     warnings = boundary_warnings(ranking[0], space, record.dataset.img_size)
     if running:
         warnings.append(f"{running} trial(s) are still running or were interrupted; this ranking is provisional.")
+    warnings += damage_warnings(scan_trials(run)[1])
     written = write_results(run, ranking, failed, running, warnings, comparison)
     written += write_plots(run, ranking, failed, names, space, top=settings.top or DEFAULT_PLOTTED_TRIALS)
     return Report(run, record, ranking, failed, running, names, warnings, written, confirmations, comparison)

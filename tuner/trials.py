@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator
 
 from tuner.files import read_json
@@ -87,30 +88,77 @@ class TrialRecord:
         return best
 
 
-def iter_trials(run: Run) -> Iterator[TrialRecord]:
-    """Yield every trial whose trial.json is readable, in trial-id order (read-only, safe during a search)."""
+@dataclass(frozen=True)
+class DamagedFile:
+    """A state file of a run that cannot be read as what it should be."""
+
+    path: Path
+    problem: str
+
+    def describe(self) -> str:
+        return f"'{self.path}' is damaged ({self.problem})"
+
+
+def trial_state_problem(state: Any) -> str | None:
+    """What is wrong with the contents of a KerasTuner trial.json, or None if it has the shape this tool reads."""
+    if state is None:
+        return "not valid JSON"
+    if not isinstance(state, dict):
+        return "not a JSON object"
+    if not isinstance(state.get("trial_id"), str) or not state["trial_id"]:
+        return "no trial_id"
+    if not isinstance(state.get("status"), str):
+        return "no status"
+    hyperparameters = state.get("hyperparameters")
+    if not isinstance(hyperparameters, dict) or not isinstance(hyperparameters.get("values"), dict):
+        return "no hyperparameter values"
+    return None
+
+
+def scan_trials(run: Run) -> tuple[list[TrialRecord], list[DamagedFile]]:
+    """Every trial of a run, in trial-id order, and the trial files that could not be read (read-only).
+
+    KerasTuner's files are written atomically (oracles.configure_keras_tuner), so a file that
+    does not parse was damaged after the fact: it is returned, never skipped silently. A damaged
+    history file (the tool's per-epoch curve) is returned too; its trial is still read, ranked
+    by KerasTuner's own record of its best epoch.
+    """
+    records: list[TrialRecord] = []
+    damaged: list[DamagedFile] = []
     for trial_file in sorted(run.project.glob("trial_*/trial.json")):
         state = read_json(trial_file)
-        if not isinstance(state, dict) or "trial_id" not in state:
+        problem = trial_state_problem(state)
+        if problem:
+            damaged.append(DamagedFile(trial_file, problem))
             continue
-        trial_id = str(state["trial_id"])
-        history = read_json(run.history(trial_id))
+        trial_id = state["trial_id"]
+        history_file = run.history(trial_id)
+        history = read_json(history_file)
+        if history_file.exists() and not (isinstance(history, dict) and isinstance(history.get("epochs", []), list)):
+            damaged.append(DamagedFile(history_file, "not a per-epoch history"))
         history = history if isinstance(history, dict) else {}
-        values = (state.get("hyperparameters") or {}).get("values") or {}
+        values = state["hyperparameters"]["values"]
         step = state.get("best_step")
-        status = str(state.get("status", "UNKNOWN"))
+        status = state["status"]
         pruned = history.get("pruned") if isinstance(history.get("pruned"), dict) else None
-        yield TrialRecord(
+        epochs = history.get("epochs") if isinstance(history.get("epochs"), list) else []
+        records.append(TrialRecord(
             trial_id=trial_id,
             status=PRUNED if status == COMPLETED and pruned else status,
             hyperparameters={name: value for name, value in values.items() if not name.startswith("tuner/")},
-            message=state.get("message"),
-            history=[row for row in history.get("epochs", []) if isinstance(row, dict)],
+            message=state.get("message") if isinstance(state.get("message"), str) else None,
+            history=[row for row in epochs if isinstance(row, dict)],
             seconds=history.get("seconds") if is_finite_number(history.get("seconds")) else None,
             score=state.get("score") if is_finite_number(state.get("score")) else None,
             best_step=step if isinstance(step, int) and not isinstance(step, bool) else None,
             pruned=pruned,
-        )
+        ))
+    return records, damaged
+
+
+def iter_trials(run: Run) -> Iterator[TrialRecord]:
+    """Yield every readable trial, in trial-id order (read-only, safe during a search); see scan_trials for the rest."""
+    yield from scan_trials(run)[0]
 
 
 def failure_reason(message: str | None) -> str:
