@@ -11,6 +11,7 @@ from tuner.config import PredictSettings, parse_settings
 
 def _predict(argv):
     settings = parse_settings(PredictSettings, argv, "predict.py", "Classify images with the best model report.py saved.")
+    from tuner.names import for_terminal
     from tuner.predict import Classifier, exit_status, find_images, render
 
     files = find_images(settings.paths)
@@ -18,7 +19,7 @@ def _predict(argv):
     classifier = Classifier.load(settings.model)
 
     def report_skip(path, reason):
-        print(f"skipped {path}: {reason}", file=sys.stderr, flush=True)
+        print(f"skipped {for_terminal(path)}: {reason}", file=sys.stderr, flush=True)
 
     for chunk in render(classifier.classify(files, settings.batch_size, report_skip), settings.format):
         sys.stdout.write(chunk)

@@ -9,6 +9,7 @@ import traceback
 from typing import Callable
 
 from tuner.errors import SearchFailedError, TunerUsageError
+from tuner.names import for_terminal
 
 # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notes) is noise for this tool's users.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -27,18 +28,20 @@ def run_cli(body: Callable[[list[str]], int], argv: list[str] | None = None) -> 
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in argv
-    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_EscapingFormatter("%(message)s"))
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, handlers=[handler])
     try:
         return body(argv)
     except TunerUsageError as error:
         if debug:
             traceback.print_exc()
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {for_terminal(str(error))}", file=sys.stderr)
         return 2
     except SearchFailedError as error:
         if debug:
             traceback.print_exc()
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {for_terminal(str(error))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted: finished work is kept; run the same command again to continue.", file=sys.stderr)
@@ -47,6 +50,13 @@ def run_cli(body: Callable[[list[str]], int], argv: list[str] | None = None) -> 
         # The reader of stdout went away (e.g. `| head`): stop quietly, as command-line tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+class _EscapingFormatter(logging.Formatter):
+    """Log lines with control characters escaped: a file name cannot add lines or send terminal escapes."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return for_terminal(super().formatMessage(record))
 
 
 def import_tensorflow_quietly() -> None:

@@ -21,6 +21,7 @@ from tuner.cache import (DATASET_FILE, MANIFEST_FILE, SPLITS, PreparedDataset, c
 from tuner.config import DEFAULT_PREPARED_DIR, DEFAULT_SAMPLE_DIR, PrepSettings
 from tuner.decoding import Decoded, decode_all, resolve_workers
 from tuner.errors import TunerUsageError
+from tuner.names import as_text, for_terminal
 
 try:  # CPython's built-in SHA-256, as the standard library's random.py does: hashlib would map OpenSSL's
     from _sha2 import sha256  # libcrypto (3.5 MB) into every run just for the source fingerprint. 3.12+
@@ -40,10 +41,15 @@ SAMPLE_IMG_SIZE = 28  # Animal-MNIST's native size: upscaling adds no informatio
 class _Source:
     root: Path
     builtin: bool
-    class_names: list[str]
+    folders: list[str]  # the class folders' names on disk, which may not be valid UTF-8
     labels: list[int] = field(default_factory=list)
     files: list[str] = field(default_factory=list)  # POSIX paths relative to root, sorted within each class
     fingerprint: str = ""
+
+    @property
+    def class_names(self) -> list[str]:
+        """The folders' names as valid text: what the manifest, the model's metadata and predictions show."""
+        return [as_text(folder) for folder in self.folders]
 
 
 def _hidden(name: str) -> bool:
@@ -61,16 +67,21 @@ def _find_classes(root: Path) -> list[str]:
     if len(names) < 2:
         found = f"{len(names)} class folder{'' if len(names) == 1 else 's'}" + (f" ({names[0]})" if names else "")
         raise TunerUsageError(f"data folder '{root}' has {found}; need at least 2, {hint}.")
+    shown = [as_text(name) for name in names]
+    if len(set(shown)) < len(shown):
+        twice = sorted(name for name in set(shown) if shown.count(name) > 1)
+        raise TunerUsageError(f"data folder '{root}' has two class folders that read as the same name ({', '.join(twice)}: "
+                              f"one of them is not valid UTF-8); rename one of them.")
     return names
 
 
-def _scan(root: Path, builtin: bool, class_names: list[str], output_key: dict[str, Any]) -> _Source:
+def _scan(root: Path, builtin: bool, folders: list[str], output_key: dict[str, Any]) -> _Source:
     """List every file under each class folder and fingerprint the listing plus the settings that shape the output."""
-    source = _Source(root, builtin, class_names)
+    source = _Source(root, builtin, folders)
     digest = sha256(json.dumps({**output_key, "data_dir": str(root.resolve()), "format": cache.FORMAT_VERSION},
                                sort_keys=True).encode())
     prefix = len(str(root)) + 1
-    for label, name in enumerate(source.class_names):
+    for label, name in enumerate(source.folders):
         for folder, subfolders, filenames in os.walk(os.path.join(str(root), name)):  # keeps "./" so prefix fits
             subfolders[:] = sorted(sub for sub in subfolders if not _hidden(sub))
             for filename in sorted(filenames):
@@ -82,7 +93,7 @@ def _scan(root: Path, builtin: bool, class_names: list[str], output_key: dict[st
                 relative = path[prefix:].replace(os.sep, "/")
                 source.labels.append(label)
                 source.files.append(relative)
-                digest.update(f"{label}\0{relative}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+                digest.update(f"{label}\0{relative}\0{info.st_size}\0{info.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
     source.fingerprint = digest.hexdigest()
     return source
 
@@ -138,20 +149,20 @@ def _build(source: _Source, decoded: Decoded, img_size: int,
             entry["loaded"] += 1
         else:
             entry["skipped"][reason] += 1
-            skipped.append({"file": files[index], "reason": reason})
+            skipped.append({"file": as_text(files[index]), "reason": reason})
     # Same pixels under two classes: no way to tell which label is right, so every copy goes.
     # Same pixels twice in one class: keep the first, so no image can sit in both train and test.
     unique: list[list[int]] = [[] for _ in names]
     duplicates, mislabelled = [], []
     for group in identical:
         if len({labels[index] for index in group}) > 1:
-            mislabelled.append({"files": [files[index] for index in group]})
+            mislabelled.append({"files": [as_text(files[index]) for index in group]})
             for index in group:
                 counts[names[labels[index]]]["mislabelled"] += 1
             continue
         unique[labels[group[0]]].append(group[0])
         counts[names[labels[group[0]]]]["duplicates"] += len(group) - 1
-        duplicates += [{"file": files[index], "same_as": files[group[0]]} for index in group[1:]]
+        duplicates += [{"file": as_text(files[index]), "same_as": as_text(files[group[0]])} for index in group[1:]]
     for name, indices in zip(names, unique):
         if not indices:
             entry = counts[name]
@@ -190,7 +201,7 @@ def _build(source: _Source, decoded: Decoded, img_size: int,
         "class_names": names, "img_size": img_size, "color": settings.color, "seed": settings.seed,
         "val_fraction": settings.val_fraction, "test_fraction": settings.test_fraction,
         "balanced": not settings.no_balance, "fingerprint": source.fingerprint,
-        "source": {"data_dir": str(source.root), "builtin_sample": source.builtin, "files": len(files)},
+        "source": {"data_dir": as_text(str(source.root)), "builtin_sample": source.builtin, "files": len(files)},
         "counts": {name: {**entry, "skipped": dict(entry["skipped"].most_common())} for name, entry in counts.items()},
         "skipped": skipped, "duplicates": duplicates,
         "mislabelled": mislabelled,
@@ -220,10 +231,10 @@ def prepare_dataset(settings: PrepSettings, progress: bool = True) -> tuple[Prep
     img_size = settings.img_size or (SAMPLE_IMG_SIZE if builtin else DEFAULT_IMG_SIZE)
     output_key = {"img_size": img_size, "color": settings.color, "seed": settings.seed, "balanced": not settings.no_balance,
                   "val_fraction": settings.val_fraction, "test_fraction": settings.test_fraction}
-    class_names = _find_classes(root)
+    folders = _find_classes(root)
     out = Path(settings.out)
     _check_output(out, root)
-    source = _scan(root, builtin, class_names, output_key)
+    source = _scan(root, builtin, folders, output_key)
     if not settings.force and cached_fingerprint(out) == source.fingerprint:
         logger.debug("Reusing the prepared dataset in %s: the source folder and settings are unchanged", out)
         return load_prepared(out), True
@@ -271,7 +282,7 @@ def format_summary(dataset_or_manifest: PreparedDataset | dict[str, Any], max_fi
     manifest = dataset_or_manifest.manifest if isinstance(dataset_or_manifest, PreparedDataset) else dataset_or_manifest
     names, counts = manifest["class_names"], manifest.get("counts", {})
     source = manifest.get("source", {})
-    origin = "the built-in sample" if source.get("builtin_sample") else source.get("data_dir", "arrays")
+    origin = "the built-in sample" if source.get("builtin_sample") else for_terminal(str(source.get("data_dir", "arrays")))
     lines = [f"{len(names)} classes, {manifest['img_size']}x{manifest['img_size']} {manifest['color']}, "
              f"from {origin}" + (f" ({source['data_dir']})" if source.get("builtin_sample") else "")
              + (f", seed {manifest['seed']}" if "seed" in manifest else "")]
@@ -279,7 +290,7 @@ def format_summary(dataset_or_manifest: PreparedDataset | dict[str, Any], max_fi
     rows = []
     for name in names:
         entry = counts.get(name, {})
-        rows.append([name] + [sum(entry.get(c, {}).values()) if c == "skipped" else entry.get(c, 0) for c in columns])
+        rows.append([for_terminal(name)] + [sum(entry.get(c, {}).values()) if c == "skipped" else entry.get(c, 0) for c in columns])
     rows.append(["total"] + [sum(row[i + 1] for row in rows) for i in range(len(columns))])
     width = max(len(str(row[0])) for row in rows + [["class"]])
     lines.append(f"{'class':<{width}}  " + "  ".join(f"{c:>{max(len(c), 5)}}" for c in columns))
@@ -295,7 +306,7 @@ def format_summary(dataset_or_manifest: PreparedDataset | dict[str, Any], max_fi
     if skipped:
         reasons = Counter(item["reason"] for item in skipped)
         lines.append(f"skipped {len(skipped)} files: " + ", ".join(f"{n} {reason}" for reason, n in reasons.most_common()))
-        lines += [f"  {item['file']}: {item['reason']}" for item in skipped[:max_files]]
+        lines += [f"  {for_terminal(item['file'])}: {item['reason']}" for item in skipped[:max_files]]
         if len(skipped) > max_files:
             lines.append(f"  ... and {len(skipped) - max_files} more in {MANIFEST_FILE}")
     return "\n".join(lines)

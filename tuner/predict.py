@@ -15,6 +15,7 @@ import numpy as np
 from tuner.config import DEFAULT_RUNS_DIR, PREDICT_FORMATS
 from tuner.errors import TunerUsageError
 from tuner.head import Head, decide
+from tuner.names import as_text, for_terminal, tsv_cell
 from tuner.rundir import METADATA_FILE, MODEL_FILE, latest_run
 
 log = logging.getLogger(__name__)
@@ -59,10 +60,13 @@ def find_images(paths: Sequence[str]) -> list[Path]:
     for given in paths:
         path = Path(given)
         if path.is_dir():
-            files.extend(sorted(item for item in path.rglob("*") if item.is_file()
+            # Everything but folders: a FIFO or a broken link is then skipped with its reason, not left out unseen.
+            files.extend(sorted(item for item in path.rglob("*") if not item.is_dir()
                                 and not any(part.startswith(".") for part in item.relative_to(path).parts)))
         elif path.is_file():
             files.append(path)
+        elif path.exists():
+            raise TunerUsageError(f"'{given}' is not a regular file (a FIFO, socket or device); pass image files or folders.")
         else:
             raise TunerUsageError(f"'{given}' does not exist; pass image files or folders that exist.")
     if not files:
@@ -174,13 +178,17 @@ def render(predictions: Iterable[Prediction], fmt: str) -> Iterator[str]:
     Args:
         predictions: what Classifier.classify yields.
         fmt: tsv (path<TAB>label<TAB>probability, no header), csv (with a header) or json (a list of objects).
+
+    File and class names are data: bytes that are not UTF-8 become \\xNN; TSV escapes backslashes,
+    tabs, newlines and other control characters (\\\\, \\t, \\n, \\xNN), CSV escapes the control
+    characters and quotes as CSV does, and JSON escapes as JSON does.
     """
     if fmt not in PREDICT_FORMATS:
         raise TunerUsageError(f"format must be one of {', '.join(PREDICT_FORMATS)}, got {fmt!r}.")
     if fmt == "json":
         yield "["
         for index, item in enumerate(predictions):
-            entry = json.dumps({"path": item.path, "label": item.label, "probability": item.probability})
+            entry = json.dumps({"path": as_text(item.path), "label": item.label, "probability": item.probability})
             yield ("," if index else "") + "\n  " + entry
         yield "\n]\n"
         return
@@ -189,10 +197,11 @@ def render(predictions: Iterable[Prediction], fmt: str) -> Iterator[str]:
     for item in predictions:
         if fmt == "csv":
             buffer = io.StringIO()
-            csv.writer(buffer, lineterminator="\n").writerow([item.path, item.label, f"{item.probability:.6f}"])
+            csv.writer(buffer, lineterminator="\n").writerow([for_terminal(item.path), for_terminal(item.label),
+                                                              f"{item.probability:.6f}"])
             yield buffer.getvalue()
         else:
-            yield f"{item.path}\t{item.label}\t{item.probability:.6f}\n"
+            yield f"{tsv_cell(item.path)}\t{tsv_cell(item.label)}\t{item.probability:.6f}\n"
 
 
 def exit_status(classifier: Classifier) -> int:

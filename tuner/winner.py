@@ -19,6 +19,7 @@ from tuner.config import SearchSettings
 from tuner.errors import TunerUsageError
 from tuner.files import atomic_write_json, make_staging_dir
 from tuner.head import Head, decide
+from tuner.names import for_terminal
 from tuner.rundir import METADATA_FILE, MODEL_FILE, Run, RunRecord, load_run_dataset
 from tuner.stats import wilson_interval
 from tuner.trials import CONFIRM_COLUMNS, hyperparameters_of
@@ -213,10 +214,11 @@ def format_winner(winner: Winner) -> str:
              f"test ({winner.test_images} images, scored once): loss {winner.test_loss:.4f}, accuracy {winner.test_accuracy:.4f} "
              f"(95% interval {winner.test_interval[0]:.3f}-{winner.test_interval[1]:.3f})",
              "", "confusion matrix (rows: true class, columns: predicted):"]
-    lines.append(tabulate([[name, *counts] for name, counts in zip(winner.class_names, winner.confusion_matrix)],
-                          headers=["", *winner.class_names], tablefmt="simple"))
+    names = [for_terminal(name) for name in winner.class_names]  # class names are folder names: data, not markup
+    lines.append(tabulate([[name, *counts] for name, counts in zip(names, winner.confusion_matrix)],
+                          headers=["", *names], tablefmt="simple"))
     lines.append("")
-    lines.append(tabulate([[item["class"], _ratio(item["precision"]), _ratio(item["recall"]), item["support"]]
+    lines.append(tabulate([[for_terminal(item["class"]), _ratio(item["precision"]), _ratio(item["recall"]), item["support"]]
                            for item in winner.per_class], headers=["class", "precision", "recall", "support"],
                           tablefmt="simple", disable_numparse=True, colalign=["left", "right", "right", "right"]))
     lines += ["", f"saved: {winner.model_dir / MODEL_FILE} (+ {METADATA_FILE})"]
