@@ -126,3 +126,27 @@ def test_help_exits_0():
     result = subprocess.run([sys.executable, "data_prep.py", "--help"], cwd=ROOT, capture_output=True, text=True,
                             env={**os.environ, "COLUMNS": "100"})
     assert result.returncode == 0 and "--no-balance" in result.stdout and "--workers" in result.stdout
+
+
+def test_odd_class_and_file_names_are_data_not_markup(tmp_path, write_image, capsys):
+    import json
+
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    root = tmp_path / "odd"
+    folders = ["ca\tt", "d\x1b[31mog", os.fsdecode(b"\xffbad")]
+    for folder in folders:
+        for index in range(6):
+            name = os.fsdecode(b"im\n\xfe%d.png" % index) if index == 0 else f"img{index}.png"
+            write_image(root / folder / name, rng.integers(0, 256, (12, 12), dtype=np.uint8))
+    os.mkfifo(root / "ca\tt" / "fifo.png")
+    code, stdout, stderr = run(capsys, "--data-dir", root, "--out", tmp_path / "prepared", "--img-size", "8", "--quiet")
+    assert code == 0, stderr
+    assert "\x1b" not in stdout + stderr and "ca\\tt/fifo.png: not a regular file" in stdout
+    assert "d\\x1b[31mog" in stdout and "\\xffbad" in stdout
+    manifest = json.loads((tmp_path / "prepared" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["class_names"] == ["ca\tt", "d\x1b[31mog", "\\xffbad"]
+    # Run again: the same names fingerprint the same, so the cache is reused.
+    code, stdout, _ = run(capsys, "--data-dir", root, "--out", tmp_path / "prepared", "--img-size", "8", "--quiet")
+    assert code == 0 and stdout.startswith("Reused")

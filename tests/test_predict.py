@@ -135,3 +135,62 @@ def test_help_answers_without_importing_tensorflow():
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "--model" in result.stdout
     assert "tensorflow" not in result.stderr and "keras" not in result.stderr
+
+
+def _edit_metadata(folder, **changes):
+    path = folder / "metadata.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda folder: (folder / "model.keras").write_text("not a zip"), "model.keras' cannot be loaded as a Keras model in safe mode"),
+    (lambda folder: _edit_metadata(folder, img_size=32), "takes (16, 16, 1) images and has 1 output unit(s), but metadata.json describes (32, 32, 1)"),
+    (lambda folder: _edit_metadata(folder, color="rgb"), "but metadata.json describes (16, 16, 3) images"),
+    (lambda folder: _edit_metadata(folder, class_names=["a", "b", "c"]), "describes (16, 16, 1) images of 3 classes"),
+    (lambda folder: _edit_metadata(folder, class_names="ab"), "metadata.json' is damaged (class_names must be a list"),
+    (lambda folder: _edit_metadata(folder, img_size=True), "metadata.json' is damaged (img_size must be a whole number"),
+    (lambda folder: _edit_metadata(folder, color="sepia"), "metadata.json' is damaged (color must be one of"),
+])
+def test_a_damaged_model_or_metadata_is_refused_naming_the_file(winner, test_images, tmp_path, capsys, damage, message):
+    folder = tmp_path / "best"
+    shutil.copytree(winner[1], folder)
+    damage(folder)
+    assert predict_script.main(["--model", str(folder), str(test_images[0][0])]) == 2
+    one_error_line(capsys, message)
+
+
+def test_a_model_with_code_in_it_is_refused_by_safe_mode(winner, test_images, tmp_path, capsys):
+    import keras
+
+    folder = tmp_path / "best"
+    shutil.copytree(winner[1], folder)
+    inputs = keras.Input((16, 16, 1), dtype="uint8")
+    outputs = keras.layers.Dense(1, activation="sigmoid")(keras.layers.Flatten()(keras.layers.Lambda(lambda x: x * 1.0)(inputs)))
+    keras.Model(inputs, outputs).save(folder / "model.keras")
+    assert predict_script.main(["--model", str(folder), str(test_images[0][0])]) == 2
+    one_error_line(capsys, "cannot be loaded as a Keras model in safe mode")
+
+
+def test_odd_names_never_break_or_forge_the_output(winner, test_images, tmp_path, capsys):
+    import os
+
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    names = ["tab\there.png", "new\nline.png", "esc\x1b[31m.png", os.fsdecode(b"bad\xff.png"), "back\\slash.png"]
+    for name in names:
+        shutil.copy(test_images[0][0], folder / name)
+    os.mkfifo(folder / "fifo.png")
+    assert predict_script.main(["--model", str(winner[1]), str(folder)]) == SOME_SKIPPED
+    out, err = capsys.readouterr()
+    rows = _lines(out)
+    assert len(rows) == len(names) and all(len(row) == 3 for row in rows)
+    assert "\x1b" not in out and "\x1b" not in err and "fifo.png: not a regular file" in err
+    shown = sorted(row[0].rsplit("/", 1)[-1] for row in rows)
+    assert shown == sorted(["back\\\\slash.png", "bad\\\\xff.png", "esc\\x1b[31m.png", "new\\nline.png", "tab\\there.png"])
+    assert predict_script.main(["--model", str(winner[1]), "--format", "json", str(folder)]) == SOME_SKIPPED
+    paths = sorted(item["path"].rsplit("/", 1)[-1] for item in json.loads(capsys.readouterr().out))
+    assert paths == sorted(["tab\there.png", "new\nline.png", "esc\x1b[31m.png", "bad\\xff.png", "back\\slash.png"])
+    assert predict_script.main(["--model", str(winner[1]), "--format", "csv", str(folder)]) == SOME_SKIPPED
+    assert len(list(csv.reader(io.StringIO(capsys.readouterr().out)))) == 1 + len(names)
+    assert predict_script.main(["--model", str(winner[1]), str(folder / "fifo.png")]) == 2
+    one_error_line(capsys, "is not a regular file (a FIFO, socket or device)")

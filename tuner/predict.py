@@ -12,7 +12,8 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from tuner.config import DEFAULT_RUNS_DIR, PREDICT_FORMATS
+from tuner.images import CHANNELS
+from tuner.config import COLOR_MODES, DEFAULT_RUNS_DIR, PREDICT_FORMATS
 from tuner.errors import TunerUsageError
 from tuner.head import Head, decide
 from tuner.names import as_text, for_terminal, tsv_cell
@@ -74,6 +75,22 @@ def find_images(paths: Sequence[str]) -> list[Path]:
     return files
 
 
+def metadata_problem(metadata: Any) -> str | None:
+    """What is wrong with metadata.json's contents for classifying images, or None."""
+    if not isinstance(metadata, dict):
+        return "not a JSON object"
+    names = metadata.get("class_names")
+    if not isinstance(names, list) or len(names) < 2 or not all(isinstance(name, str) for name in names) \
+            or len(set(names)) < len(names):
+        return "class_names must be a list of at least 2 different names"
+    size = metadata.get("img_size")
+    if not isinstance(size, int) or isinstance(size, bool) or not 8 <= size <= 512:
+        return "img_size must be a whole number of pixels from 8 to 512"
+    if metadata.get("color") not in COLOR_MODES:
+        return f"color must be one of {', '.join(COLOR_MODES)}"
+    return None
+
+
 @dataclass
 class Classifier:
     """The saved winner with what it needs to read new images: class names, image size and colour mode.
@@ -116,21 +133,27 @@ class Classifier:
             hint = (f"pass --model {inside}" if (inside / METADATA_FILE).is_file()
                     else "pass the RUN/best folder report.py wrote, or run python report.py to write one")
             raise TunerUsageError(f"'{directory}' has no readable {METADATA_FILE}, so it is not a saved winner; {hint}.") from None
-        missing = [key for key in ("class_names", "img_size", "color") if key not in metadata]
-        if missing:
-            raise TunerUsageError(f"'{metadata_path}' lacks {', '.join(missing)}; run python report.py again to rewrite it.")
+        problem = metadata_problem(metadata)
+        if problem:
+            raise TunerUsageError(f"'{metadata_path}' is damaged ({problem}); run python report.py again to rewrite it.")
         if not model_path.is_file():
             raise TunerUsageError(f"'{directory}' has {METADATA_FILE} but no {MODEL_FILE}; run python report.py again.")
         import keras  # TensorFlow loads only once the inputs are known to be usable.
 
-        # Safe mode refuses Lambda layers and other deserialised Python code, so a model file cannot run code.
-        model = keras.saving.load_model(model_path, safe_mode=True)
-        units = model.output_shape[-1]
+        try:
+            # Safe mode refuses Lambda layers and other deserialised Python code, so a model file cannot run code.
+            model = keras.saving.load_model(model_path, safe_mode=True)
+        except Exception as error:  # Keras raises ValueError, zipfile/OSError or others for what is not its archive
+            reason = " ".join(str(error).split())[:200] or type(error).__name__
+            raise TunerUsageError(f"'{model_path}' cannot be loaded as a Keras model in safe mode ({reason}); "
+                                  f"run python report.py again to save the winner afresh.") from None
         classes = len(metadata["class_names"])
-        if classes < 2 or units != Head(classes).units:
+        expected_input = (metadata["img_size"], metadata["img_size"], CHANNELS[metadata["color"]])
+        units, model_input = model.output_shape[-1], tuple(model.input_shape[1:])
+        if units != Head(classes).units or model_input != expected_input:
             raise TunerUsageError(
-                f"'{model_path}' has {units} output unit(s) but {METADATA_FILE} names {classes} classes; "
-                f"run python report.py again so both come from the same run."
+                f"'{model_path}' takes {model_input} images and has {units} output unit(s), but {METADATA_FILE} describes "
+                f"{expected_input} images of {classes} classes; run python report.py again so both come from the same run."
             )
         return cls(model=model, metadata=metadata, directory=directory)
 
