@@ -22,6 +22,10 @@ PREDICT_FORMATS = ("tsv", "csv", "json")
 ROLES = ("chief", "worker")  # the parts of a distributed search started by hand
 PRUNE_RULES = ("median", "none")
 AUGMENT_CHOICES = ("off", "on")
+# NumPy and TensorFlow take seeds below 2**32; no search of small CNNs needs more epochs or bigger batches.
+MAX_SEED = 2**32 - 1
+MAX_EPOCHS = 1000
+MAX_BATCH_SIZE = 65536
 # Settings that define what a run's trials mean; resuming with any of them changed would mix
 # incomparable trials. --max-trials is not among them, so a finished search can be extended.
 RUN_DEFINING_FIELDS = (
@@ -71,6 +75,7 @@ class PrepSettings:
             )
         if self.workers < 0:
             raise TunerUsageError(f"--workers must be 0 (one per core) or more, got {self.workers}.")
+        _require_range("--seed", self.seed, 0, MAX_SEED)
 
 
 @dataclass(frozen=True)
@@ -111,8 +116,9 @@ class SearchSettings:
     def __post_init__(self) -> None:
         if self.tuner not in TUNER_NAMES:
             raise TunerUsageError(f"--tuner must be one of {', '.join(TUNER_NAMES)}, got {self.tuner!r}.")
-        _require_positive("--epochs", self.epochs)
-        _require_positive("--batch-size", self.batch_size)
+        _require_range("--epochs", self.epochs, 1, MAX_EPOCHS)
+        _require_range("--batch-size", self.batch_size, 1, MAX_BATCH_SIZE)
+        _require_range("--seed", self.seed, 0, MAX_SEED)
         if self.max_trials is not None:
             _require_positive("--max-trials", self.max_trials)
         if self.patience < 0:
@@ -211,6 +217,11 @@ def smallest_side_for(conv_layers: int) -> int:
 def flag_of(field_name: str) -> str:
     """The command-line flag of a Settings field: max_trials -> --max-trials."""
     return "--" + field_name.replace("_", "-")
+
+
+def _require_range(flag: str, value: int, low: int, high: int) -> None:
+    if not low <= value <= high:
+        raise TunerUsageError(f"{flag} must be a whole number from {low} to {high}, got {value}.")
 
 
 def _require_positive(flag: str, value: int) -> None:

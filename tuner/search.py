@@ -70,7 +70,7 @@ class _SearchMixin:
     def run_trial(self, trial: Any, dataset: PreparedDataset, **fit_kwargs: Any) -> Any:
         # Seeding per trial makes a trial's result independent of which trials ran before it,
         # so a resumed search gives the same numbers as an uninterrupted one.
-        trial_seed = self.base_seed + int(trial.trial_id)
+        trial_seed = (self.base_seed + int(trial.trial_id)) % 2**32  # NumPy's seeds stop below 2**32
         keras.utils.set_random_seed(trial_seed)
         train, validation = search_pipelines(dataset, self.batch_size, trial_seed)
         # A re-run of an interrupted trial starts its curves afresh instead of appending to them,
