@@ -176,3 +176,41 @@ def test_a_worker_without_a_chief_says_so_in_bounded_time(prepared, tmp_path):
     code, output = finish(worker, timeout=60)
     assert code == 2 and time.monotonic() - started < 60
     assert output.strip().splitlines()[-1].startswith("error: cannot reach the chief's oracle at 127.0.0.1:")
+
+
+def test_a_worker_pointed_at_something_else_is_told_it_is_not_a_chief(prepared, tmp_path):
+    from concurrent import futures
+
+    import grpc
+
+    # A plain TCP listener (not gRPC) and a gRPC server without KerasTuner's oracle.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        address = f"127.0.0.1:{listener.getsockname()[1]}"
+        code, output = finish(start(search_argv(prepared, tmp_path / "run") + [
+            "--role", "worker", "--oracle", address, "--connect-timeout", "3"]), timeout=60)
+    assert code == 2 and output.strip().splitlines()[-1].startswith(f"error: something listens at {address} but does not speak gRPC")
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        code, output = finish(start(search_argv(prepared, tmp_path / "run") + [
+            "--role", "worker", "--oracle", f"127.0.0.1:{port}", "--connect-timeout", "3"]), timeout=60)
+    finally:
+        server.stop(0)
+    assert code == 2 and output.strip().splitlines()[-1] == (
+        f"error: the gRPC server at 127.0.0.1:{port} is not a search.py chief (UNIMPLEMENTED); fix --oracle to the chief's HOST:PORT.")
+
+
+def test_a_chief_whose_port_is_taken_says_so_in_one_line(prepared, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        code, output = finish(start(search_argv(prepared, tmp_path / "run") + ["--role", "chief", "--oracle", address]),
+                              timeout=120)
+    lines = output.strip().splitlines()
+    assert code == 2 and lines[-1] == (f"error: the chief cannot listen on {address} (port in use or address not local); "
+                                       f"pick another --oracle port.")
+    assert not any("Traceback" in line or "grpc" in line.lower() for line in lines), output

@@ -13,6 +13,8 @@ from tuner.names import for_terminal
 
 # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notes) is noise for this tool's users.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# gRPC's C++ core logs its own lines (e.g. a port it cannot bind) beside the one `error:` line this tool prints.
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 
 def run_cli(body: Callable[[list[str]], int], argv: list[str] | None = None) -> int:

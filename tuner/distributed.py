@@ -81,17 +81,40 @@ def kerastuner_role(role: str | None, address: str = "") -> Iterator[str]:
 
 
 def wait_for_chief(address: str, timeout: float) -> None:
-    """Fail within `timeout` seconds, with a clear message, if no chief answers at `address`."""
+    """Fail within `timeout` seconds, with a clear message, unless a search.py chief's oracle answers at `address`."""
     channel = grpc.insecure_channel(address)
     try:
-        grpc.channel_ready_future(channel).result(timeout=timeout)
-    except grpc.FutureTimeoutError:
-        raise TunerUsageError(
-            f"cannot reach the chief's oracle at {address} within {timeout:.0f} s; start it first with "
-            f"python search.py --role chief --oracle {address} (same flags), or fix --oracle."
-        ) from None
+        try:
+            grpc.channel_ready_future(channel).result(timeout=timeout)
+        except grpc.FutureTimeoutError:
+            if _accepts_connections(address):
+                raise TunerUsageError(
+                    f"something listens at {address} but does not speak gRPC, so it is not a search.py chief; "
+                    f"fix --oracle to the chief's HOST:PORT."
+                ) from None
+            raise TunerUsageError(
+                f"cannot reach the chief's oracle at {address} within {timeout:.0f} s; start it first with "
+                f"python search.py --role chief --oracle {address} (same flags), or fix --oracle."
+            ) from None
+        try:
+            # Any oracle call will do: a gRPC server that is not KerasTuner's oracle answers UNIMPLEMENTED.
+            protos.get_service_grpc().OracleStub(channel).GetSpace(protos.get_service().GetSpaceRequest(), timeout=timeout)
+        except grpc.RpcError as error:
+            raise TunerUsageError(
+                f"the gRPC server at {address} is not a search.py chief ({error.code().name}); fix --oracle to the "
+                f"chief's HOST:PORT."
+            ) from None
     finally:
         channel.close()
+
+
+def _accepts_connections(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=2):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 class _LeasingServicer(oracle_chief.OracleServicer):
@@ -204,7 +227,11 @@ class OracleServer:
         protos.get_service_grpc().add_OracleServicer_to_server(self._servicer, self._server)
 
     def __enter__(self) -> OracleServer:
-        if self._server.add_insecure_port(self.address) == 0:
+        try:
+            bound = self._server.add_insecure_port(self.address)
+        except RuntimeError:  # grpcio 1.6x+ raises where older releases returned 0
+            bound = 0
+        if bound == 0:
             raise TunerUsageError(f"the chief cannot listen on {self.address} (port in use or address not local); "
                                   f"pick another --oracle port.")
         self._server.start()
