@@ -173,3 +173,34 @@ def test_libjpeg_warnings_do_not_reach_stderr(tmp_path, write_image, capfd):
     assert reason is None
     print("still here", file=sys.stderr)
     assert capfd.readouterr().err == "still here\n"  # nothing from libjpeg, and stderr works afterwards
+
+
+def test_images_claiming_too_many_pixels_are_skipped_before_decoding(tmp_path):
+    import struct
+    import zlib
+
+    import cv2
+
+    from tuner.images import MAX_FILE_BYTES, decode_image
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    # A 1 kB PNG whose header claims 100,000 x 100,000 pixels: 10 GB once decoded.
+    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
+    (tmp_path / "bomb.png").write_bytes(png)
+    ok, encoded = cv2.imencode(".jpg", np.zeros((16, 16), np.uint8))
+    jpeg = bytearray(encoded.tobytes())
+    frame = jpeg.find(b"\xff\xc0")
+    jpeg[frame + 5:frame + 9] = (60_000).to_bytes(2, "big") * 2
+    (tmp_path / "bomb.jpg").write_bytes(bytes(jpeg))
+    for name, size in (("bomb.png", "100000x100000"), ("bomb.jpg", "60000x60000")):
+        image, reason = decode_image(tmp_path / name, 16, "grayscale")
+        assert image is None and reason.startswith(f"too many pixels ({size};")
+    # A file far bigger than any image accepted is not read at all (a sparse file: no disk used).
+    with open(tmp_path / "huge.png", "wb") as stream:
+        stream.write(png[:33])
+        stream.truncate(MAX_FILE_BYTES + 1)
+    image, reason = decode_image(tmp_path / "huge.png", 16, "grayscale")
+    assert image is None and reason.startswith("file too large (")

@@ -17,6 +17,15 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 CHANNELS = {"grayscale": 1, "rgb": 3}  # colour mode -> channels of the decoded array
+# Hostile files: an image whose header claims more pixels than this is skipped before decoding
+# (PIL's MAX_IMAGE_PIXELS, the decompression-bomb limit), and a file bigger than any image of that
+# size plausibly is, is skipped without being read. OpenCV applies the same pixel limit to every
+# format whose header this module does not read itself (it reads the variable on first use).
+MAX_PIXELS = 89_478_485
+MAX_FILE_BYTES = 256 * 2**20
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
+# Enough of a file to find the size in a JPEG's header past a large EXIF block, before reading the rest.
+_HEAD_BYTES = 64 * 1024
 
 _MAGIC = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
           (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"BM", "BMP"))
@@ -65,6 +74,22 @@ def _jpeg_geometry(data: bytes) -> tuple[int, int, int] | None:
         if marker == 0xD9:
             return None
         pos += 2 + length
+    return None
+
+
+def _header_size(head: bytes, kind: str) -> tuple[int, int] | None:
+    """(width, height) as a file's header states it, for the formats whose header says it plainly; else None."""
+    if kind == "PNG" and head[12:16] == b"IHDR":
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if kind == "GIF" and len(head) >= 10:
+        return int.from_bytes(head[6:8], "little"), int.from_bytes(head[8:10], "little")
+    if kind == "BMP" and len(head) >= 26:
+        return abs(int.from_bytes(head[18:22], "little", signed=True)), abs(int.from_bytes(head[22:26], "little", signed=True))
+    if kind == "WebP" and head[12:16] == b"VP8X" and len(head) >= 30:
+        return int.from_bytes(head[24:27], "little") + 1, int.from_bytes(head[27:30], "little") + 1
+    if kind == "JPEG":
+        geometry = _jpeg_geometry(head)
+        return (geometry[1], geometry[0]) if geometry else None
     return None
 
 
@@ -169,7 +194,9 @@ def _decode_bytes(data: bytes, kind: str, img_size: int, color: str) -> tuple[np
 def decode_image(path: str | os.PathLike, img_size: int, color: str) -> tuple[np.ndarray | None, str | None]:
     """Load one image file exactly as training and prediction both see it.
 
-    The format is recognised from the file's first bytes, not its name. Large JPEGs are decoded at
+    The format is recognised from the file's first bytes, not its name. A file above MAX_FILE_BYTES
+    is skipped unread, and an image whose header claims more than MAX_PIXELS pixels is skipped
+    before decoding (OpenCV enforces the same limit for the other formats). Large JPEGs are decoded at
     1/2, 1/4 or 1/8 size when that still covers `img_size`; transparent images go onto white;
     16-bit images are scaled to 8 bits; then the image is resized to a square with INTER_AREA.
 
@@ -187,9 +214,12 @@ def decode_image(path: str | os.PathLike, img_size: int, color: str) -> tuple[np
         # O_NONBLOCK so that a named pipe in the folder can't hang us; it changes nothing for regular files.
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
         with os.fdopen(descriptor, "rb") as stream:
-            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            info = os.fstat(descriptor)
+            if not stat.S_ISREG(info.st_mode):
                 return None, "not a regular file"
-            head = stream.read(32)
+            if info.st_size > MAX_FILE_BYTES:
+                return None, f"file too large ({info.st_size / 2**20:,.0f} MiB; files above {MAX_FILE_BYTES // 2**20} MiB are skipped unread)"
+            head = stream.read(_HEAD_BYTES)
             if not head:
                 return None, "empty file"
             kind = _sniff(head)
@@ -197,10 +227,14 @@ def decode_image(path: str | os.PathLike, img_size: int, color: str) -> tuple[np
                 return None, "not an image (unknown format)"
             if kind == "HEIC":
                 return None, "HEIC image (OpenCV can't read it; convert it to JPEG)"
+            size = _header_size(head, kind)
+            if size is not None and size[0] * size[1] > MAX_PIXELS:
+                return None, (f"too many pixels ({size[0]}x{size[1]}; images above {MAX_PIXELS / 1e6:.0f} megapixels "
+                              f"are skipped before decoding)")
             data = head + stream.read()
     except OSError as error:
         return None, f"unreadable ({error.strerror or error})"
     try:
         return _decode_bytes(data, kind, img_size, color)
     except cv2.error:
-        return None, f"undecodable {kind} (OpenCV error)"
+        return None, f"undecodable {kind} (OpenCV refused it: corrupt, or above {MAX_PIXELS / 1e6:.0f} megapixels)"
