@@ -168,6 +168,10 @@ def test_save_prepared_accepts_a_minimal_manifest(tmp_path):
     (lambda arrays, manifest: arrays.update(x_val=arrays["x_val"].astype(np.float32)), "x_val must be uint8"),
     (lambda arrays, manifest: arrays.update(y_test=arrays["y_test"][:1]), "y_test must be integer labels"),
     (lambda arrays, manifest: arrays.update(y_train=arrays["y_train"] + 5), "labels outside 0..1"),
+    (lambda arrays, manifest: manifest.update(class_names="ab"), "class_names must be a list of at least 2 different"),
+    (lambda arrays, manifest: manifest.update(class_names=["a", "a"]), "class_names must be a list of at least 2 different"),
+    (lambda arrays, manifest: manifest.update(img_size=None), "img_size must be a whole number of pixels, got None"),
+    (lambda arrays, manifest: manifest.update(img_size="8"), "img_size must be a whole number of pixels, got '8'"),
 ])
 def test_save_prepared_checks_its_input(tmp_path, change, message):
     arrays = {f"{kind}_{split}": (np.zeros((2, 8, 8, 1), np.uint8) if kind == "x" else np.array([0, 1]))
@@ -187,3 +191,16 @@ def test_the_npz_loads_without_pickle_and_holds_its_manifest(image_folder, tmp_p
         assert json.loads(archive["manifest_json"].tobytes()) == dataset.manifest
     with zipfile.ZipFile(out / "dataset.npz") as archive:
         assert all(name.endswith(".npy") for name in archive.namelist())
+
+
+@pytest.mark.parametrize("change", [{"img_size": None}, {"class_names": "ab"}, {"class_names": ["a", "a"]}])
+def test_a_damaged_embedded_manifest_is_refused_naming_the_file(image_folder, tmp_path, change):
+    out = tmp_path / "prepared"
+    prepare(image_folder, out)
+    with np.load(out / "dataset.npz") as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    manifest = {**json.loads(arrays["manifest_json"].tobytes()), **change}
+    arrays["manifest_json"] = np.frombuffer(json.dumps(manifest).encode(), np.uint8)
+    np.savez(out / "dataset.npz", **arrays)
+    with pytest.raises(TunerUsageError, match=f"'{out / 'dataset.npz'}' is not a prepared dataset .*--force"):
+        load_prepared(out)

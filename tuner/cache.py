@@ -81,7 +81,13 @@ def _complete_manifest(arrays: dict[str, np.ndarray],
     if missing or manifest["color"] not in CHANNELS:
         raise ValueError(f"manifest needs class_names, img_size and color (grayscale or rgb); "
                          f"missing or wrong: {missing or 'color'}")
-    names, size, channels = list(manifest["class_names"]), int(manifest["img_size"]), CHANNELS[manifest["color"]]
+    names, size = manifest["class_names"], manifest["img_size"]
+    if not isinstance(names, list) or len(names) < 2 or not all(isinstance(name, str) for name in names) \
+            or len(set(names)) < len(names):
+        raise ValueError("manifest class_names must be a list of at least 2 different names")
+    if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= 4096:
+        raise ValueError(f"manifest img_size must be a whole number of pixels, got {size!r}")
+    channels = CHANNELS[manifest["color"]]
     checked = {}
     for split in SPLITS:
         x, y = arrays.get(f"x_{split}"), arrays.get(f"y_{split}")
