@@ -224,3 +224,18 @@ def test_kill_9_then_resume_completes_every_configuration_exactly_once(tmp_path,
     assert len(counts) == 4 and set(counts.values()) == {1}
     statuses = Counter(record.status for record in iter_trials(Run(run_dir)))
     assert sum(statuses.values()) == 4 and set(statuses) <= {"COMPLETED", "PRUNED"}, statuses
+
+
+def test_the_resume_line_names_an_interrupted_first_trial(prepared, tmp_path, caplog):
+    import logging
+
+    run = Run(tmp_path / "run")
+    run_search(tiny_settings(prepared, run.root, conv_layers=(1,)))
+    # As a kill -9 inside the first trial leaves it: RUNNING in its file and ongoing in the oracle's.
+    state = json.loads(run.trial_state("0").read_text())
+    run.trial_state("0").write_text(json.dumps({**state, "status": "RUNNING"}))
+    oracle = json.loads(run.oracle_state.read_text())
+    run.oracle_state.write_text(json.dumps({**oracle, "ongoing_trials": {"tuner0": "0"}, "end_order": []}))
+    caplog.set_level(logging.INFO)
+    assert run_search(tiny_settings(prepared, run.root, conv_layers=(1,))).completed == 1
+    assert "0 trial(s) finished; interrupted trial(s) 0 will run again from the start." in caplog.text

@@ -112,8 +112,10 @@ def _lead(settings: SearchSettings, run: Run, dataset: PreparedDataset, resumed:
         tuner, progress = _tuner_with_progress(settings, run, dataset)
         if resumed:
             rerun = repair_after_reload(tuner.oracle)
-            log.info("Resuming %s: %d trial(s) finished, %s to run again.", run.root, progress.finished,
-                     ", ".join(rerun) if rerun else "none")
+            # Trial ids are numbers: "0 to run again" would read as "none", so the ids are named as trials.
+            log.info("Resuming %s: %d trial(s) finished; %s.", run.root, progress.finished,
+                     f"interrupted trial(s) {', '.join(rerun)} will run again from the start" if rerun
+                     else "no trial was interrupted")
         else:
             log.info("Starting %s: %s search, %s trials planned.", run.root, settings.tuner, progress.total or "?")
         if role == ALONE:
