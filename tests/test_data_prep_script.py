@@ -13,6 +13,11 @@ import data_prep
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _fifo(path):
+    os.mkfifo(path)
+    return path
+
+
 def run(capsys, *argv):
     code = data_prep.main([str(arg) for arg in argv])
     captured = capsys.readouterr()
@@ -85,6 +90,7 @@ def _unwritable_out(tmp_path):
 BAD_INPUT = [
     (lambda tmp: ["--data-dir", tmp / "nowhere"], "does not exist; pass --data-dir"),
     (lambda tmp: ["--data-dir", tmp / "images" / "cat" / "cat0.png"], "is a file, not a folder"),
+    (lambda tmp: ["--data-dir", _fifo(tmp / "pipe")], "is a FIFO, socket or device, not a folder"),
     (_one_class, "need at least 2, one subfolder per class"),
     (_unloadable_class, "has no usable image"),
     (lambda tmp: ["--data-dir", tmp / "images", "--img-size", "5"], "--img-size must be between 8 and 512"),

@@ -61,7 +61,8 @@ def _find_classes(root: Path) -> list[str]:
     if not root.exists():
         raise TunerUsageError(f"data folder '{root}' does not exist; pass --data-dir with a folder holding {hint}.")
     if not root.is_dir():
-        raise TunerUsageError(f"--data-dir '{root}' is a file, not a folder; pass the folder holding {hint}.")
+        kind = "a file, not a folder" if root.is_file() else "a FIFO, socket or device, not a folder"
+        raise TunerUsageError(f"--data-dir '{root}' is {kind}; pass the folder holding {hint}.")
     with os.scandir(root) as entries:
         names = sorted(entry.name for entry in entries if entry.is_dir() and not _hidden(entry.name))
     if len(names) < 2:
