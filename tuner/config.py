@@ -169,7 +169,7 @@ class ReportSettings:
     run_dir: str | None = _opt(None, "run directory to report on (default: the most recent under runs/)")
     format: str = _opt("table", "how the ranking is printed", choices=REPORT_FORMATS)
     top: int | None = _opt(None, "print only the best K trials and plot their curves (default: print all, plot 5); results.csv/.md keep all")
-    # 3 x 2 more runs cost about a quarter of a default search on the sample and catch most lucky winners (BENCHMARKS.md).
+    # 3 configurations x 2 more seeds: enough to see a lucky winner drop, at about 90 s on the sample (BENCHMARKS.md).
     confirm: tuple[int, ...] = _opt((3, 2), "before retraining, train the top K configurations with R more seeds each and rank them by their mean val_loss: K R, or 0 for off")
     no_retrain: bool = _opt(False, "don't retrain; save the best trial's own weights as the winner")
     debug: bool = _opt(False, "show full tracebacks")
