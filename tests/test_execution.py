@@ -121,7 +121,7 @@ def test_damaged_state_refuses_the_resume_and_nothing_is_rewritten(prepared, tmp
     damage(run)
     before = _snapshot(run.root)
     argv = ["--data", str(prepared), "--run-dir", str(run.root), "--epochs", "1", "--conv-layers", "1", "2",
-            "--nodes", "4", "--dense-layers", "0", "--workers", "0", "--quiet"]
+            "--nodes", "4", "--dense-layers", "0", "--workers", "0"]
     assert search_script.main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and message in err and "--overwrite" in err, err
@@ -236,6 +236,6 @@ def test_the_resume_line_names_an_interrupted_first_trial(prepared, tmp_path, ca
     run.trial_state("0").write_text(json.dumps({**state, "status": "RUNNING"}))
     oracle = json.loads(run.oracle_state.read_text())
     run.oracle_state.write_text(json.dumps({**oracle, "ongoing_trials": {"tuner0": "0"}, "end_order": []}))
-    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.INFO, logger="tuner")  # search.py --quiet in another test may have raised it
     assert run_search(tiny_settings(prepared, run.root, conv_layers=(1,))).completed == 1
     assert "0 trial(s) finished; interrupted trial(s) 0 will run again from the start." in caplog.text
