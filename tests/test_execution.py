@@ -114,6 +114,7 @@ def _snapshot(run_dir):
      "oracle.json' is damaged (missing or mistyped: end_order)"),
     (lambda run: run.history("1").write_text("{"), "trial_1.json' is damaged (not a per-epoch history)"),
     (lambda run: run.settings.unlink(), "has trials but no settings.json"),
+    (lambda run: run.tuner_state("tuner0").write_text("{"), "tuner0.json' is damaged (not a JSON object)"),
 ])
 def test_damaged_state_refuses_the_resume_and_nothing_is_rewritten(prepared, tmp_path, capsys, damage, message):
     run = Run(tmp_path / "run")

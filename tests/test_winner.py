@@ -95,3 +95,12 @@ def test_a_changed_dataset_is_refused(run_copy, capsys):
     edit_json(run_copy / "settings.json", lambda settings: settings["dataset"].update(path=str(run_copy / "gone")))
     assert report_script.main(["--run-dir", str(run_copy), "--no-retrain"]) == 2
     one_error_line(capsys, "the dataset this run was searched on cannot be loaded: no prepared dataset in")
+
+
+def test_a_damaged_checkpoint_is_refused_naming_it(run_copy, capsys):
+    winner = rank_trials(Run(run_copy))[0][0]["trial"]
+    checkpoint = Run(run_copy).checkpoint(winner)
+    checkpoint.write_bytes(b"not hdf5")
+    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "0", "--no-retrain"]) == 2
+    one_error_line(capsys, f"'{checkpoint}' is damaged")
+    assert not (run_copy / "best").exists()

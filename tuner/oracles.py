@@ -129,12 +129,15 @@ ORACLE_STATE_TYPES: dict[str, type] = {
 
 
 def damaged_state(run: Run) -> list[DamagedFile]:
-    """The run's KerasTuner state files (oracle.json, trial.json) and curves that cannot be resumed from.
+    """The run's KerasTuner state files (oracle.json, the tuners' and trials' files) and curves that cannot be resumed from.
 
     KerasTuner would stop on them with a traceback, or worse, reload a trial list that no longer
     matches the trials on disk; every file is written atomically, so damage is never a crash's.
     """
     trials, damaged = scan_trials(run)
+    # The tuners' own files (tuner0.json, chief.json, ...): KerasTuner reloads them as JSON objects.
+    damaged += [DamagedFile(path, "not a JSON object") for path in sorted(run.project.glob("*.json"))
+                if path != run.oracle_state and not isinstance(read_json(path), dict)]
     state = read_json(run.oracle_state)
     if not isinstance(state, dict):
         damaged.insert(0, DamagedFile(run.oracle_state, "not valid JSON" if state is None else "not a JSON object"))

@@ -97,7 +97,13 @@ def retrain_best(run: Run, record: RunRecord, winner: dict[str, Any], retrain: b
             )
         # The checkpoint holds Adam's state too; building the optimizer first lets it load instead of being skipped.
         model.optimizer.build(model.trainable_variables)
-        model.load_weights(str(checkpoint))
+        try:
+            model.load_weights(str(checkpoint))
+        except Exception as error:  # h5py and Keras raise OSError, ValueError or KeyError for a damaged file
+            raise TunerUsageError(
+                f"'{checkpoint}' is damaged ({' '.join(str(error).split())[:160] or type(error).__name__}); "
+                f"run report.py without --no-retrain to retrain the winner instead."
+            ) from None
     test = evaluate_on_test(model, dataset)
     metadata = {
         "trial_id": winner["trial"],
