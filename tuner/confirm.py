@@ -18,7 +18,8 @@ import shutil
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Iterable, Sequence
 
 from tuner.cache import PreparedDataset
 from tuner.config import SearchSettings
@@ -61,8 +62,7 @@ def confirm_seed(base_seed: int, trial_id: str, index: int) -> int:
     return (base_seed + int(trial_id) + SEED_STRIDE * index) % 2**32
 
 
-def confirm_top(run: Run, record: RunRecord, ranked: Sequence[dict[str, Any]], top: int, seeds: int,
-                train: Callable[..., list[dict[str, Any]]] | None = None) -> list[Confirmation]:
+def confirm_top(run: Run, record: RunRecord, ranked: Sequence[dict[str, Any]], top: int, seeds: int) -> list[Confirmation]:
     """Train the top `top` ranked configurations under `seeds` further seeds each, reusing saved runs.
 
     Args:
@@ -71,7 +71,6 @@ def confirm_top(run: Run, record: RunRecord, ranked: Sequence[dict[str, Any]], t
         ranked: the rows of rank_trials, best first.
         top: how many configurations to confirm (K).
         seeds: further seeds per configuration (R).
-        train: trains one configuration and returns its per-epoch rows (default: train_configuration).
 
     Returns:
         One Confirmation per confirmed configuration, in the order of `ranked`.
@@ -86,8 +85,8 @@ def confirm_top(run: Run, record: RunRecord, ranked: Sequence[dict[str, Any]], t
         for number, (row, index) in enumerate(missing, start=1):
             started = time.monotonic()
             seed = confirm_seed(record.search.seed, row["trial"], index)
-            epochs = (train or train_configuration)(record.search, dataset, _values(row), seed,
-                                                    run.confirm_tensorboard(row["trial"], index))
+            epochs = train_configuration(record.search, dataset, _values(row), seed,
+                                         run.confirm_tensorboard(row["trial"], index))
             atomic_write_json(run.confirm_record(row["trial"], index), {
                 "trial": row["trial"], "index": index, "seed": seed, "hyperparameters": _values(row),
                 "epochs": epochs, "seconds": round(time.monotonic() - started, 3),
@@ -168,7 +167,7 @@ def rank_confirmed(ranked: Sequence[dict[str, Any]], confirmations: Sequence[Con
 
 
 def train_configuration(search: SearchSettings, dataset: PreparedDataset, values: dict[str, Any], seed: int,
-                        log_dir: Any = None) -> list[dict[str, Any]]:
+                        log_dir: Path | None = None) -> list[dict[str, Any]]:
     """Train one configuration on the train split as a search's trial is trained, under `seed`.
 
     Same epochs, batch size, pipeline and early stopping as the search; no pruning. Returns
