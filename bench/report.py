@@ -85,7 +85,13 @@ def run_split(dataset, seed, work, procedures):
     return saved
 
 
-def summarize(dataset, splits, procedures):
+def confirm_changed_the_winner(folder, name):
+    """Whether report.py's confirm runs crowned another trial than the search's lowest val_loss."""
+    ranking = json.loads((folder / name / "results.json").read_text())["ranking"]
+    return ranking[0]["trial"] != min(ranking, key=lambda row: row["val_loss"])["trial"]
+
+
+def summarize(dataset, splits, procedures, work):
     from tabulate import tabulate
 
     print(f"\n== {dataset}: test accuracy per split (seconds)")
@@ -100,6 +106,10 @@ def summarize(dataset, splits, procedures):
                          statistics.mean(seconds))
     print(tabulate([[name, f"{mean:.4f}", f"{spread:.4f}", f"{seconds:.0f}"] for name, (mean, spread, seconds) in summary.items()],
                    headers=["procedure", "mean test accuracy", "std over splits", "mean seconds"], disable_numparse=True))
+    for name in (name for name in procedures if name != "tutorial"):
+        changed = sum(confirm_changed_the_winner(work / f"{dataset}-seed{seed}", name) for seed in splits)
+        print(f"{name}: the confirm runs crowned another trial than the search's lowest val_loss in {changed} of "
+              f"{len(splits)} splits")
     if "tutorial" in summary:
         base_accuracy, _, base_seconds = summary["tutorial"]
         for name in procedures[1:]:
@@ -124,7 +134,7 @@ def main(argv=None):
         count = args.splits or DEFAULT_SPLITS[dataset]
         results[dataset] = {seed: run_split(dataset, seed, work, args.procedures) for seed in range(1, count + 1)}
     for dataset, splits in results.items():
-        summarize(dataset, splits, args.procedures)
+        summarize(dataset, splits, args.procedures, work)
     return 0
 
 
