@@ -19,7 +19,7 @@ from tuner.errors import TunerUsageError
 from tuner.files import atomic_write_json, atomic_write_text, read_json
 from tuner.plots import DEFAULT_PLOTTED_TRIALS, format_value, write_plots
 from tuner.rundir import Run, RunRecord, open_run
-from tuner.stats import Comparison, compare_seeds
+from tuner.stats import compare_seeds
 from tuner.trials import (CONFIRM_COLUMNS, FAILED, METRIC_COLUMNS, RANKED, RUNNING, DamagedFile, failure_reason,
                           hyperparameters_of, scan_trials)
 # For each hyperparameter of the search space: the SearchSettings field and flag that set its range, and the
@@ -293,18 +293,17 @@ def comparison_line(ranking: Sequence[dict[str, Any]], confirmations: Sequence[C
         return None
     by_trial = {item.trial_id: item for item in confirmations}
     winner = by_trial[ranking[0]["trial"]]
+    winner_text = f"trial {winner.trial_id} (val_loss {_over_seeds(ranking[0], ' over {} seeds')})"
     if len(confirmations) < 2:
-        return (f"only the winner, trial {winner.trial_id}, was confirmed (val_loss {_over_seeds(ranking[0], ' over {} seeds')}); "
-                f"there is no runner-up to compare it with.")
+        return f"Only the winner, {winner_text}, was confirmed: there is no runner-up to compare it with."
     runner_up = by_trial[ranking[1]["trial"]]
-    result: Comparison = compare_seeds(winner.val_losses, runner_up.val_losses)
+    result = compare_seeds(winner.val_losses, runner_up.val_losses)
     test = f"Welch's t-test p = {result.p_value:.3f}" if result.p_value is not None else "no spread to test"
-    both = (f"the winner, trial {winner.trial_id} (val_loss {_over_seeds(ranking[0], ' over {} seeds')}), and the "
-            f"runner-up, trial {runner_up.trial_id} ({_over_seeds(ranking[1], ' over {} seeds')}),")
+    both = (f"The winner, {winner_text}, and the runner-up, trial {runner_up.trial_id} "
+            f"({_over_seeds(ranking[1], ' over {} seeds')}),")
     if result.distinguishable:
-        return f"{both[0].upper()}{both[1:]} are distinguishable over seeds ({test})."
-    return (f"{both[0].upper()}{both[1:]} are not distinguishable over seeds ({test}): either is as good a pick; "
-            f"more seeds (--confirm K R) may tell them apart.")
+        return f"{both} are distinguishable over seeds ({test})."
+    return f"{both} are not distinguishable over seeds ({test}): either is as good a pick; more seeds (--confirm K R) may tell them apart."
 
 
 def write_results(run: Run, ranking: Sequence[dict[str, Any]], failed: Sequence[dict[str, Any]], running: int,
