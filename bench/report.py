@@ -1,6 +1,6 @@
 """Quality benchmark: the test accuracy of the tutorial's procedure, this tool's defaults and augmentation, over several splits.
 
-    python bench/report.py                                  # 5 splits of the sample, 3 of animals5: about 2 hours on 2 cores
+    python bench/report.py                                  # 5 splits of the sample, 3 of animals5: about 2.5 hours on 2 cores
     python bench/report.py --datasets sample --splits 2     # a quicker look
 
 For each dataset (bench/datasets.py: the built-in sample, and 5 Animal-MNIST classes) and each
