@@ -21,7 +21,7 @@ from tuner.plots import DEFAULT_PLOTTED_TRIALS, format_value, write_plots
 from tuner.rundir import Run, RunRecord, open_run
 from tuner.stats import compare_seeds
 from tuner.trials import (CONFIRM_COLUMNS, FAILED, METRIC_COLUMNS, RANKED, RUNNING, DamagedFile, failure_reason,
-                          hyperparameters_of, scan_trials)
+                          TrialRecord, hyperparameters_of, scan_trials)
 # For each hyperparameter of the search space: the SearchSettings field and flag that set its range, and the
 # lowest value that flag accepts (a winner at that floor cannot be helped by widening downwards).
 SEARCH_FLAGS: dict[str, tuple[str, str, float | None]] = {
@@ -45,7 +45,6 @@ class Report:
     hyperparameters: list[str]
     warnings: list[str]
     written: list[Path]
-    confirmations: list[Confirmation]
     comparison: str | None
 
 
@@ -66,7 +65,10 @@ def rank_trials(run: Run) -> tuple[list[dict[str, Any]], list[dict[str, Any]], i
         best_epoch, epochs, pruned (the epoch it was stopped at, or None), seconds), the failed rows (trial, each hyperparameter, reason) and
         the number of trials still marked RUNNING (running now, or interrupted).
     """
-    records, _ = scan_trials(run)
+    return _rank(scan_trials(run)[0])
+
+
+def _rank(records: Sequence[TrialRecord]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
     names = _hyperparameter_names(record.hyperparameters for record in records)
     completed: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
@@ -372,7 +374,8 @@ def build_report(settings: ReportSettings) -> Report:
         TunerUsageError: the run directory is missing, is not a run, or has no completed trial yet.
     """
     run, record = open_run(settings.run_dir)
-    completed, failed, running = rank_trials(run)
+    records, damaged = scan_trials(run)  # read once: the ranking and the damage notes come from the same files
+    completed, failed, running = _rank(records)
     # rank_trials gives every row every hyperparameter, so any row names them all.
     names = list(hyperparameters_of((completed or failed or [{}])[0]))
     if not completed:
@@ -391,7 +394,7 @@ def build_report(settings: ReportSettings) -> Report:
     warnings = boundary_warnings(ranking[0], space, record.dataset.img_size)
     if running:
         warnings.append(f"{running} trial(s) are still running or were interrupted; this ranking is provisional.")
-    warnings += damage_warnings(scan_trials(run)[1])
+    warnings += damage_warnings(damaged)
     written = write_results(run, ranking, failed, running, warnings, comparison)
     written += write_plots(run, ranking, failed, names, space, top=settings.top or DEFAULT_PLOTTED_TRIALS)
-    return Report(run, record, ranking, failed, running, names, warnings, written, confirmations, comparison)
+    return Report(run, record, ranking, failed, running, names, warnings, written, comparison)
