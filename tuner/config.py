@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tuner.budget import Budget
 from tuner.errors import TunerUsageError
 
 DEFAULT_PREPARED_DIR = "data/prepared"
@@ -19,6 +20,8 @@ TUNER_NAMES = ("grid", "random", "bayesian", "hyperband")
 COLOR_MODES = ("grayscale", "rgb")
 REPORT_FORMATS = ("table", "markdown", "csv", "json")
 PREDICT_FORMATS = ("tsv", "csv", "json")
+# What predict.py runs: the Keras model, or report.py's LiteRT exports (float, or full-integer with --int8).
+RUNTIMES = ("keras", "litert", "litert-int8")
 ROLES = ("chief", "worker")  # the parts of a distributed search started by hand
 PRUNE_RULES = ("median", "none")
 AUGMENT_CHOICES = ("off", "on")
@@ -172,11 +175,21 @@ class ReportSettings:
     # 3 configurations x 2 more seeds: enough to see a lucky winner drop, at about 90 s on the sample (BENCHMARKS.md).
     confirm: tuple[int, ...] = _opt((3, 2), "before retraining, train the top K configurations with R more seeds each and rank them by their mean val_loss: K R, or 0 for off")
     no_retrain: bool = _opt(False, "don't retrain; save the best trial's own weights as the winner")
+    max_params: int | None = _opt(None, "pick the winner among the trials whose model has at most N parameters (e.g. 100000); the rest are listed as excluded", metavar="N")
+    max_latency_ms: float | None = _opt(None, "pick the winner among the trials taking at most X ms per image at batch 1, as the search measured them", metavar="MS")
+    int8: bool = _opt(False, "also write best/model_int8.tflite, a full-integer model quantized with training images, checked on the test split")
+    no_export: bool = _opt(False, "don't write best/model.tflite, the LiteRT export of the winner")
     debug: bool = _opt(False, "show full tracebacks")
 
     def __post_init__(self) -> None:
         if self.top is not None:
             _require_positive("--top", self.top)
+        if self.max_params is not None:
+            _require_positive("--max-params", self.max_params)
+        if self.max_latency_ms is not None and not 0 < self.max_latency_ms < float("inf"):
+            raise TunerUsageError(f"--max-latency-ms must be a number of milliseconds above 0, got {self.max_latency_ms}.")
+        if self.int8 and self.no_export:
+            raise TunerUsageError("--int8 writes a LiteRT export, --no-export writes none; pass one of them.")
         if self.confirm != (0,) and not (len(self.confirm) == 2 and 0 <= self.confirm[0] <= 100 and 0 <= self.confirm[1] <= 20):
             raise TunerUsageError(
                 f"--confirm takes K R (top configurations 0..100, more seeds each 0..20) or 0 for off, "
@@ -188,6 +201,10 @@ class ReportSettings:
         top, seeds = (self.confirm + (0,))[:2]
         return (top, seeds) if top and seeds else (0, 0)
 
+    def budget(self) -> Budget:
+        """The size and speed budget of --max-params and --max-latency-ms."""
+        return Budget(self.max_params, self.max_latency_ms)
+
 
 @dataclass(frozen=True)
 class PredictSettings:
@@ -197,6 +214,7 @@ class PredictSettings:
     model: str | None = _opt(None, "folder of the saved winner (default: RUN/best of the most recent run)")
     format: str = _opt("tsv", "output format: path<TAB>label<TAB>probability, or csv/json", choices=PREDICT_FORMATS)
     batch_size: int = _opt(64, "images classified at a time")
+    runtime: str = _opt("keras", "run model.keras with Keras, or report.py's LiteRT export (model.tflite, or model_int8.tflite) with the LiteRT interpreter, without TensorFlow", choices=RUNTIMES)
     debug: bool = _opt(False, "show full tracebacks")
 
     def __post_init__(self) -> None:

@@ -1,4 +1,5 @@
-"""PNG plots of a ranked run: the top trials' val_loss curves and the best val_loss at each hyperparameter value."""
+"""PNG plots of a ranked run: the top trials' val_loss curves, the best val_loss at each hyperparameter value, and
+val_loss against model size with the Pareto front."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
+from tuner.budget import Budget, pareto_front
 from tuner.files import atomic_write_bytes, read_json
 from tuner.rundir import Run
 from tuner.trials import is_finite_number
@@ -85,6 +87,50 @@ def write_plots(run: Run, completed: Sequence[dict[str, Any]], failed: Sequence[
     figure.suptitle("best val_loss at each value of each hyperparameter")
     written.append(_save_png(figure, run.plots / "hyperparameters.png"))
     return written
+
+
+def write_pareto_plot(run: Run, rows: Sequence[dict[str, Any]], winner: dict[str, Any], budget: Budget) -> Path | None:
+    """Draw RUN/plots/pareto.png: each trial's val_loss against its parameters (log scale), the Pareto front as a
+    step line, the winner and the best trial regardless of budget marked, and the --max-params limit if any.
+
+    Args:
+        run: the run directory.
+        rows: every ranked row, the budget's exclusions included, best first.
+        winner: the row the report picked (within the budget).
+        budget: the report's budget.
+
+    Returns:
+        The PNG written, or None when no trial has its size recorded (a run from before it was).
+    """
+    from matplotlib.figure import Figure
+
+    measured = [row for row in rows if row.get("params") is not None]
+    if not measured:
+        return None
+    figure = Figure(figsize=(8, 5), layout="constrained")
+    axes = figure.add_subplot()
+    axes.scatter([row["params"] for row in measured], [row["val_loss"] for row in measured], color="grey", alpha=0.6,
+                 s=18, label="trial")
+    front = pareto_front(measured)
+    axes.step([row["params"] for row in front], [row["val_loss"] for row in front], where="post", color="tab:blue",
+              marker="o", label="Pareto front (no trial smaller and better)")
+    best = min(measured, key=lambda row: (row["val_loss"], row["trial"]))
+    if best["trial"] != winner["trial"]:
+        axes.scatter([best["params"]], [best["val_loss"]], marker="o", s=160, facecolors="none", edgecolors="tab:red",
+                     linewidths=2, zorder=3, label=f"lowest val_loss, regardless of budget (trial {best['trial']})")
+    if winner.get("params") is not None:
+        axes.scatter([winner["params"]], [winner["val_loss"]], marker="*", s=260, color="tab:orange", zorder=4,
+                     label=f"winner (trial {winner['trial']})")
+    if budget.max_params is not None:
+        axes.axvline(budget.max_params, color="tab:red", linestyle="--", alpha=0.6, label=f"--max-params {budget.max_params:,}")
+    for row in front:
+        axes.annotate(str(row["trial"]), (row["params"], row["val_loss"]), textcoords="offset points", xytext=(4, 4),
+                      fontsize="small")
+    axes.set_xscale("log")
+    axes.set(xlabel="parameters (log scale)", ylabel="best val_loss", title=f"val_loss against model size ({len(measured)} trials)")
+    axes.grid(alpha=0.3, which="both")
+    axes.legend(fontsize="small")
+    return _save_png(figure, run.plots / "pareto.png")
 
 
 def _save_png(figure: Any, path: Path) -> Path:

@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from tuner.budget import Budget, apply_budget, pareto_front
 from tuner.confirm import Confirmation, confirm_top, rank_confirmed, saved_confirmations
 from tuner.config import REPORT_FORMATS, ReportSettings, smallest_side_for
 from tuner.errors import TunerUsageError
 from tuner.files import atomic_write_json, atomic_write_text, read_json
-from tuner.plots import DEFAULT_PLOTTED_TRIALS, format_value, write_plots
+from tuner.plots import DEFAULT_PLOTTED_TRIALS, format_value, write_pareto_plot, write_plots
 from tuner.rundir import Run, RunRecord, open_run
 from tuner.stats import compare_seeds
-from tuner.trials import (CONFIRM_COLUMNS, FAILED, METRIC_COLUMNS, RANKED, RUNNING, DamagedFile, failure_reason,
-                          TrialRecord, hyperparameters_of, scan_trials)
+from tuner.footprint import Footprint
+from tuner.trials import (CONFIRM_COLUMNS, FAILED, FOOTPRINT_COLUMNS, METRIC_COLUMNS, RANKED, RUNNING, DamagedFile,
+                          TrialRecord, failure_reason, hyperparameters_of, scan_trials)
 # For each hyperparameter of the search space: the SearchSettings field and flag that set its range, and the
 # lowest value that flag accepts (a winner at that floor cannot be helped by widening downwards).
 SEARCH_FLAGS: dict[str, tuple[str, str, float | None]] = {
@@ -35,7 +38,11 @@ SEARCH_FLAGS: dict[str, tuple[str, str, float | None]] = {
 
 @dataclass(frozen=True)
 class Report:
-    """A run's trials, ranked, with what the report wrote and what it noticed."""
+    """A run's trials, ranked, with what the report wrote and what it noticed.
+
+    `completed` is the ranking within the budget (all ranked trials without one); `excluded` the
+    rows the budget left out, each with its reason; `front` the Pareto front of val_loss against parameters over all ranked trials.
+    """
 
     run: Run
     record: RunRecord
@@ -46,6 +53,9 @@ class Report:
     warnings: list[str]
     written: list[Path]
     comparison: str | None
+    budget: Budget
+    excluded: list[dict[str, Any]]
+    front: list[dict[str, Any]]
 
 
 def rank_trials(run: Run) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
@@ -62,8 +72,9 @@ def rank_trials(run: Run) -> tuple[list[dict[str, Any]], list[dict[str, Any]], i
 
     Returns:
         The ranked rows (keys: rank, trial, each hyperparameter, val_loss, val_accuracy,
-        best_epoch, epochs, pruned (the epoch it was stopped at, or None), seconds), the failed rows (trial, each hyperparameter, reason) and
-        the number of trials still marked RUNNING (running now, or interrupted).
+        best_epoch, epochs, pruned (the epoch it was stopped at, or None), seconds, and the size and speed
+        columns params, weight_bytes, latency_ms, images_per_second, threads (None where not measured)), the
+        failed rows (trial, each hyperparameter, reason) and the number of trials still marked RUNNING (running now, or interrupted).
     """
     return _rank(scan_trials(run)[0])
 
@@ -90,12 +101,23 @@ def _rank(records: Sequence[TrialRecord]) -> tuple[list[dict[str, Any]], list[di
                 "epochs": len(record.history) or None,
                 "pruned": record.pruned.get("epoch") if record.pruned else None,
                 "seconds": round(record.seconds, 1) if record.seconds is not None else None,
+                **footprint_columns(record.footprint),
             })
     completed.sort(key=lambda row: (row["val_loss"], -(row["val_accuracy"] or 0.0), row["trial"]))
-    for position, row in enumerate(completed):
-        tied = position and row["val_loss"] == completed[position - 1]["val_loss"]
-        row["rank"] = completed[position - 1]["rank"] if tied else position + 1
-    return completed, failed, running
+    return assign_ranks(completed), failed, running
+
+
+def assign_ranks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Number rows already in ranking order 1, 2, 3...; rows with equal val_loss share a rank (1, 1, 3)."""
+    for position, row in enumerate(rows):
+        tied = position and row["val_loss"] == rows[position - 1]["val_loss"]
+        row["rank"] = rows[position - 1]["rank"] if tied else position + 1
+    return rows
+
+
+def footprint_columns(footprint: Footprint | None) -> dict[str, Any]:
+    """A ranked row's size and speed columns (FOOTPRINT_COLUMNS), all None for a trial that was not measured."""
+    return {name: getattr(footprint, name) if footprint is not None else None for name in FOOTPRINT_COLUMNS}
 
 
 def _hyperparameter_names(values_per_trial: Any) -> list[str]:
@@ -107,7 +129,8 @@ def _hyperparameter_names(values_per_trial: Any) -> list[str]:
 
 
 # Ranked columns that hold whole numbers; pandas keeps them whole (nullable) even with gaps.
-INTEGER_COLUMNS = ("rank", "best_epoch", "epochs", "pruned", "seeds", "median_best_epoch")
+INTEGER_COLUMNS = ("rank", "best_epoch", "epochs", "pruned", "params", "weight_bytes", "threads", "seeds",
+                   "median_best_epoch")
 
 
 def to_dataframe(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> Any:
@@ -137,7 +160,10 @@ def trials_dataframe(run_dir: str | Path | None = None) -> Any:
         Columns: rank; trial (id, a string); one column per hyperparameter (conv_layers, nodes,
         dense_layers, and learning_rate, dropout, augment when searched); val_loss, val_accuracy
         and best_epoch (the trial's best epoch, 1-based); epochs (trained); pruned (the epoch the
-        pruner stopped it at, else <NA>); seconds. When report.py has confirmed the top trials,
+        pruner stopped it at, else <NA>); seconds; params (model.count_params()), weight_bytes,
+        latency_ms (median ms per image at batch 1), images_per_second (at batch 64) and threads (that
+        TensorFlow could use while measuring), measured when the trial ended (<NA> for a run from
+        before they were). When report.py has confirmed the top trials,
         also seeds (runs of the configuration, the search's included), mean_val_loss and
         std_val_loss (of their best val_loss) and median_best_epoch; the confirmed rows come
         first, ordered by mean_val_loss.
@@ -158,7 +184,8 @@ def format_table(frame: Any, fmt: str) -> str:
     Returns:
         The document, without a trailing newline for table and markdown. JSON is a list of
         objects with the frame's columns; CSV has one header line and full-precision numbers.
-        Table and Markdown show a confirmed row's val_loss over seeds as "mean ± std (seeds)".
+        Table and Markdown show a confirmed row's val_loss over seeds as "mean ± std (seeds)" and
+        leave out weight_bytes and threads (DETAIL_COLUMNS).
     """
     if fmt not in REPORT_FORMATS:
         raise TunerUsageError(f"format must be one of {', '.join(REPORT_FORMATS)}, got {fmt!r}.")
@@ -169,7 +196,7 @@ def format_table(frame: Any, fmt: str) -> str:
     from tabulate import tabulate
 
     records = _records(frame)
-    columns = [column for column in frame.columns if column not in CONFIRM_COLUMNS]
+    columns = [column for column in frame.columns if column not in (*CONFIRM_COLUMNS, *DETAIL_COLUMNS)]
     confirmed = "seeds" in frame.columns and frame["seeds"].notna().any()
     if confirmed:
         columns.insert(columns.index("val_loss") + 1, OVER_SEEDS)
@@ -181,6 +208,8 @@ def format_table(frame: Any, fmt: str) -> str:
 
 # The table column that shows a confirmed configuration's val_loss over all its seeds.
 OVER_SEEDS = "val_loss over seeds"
+# Columns only CSV and JSON carry: weight_bytes is 4 x params for these float32 models, threads is the same for most runs.
+DETAIL_COLUMNS = ("weight_bytes", "threads")
 
 
 def _records(frame: Any) -> list[dict[str, Any]]:
@@ -204,6 +233,12 @@ def _cell(column: str, value: Any, row: dict[str, Any]) -> str:
         return f"{value:.4f}"
     if column == "seconds" and isinstance(value, (int, float)):
         return f"{value:.1f}"
+    if column == "params" and isinstance(value, numbers.Integral):
+        return f"{value:,}"
+    if column == "latency_ms" and isinstance(value, float):
+        return f"{value:.3f}"
+    if column == "images_per_second" and isinstance(value, float):
+        return f"{value:,.0f}"
     return str(value)
 
 
@@ -282,11 +317,12 @@ def _can_grow(name: str, value: Any, image_side: int | None) -> bool:
     return True
 
 
-def counts_line(ranked: Sequence[dict[str, Any]], failed: Sequence[dict[str, Any]], running: int) -> str:
-    """How the trials ended, e.g. "12 completed, 13 pruned, 2 failed, 0 running or interrupted"."""
+def counts_line(ranked: Sequence[dict[str, Any]], failed: Sequence[dict[str, Any]], running: int, excluded: int = 0) -> str:
+    """How the trials ended, e.g. "12 completed, 13 pruned, 2 failed, 0 running or interrupted" (+ ", 4 over the budget")."""
     pruned = sum(row.get("pruned") is not None for row in ranked)
+    over = f", {excluded} over the budget" if excluded else ""
     return (f"{len(ranked) - pruned} completed, {pruned} pruned (stopped early behind the median), {len(failed)} failed, "
-            f"{running} running or interrupted")
+            f"{running} running or interrupted{over}")
 
 
 def comparison_line(ranking: Sequence[dict[str, Any]], confirmations: Sequence[Confirmation]) -> str | None:
@@ -309,31 +345,72 @@ def comparison_line(ranking: Sequence[dict[str, Any]], confirmations: Sequence[C
 
 
 def write_results(run: Run, ranking: Sequence[dict[str, Any]], failed: Sequence[dict[str, Any]], running: int,
-                  warnings: Sequence[str] = (), comparison: str | None = None) -> list[Path]:
-    """Write RUN/results.csv (the ranking), RUN/results.md (ranking, failures, notes) and RUN/results.json, atomically.
+                  warnings: Sequence[str] = (), comparison: str | None = None, budget: Budget = Budget(),
+                  excluded: Sequence[dict[str, Any]] = (), front: Sequence[dict[str, Any]] = ()) -> list[Path]:
+    """Write RUN/results.csv (the ranking), RUN/results.md (ranking, exclusions, failures, notes) and RUN/results.json, atomically.
 
-    results.json holds the same ranking and failures as records, the notes, the comparison of
-    winner and runner-up, and "winner": null until record_winner fills in its test score.
+    results.json holds the same ranking and failures as records, the budget and the trials it
+    excluded, the Pareto front's trial ids, the notes, the comparison of winner and runner-up,
+    and "winner": null until record_winner fills in its test score.
     """
     frame, failed_frame = to_dataframe(ranking), to_dataframe(failed) if failed else None
+    excluded_frame = to_dataframe(excluded, exclusion_columns(excluded)) if excluded else None
     csv_path, markdown_path, json_path = run.results("csv"), run.results("md"), run.results("json")
     atomic_write_text(csv_path, format_table(frame, "csv"))
     ranked_by = "mean best val_loss over seeds for the confirmed trials, then best val_loss" if comparison else "best val_loss"
-    parts = [f"# Results of {run.root.name}", "", f"{counts_line(ranking, failed, running)}; ranked by {ranked_by} "
-             f"(lowest first).", "", format_table(frame, "markdown") if ranking else "(none yet)"]
+    within = f" within the budget ({budget.describe()})" if budget.active else ""
+    parts = [f"# Results of {run.root.name}", "", f"{counts_line(ranking, failed, running, len(excluded))}; trials{within} "
+             f"ranked by {ranked_by} (lowest first).", "", format_table(frame, "markdown") if ranking else "(none yet)"]
     if comparison:
         parts += ["", comparison]
+    if front:
+        parts += ["", front_line(front)]
+    if excluded_frame is not None:
+        parts += ["", f"## Excluded by the budget ({budget.describe()})", "", budget_line(budget, ranking, excluded), "",
+                  format_table(excluded_frame, "markdown")]
     if failed:
         parts += ["", "## Failed trials", "", format_table(failed_frame, "markdown")]
     if warnings:
         parts += ["", "## Notes", "", *(f"- {message}" for message in warnings)]
     atomic_write_text(markdown_path, "\n".join(parts) + "\n")
     atomic_write_json(json_path, {
-        "run": str(run.root.resolve()), "counts": counts_line(ranking, failed, running), "ranking": _records(frame),
-        "failed": _records(failed_frame) if failed else [], "comparison": comparison, "notes": list(warnings),
+        "run": str(run.root.resolve()), "counts": counts_line(ranking, failed, running, len(excluded)),
+        "ranking": _records(frame), "failed": _records(failed_frame) if failed else [],
+        "budget": budget.to_json(), "excluded": _records(excluded_frame) if excluded else [],
+        "pareto_front": [row["trial"] for row in front], "comparison": comparison, "notes": list(warnings),
         "winner": None,
     })
     return [csv_path, markdown_path, json_path]
+
+
+def budget_line(budget: Budget, ranking: Sequence[dict[str, Any]], excluded: Sequence[dict[str, Any]]) -> str:
+    """One sentence on the budget: how many trials fit, the winner's size and speed, and the best trial it excluded."""
+    winner = ranking[0]
+    text = (f"Budget ({budget.describe()}): {len(ranking)} of {len(ranking) + len(excluded)} ranked trials fit; the winner, "
+            f"trial {winner['trial']}, has {_size_and_speed(winner)}.")
+    best_excluded = min(excluded, key=lambda row: (row["val_loss"], row["trial"]), default=None)
+    if best_excluded is not None and best_excluded["val_loss"] < winner["val_loss"]:
+        text += (f" The best trial regardless of budget, trial {best_excluded['trial']} (val_loss "
+                 f"{best_excluded['val_loss']:.4f}, {_size_and_speed(best_excluded)}), is excluded: {best_excluded['reason']}.")
+    return text
+
+
+def _size_and_speed(row: dict[str, Any]) -> str:
+    if row.get("params") is None or row.get("latency_ms") is None:
+        return "no recorded size or speed"
+    return f"{row['params']:,} parameters and takes {row['latency_ms']:.3f} ms per image"
+
+
+def exclusion_columns(excluded: Sequence[dict[str, Any]]) -> list[str]:
+    """The columns of the excluded-trials table: trial, hyperparameters, val_loss, size and speed, and the reason."""
+    names = list(hyperparameters_of(excluded[0])) if excluded else []
+    return ["trial", *names, "val_loss", "params", "latency_ms", "reason"]
+
+
+def front_line(front: Sequence[dict[str, Any]]) -> str:
+    """One sentence naming the Pareto front's trials, from the smallest model up."""
+    shown = "; ".join(f"trial {row['trial']} ({row['params']:,} parameters, val_loss {row['val_loss']:.4f})" for row in front)
+    return f"Pareto front (no other trial is both smaller and lower in val_loss): {shown}."
 
 
 def record_winner(run: Run, winner: dict[str, Any]) -> Path:
@@ -386,15 +463,25 @@ def build_report(settings: ReportSettings) -> Report:
             + (f": {'; '.join(reasons)}" if reasons else "")
             + "); wait for the search to finish a trial, or run python search.py to resume it."
         )
+    budget = settings.budget()
+    fitting, excluded = apply_budget(completed, budget)
+    if budget.active:  # the winner is rank 1 of the trials within the budget
+        fitting = assign_ranks([dict(row) for row in fitting])
     top, seeds = settings.confirm_counts()
-    confirmations = confirm_top(run, record, completed, top, seeds)
-    ranking = rank_confirmed(completed, confirmations) if confirmations else completed
+    confirmations = confirm_top(run, record, fitting, top, seeds)
+    ranking = rank_confirmed(fitting, confirmations) if confirmations else fitting
     comparison = comparison_line(ranking, confirmations)
+    front = pareto_front(completed)
     space = search_space(record, completed, names)
     warnings = boundary_warnings(ranking[0], space, record.dataset.img_size)
     if running:
         warnings.append(f"{running} trial(s) are still running or were interrupted; this ranking is provisional.")
     warnings += damage_warnings(damaged)
-    written = write_results(run, ranking, failed, running, warnings, comparison)
+    if not front:
+        warnings.append("no trial has its size and speed recorded (the run was searched before they were), so there is "
+                        "no Pareto plot and no budget can be applied; search again with --overwrite to measure them.")
+    written = write_results(run, ranking, failed, running, warnings, comparison, budget, excluded, front)
     written += write_plots(run, ranking, failed, names, space, top=settings.top or DEFAULT_PLOTTED_TRIALS)
-    return Report(run, record, ranking, failed, running, names, warnings, written, comparison)
+    pareto = write_pareto_plot(run, completed, ranking[0], budget)
+    written += [pareto] if pareto else []
+    return Report(run, record, ranking, failed, running, names, warnings, written, comparison, budget, excluded, front)

@@ -80,6 +80,11 @@ class Run:
     def trial_tensorboard(self, trial_id: str) -> Path:
         return self.tensorboard / str(trial_id)
 
+    def trial_footprint_tensorboard(self, trial_id: str) -> Path:
+        """A trial's size and speed as scalars, inside the folder where KerasTuner writes its HParams session
+        (execution0), so the HParams dashboard shows them as metrics beside the trial's hyperparameters."""
+        return self.trial_tensorboard(trial_id) / "execution0" / "footprint"
+
     @property
     def retrain_tensorboard(self) -> Path:
         return self.tensorboard / "best"

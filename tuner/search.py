@@ -78,7 +78,8 @@ class _SearchMixin:
         shutil.rmtree(self.run.trial_tensorboard(trial.trial_id), ignore_errors=True)
         self.run.history(trial.trial_id).unlink(missing_ok=True)
         history = EpochHistory(self.run.history(trial.trial_id), trial.trial_id, self.pruner,
-                               self.run.trial_tensorboard(trial.trial_id))
+                               self.run.trial_tensorboard(trial.trial_id),
+                               footprint_tensorboard=self.run.trial_footprint_tensorboard(trial.trial_id))
         callbacks = list(fit_kwargs.pop("callbacks", [])) + [history]
         with self.trial_guard(trial.trial_id):
             return super().run_trial(trial, train, validation_data=validation, callbacks=callbacks, **fit_kwargs)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from tuner.files import read_json
+from tuner.footprint import Footprint
 from tuner.rundir import Run
 
 # KerasTuner 1.4.8's trial statuses (keras_tuner.engine.trial.TrialStatus holds these same strings); they are
@@ -32,7 +33,9 @@ METRIC_COLUMNS = ("val_loss", "val_accuracy", "best_epoch", "epochs", "pruned", 
 # The columns report.py's confirm runs add to a ranked row: seeds is the number of runs of the configuration
 # (the search's and the confirm runs), the mean and std are of their best val_loss.
 CONFIRM_COLUMNS = ("seeds", "mean_val_loss", "std_val_loss", "median_best_epoch")
-ROW_FIELDS = ("rank", "trial", "reason", *METRIC_COLUMNS, *CONFIRM_COLUMNS)
+# A ranked row's size and speed (footprint.Footprint), measured when the trial's training ended.
+FOOTPRINT_COLUMNS = ("params", "weight_bytes", "latency_ms", "images_per_second", "threads")
+ROW_FIELDS = ("rank", "trial", "reason", *METRIC_COLUMNS, *FOOTPRINT_COLUMNS, *CONFIRM_COLUMNS)
 
 
 def is_finite_number(value: Any) -> bool:
@@ -62,7 +65,8 @@ class TrialRecord:
     """One trial as read back from disk: KerasTuner's trial.json plus the tool's per-epoch history.
 
     `status` is KerasTuner's, except PRUNED for a trial the pruner stopped; `pruned` is then
-    the pruner's verdict (epoch, best_val_loss, median, trials). `score` and `best_step` are
+    the pruner's verdict (epoch, best_val_loss, median, trials). `footprint` is the trained
+    model's size and speed, None for a trial measured by no one (a run from before they were). `score` and `best_step` are
     KerasTuner's own record of the best epoch, which still ranks a trial whose history file is gone.
     """
 
@@ -75,6 +79,7 @@ class TrialRecord:
     score: float | None = None
     best_step: int | None = None
     pruned: dict[str, Any] | None = None
+    footprint: Footprint | None = None
 
     @property
     def best_val_loss(self) -> float | None:
@@ -137,6 +142,9 @@ def scan_trials(run: Run) -> tuple[list[TrialRecord], list[DamagedFile]]:
         if history_file.exists() and not (isinstance(history, dict) and isinstance(history.get("epochs", []), list)):
             damaged.append(DamagedFile(history_file, "not a per-epoch history"))
         history = history if isinstance(history, dict) else {}
+        footprint = Footprint.from_json(history.get("footprint"))
+        if "footprint" in history and footprint is None:
+            damaged.append(DamagedFile(history_file, "its footprint is not a set of sizes and speeds"))
         values = state["hyperparameters"]["values"]
         step = state.get("best_step")
         status = state["status"]
@@ -152,6 +160,7 @@ def scan_trials(run: Run) -> tuple[list[TrialRecord], list[DamagedFile]]:
             score=state.get("score") if is_finite_number(state.get("score")) else None,
             best_step=step if isinstance(step, int) and not isinstance(step, bool) else None,
             pruned=pruned,
+            footprint=footprint,
         ))
     return records, damaged
 

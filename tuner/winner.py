@@ -8,7 +8,7 @@ import os
 import shutil
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +17,13 @@ import numpy as np
 from tuner.cache import PreparedDataset, dataset_identity
 from tuner.config import SearchSettings
 from tuner.errors import TunerUsageError
-from tuner.files import atomic_write_json, make_staging_dir
+from tuner.export import FLOAT_FILE, INT8_FILE, export_winner, format_export_checks
+from tuner.files import atomic_write_bytes, atomic_write_json, make_staging_dir
 from tuner.head import Head, decide
 from tuner.names import for_terminal
 from tuner.rundir import METADATA_FILE, MODEL_FILE, Run, RunRecord, load_run_dataset
 from tuner.stats import wilson_interval
-from tuner.trials import CONFIRM_COLUMNS, hyperparameters_of
+from tuner.trials import CONFIRM_COLUMNS, FOOTPRINT_COLUMNS, hyperparameters_of
 
 log = logging.getLogger(__name__)
 # How the test accuracy's interval is computed, as metadata.json and results.json name it.
@@ -44,16 +45,19 @@ class Winner:
     per_class: list[dict[str, Any]]
     test_images: int
     test_interval: tuple[float, float]
+    exports: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """What results.json records of the winner."""
         return {"trial": self.trial_id, "retrained": self.retrained, "epochs": self.epochs, "model": str(self.model_dir),
                 "test": {"images": self.test_images, "loss": self.test_loss, "accuracy": self.test_accuracy,
                          "accuracy_interval": list(self.test_interval), "interval": INTERVAL_NAME,
-                         "per_class": self.per_class}}
+                         "per_class": self.per_class},
+                "exports": self.exports}
 
 
-def retrain_best(run: Run, record: RunRecord, winner: dict[str, Any], retrain: bool = True) -> Winner:
+def retrain_best(run: Run, record: RunRecord, winner: dict[str, Any], retrain: bool = True, export: bool = True,
+                 int8: bool = False) -> Winner:
     """Rebuild the winning trial's model, train it on train + validation, and score it once on test.
 
     As in KerasTuner's "Retrain the model" guide: the winner's hyperparameters are built
@@ -61,14 +65,17 @@ def retrain_best(run: Run, record: RunRecord, winner: dict[str, Any], retrain: b
     val_loss (the median over seeds when report.py confirmed it), with a TensorBoard log in RUN/tensorboard/best. With retrain=False the
     trial's own best-epoch weights are loaded instead. Either way the model is evaluated
     on the test split (which the search never saw) and saved to RUN/best/ as model.keras
-    plus metadata.json; the folder is replaced in one rename, so a kill never leaves a
-    half-written winner.
+    plus metadata.json, with model.tflite (and model_int8.tflite) exported for LiteRT and
+    checked against it on the test split (export.export_winner); the folder is replaced in
+    one rename, so a kill never leaves a half-written winner.
 
     Args:
         run: the run directory.
         record: the run's settings.json.
         winner: the first ranked row of rank_trials.
         retrain: False to reuse the trial's checkpoint.
+        export: write the float LiteRT export.
+        int8: write the full-integer LiteRT export too.
 
     Returns:
         Where the winner went and its test metrics.
@@ -105,6 +112,7 @@ def retrain_best(run: Run, record: RunRecord, winner: dict[str, Any], retrain: b
                 f"run report.py without --no-retrain to retrain the winner instead."
             ) from None
     test = evaluate_on_test(model, dataset)
+    exports = export_winner(model, dataset, int8, search.seed) if export or int8 else []
     metadata = {
         "trial_id": winner["trial"],
         "source": "retrained on train+validation" if retrain else "the trial's best-epoch weights",
@@ -117,6 +125,8 @@ def retrain_best(run: Run, record: RunRecord, winner: dict[str, Any], retrain: b
         "validation": {"val_loss": winner["val_loss"], "val_accuracy": winner["val_accuracy"], "best_epoch": winner["best_epoch"],
                        **{name: winner.get(name) for name in CONFIRM_COLUMNS}},
         "test": test,
+        "exports": {item.kind: item.check for item in exports},
+        "footprint": {name: winner.get(name) for name in FOOTPRINT_COLUMNS},
         "dataset": {"path": record.dataset.path, "identity": dataset_identity(dataset),
                     "fingerprint": dataset.manifest.get("fingerprint")},
         "seed": search.seed,
@@ -124,9 +134,10 @@ def retrain_best(run: Run, record: RunRecord, winner: dict[str, Any], retrain: b
         "keras_version": keras.__version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    model_dir = publish_winner(run, model, metadata)
+    model_dir = publish_winner(run, model, metadata, {item.file_name: item.content for item in exports})
     return Winner(model_dir, winner["trial"], retrain, epochs, test["loss"], test["accuracy"], list(dataset.class_names),
-                  test["confusion_matrix"], test["per_class"], test["images"], tuple(test["accuracy_interval"]))
+                  test["confusion_matrix"], test["per_class"], test["images"], tuple(test["accuracy_interval"]),
+                  metadata["exports"])
 
 
 def _fit_on_train_and_validation(model: Any, dataset: PreparedDataset, search: SearchSettings, epochs: int,
@@ -180,10 +191,11 @@ def evaluate_on_test(model: Any, dataset: PreparedDataset) -> dict[str, Any]:
             "confusion_matrix": matrix.tolist(), "per_class": per_class}
 
 
-def publish_winner(run: Run, model: Any, metadata: dict[str, Any]) -> Path:
-    """Save model.keras and metadata.json to RUN/best/, replacing any previous winner in one rename.
+def publish_winner(run: Run, model: Any, metadata: dict[str, Any], files: dict[str, bytes] | None = None) -> Path:
+    """Save model.keras, `files` (name -> contents: the LiteRT exports) and metadata.json to RUN/best/, replacing
+    any previous winner in one rename.
 
-    Both files are written into a hidden staging folder first; metadata.json, which
+    All files are written into a hidden staging folder first; metadata.json, which
     predict.py requires, is written last. The old RUN/best is renamed aside just before the
     staging folder takes its name, so a kill at any moment leaves the old winner, the new
     one, or no RUN/best at all, never a mix; leftovers are removed on the next run.
@@ -198,6 +210,8 @@ def publish_winner(run: Run, model: Any, metadata: dict[str, Any]) -> Path:
     retired = run.root / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
     try:
         model.save(staging / MODEL_FILE)
+        for name, content in (files or {}).items():
+            atomic_write_bytes(staging / name, content)
         atomic_write_json(staging / METADATA_FILE, metadata)
         if final.exists():
             os.replace(final, retired)
@@ -227,7 +241,10 @@ def format_winner(winner: Winner) -> str:
     lines.append(tabulate([[for_terminal(item["class"]), _ratio(item["precision"]), _ratio(item["recall"]), item["support"]]
                            for item in winner.per_class], headers=["class", "precision", "recall", "support"],
                           tablefmt="simple", disable_numparse=True, colalign=["left", "right", "right", "right"]))
-    lines += ["", f"saved: {winner.model_dir / MODEL_FILE} (+ {METADATA_FILE})"]
+    exported = [item for item in (FLOAT_FILE, INT8_FILE) if any(check["file"] == item for check in winner.exports.values())]
+    if winner.exports:
+        lines += ["", *format_export_checks(winner.exports)]
+    lines += ["", f"saved: {winner.model_dir / MODEL_FILE} (+ {', '.join([*exported, METADATA_FILE])})"]
     return "\n".join(lines)
 
 

@@ -1,0 +1,137 @@
+"""The winner exported for LiteRT (float, and full-integer with --int8), each checked on the whole test split.
+
+A deployable file is only worth shipping if it answers as the Keras model does: every export
+is run with the LiteRT interpreter (litert.LiteRTModel, as predict.py --runtime litert runs it)
+on every test image, and its labels are compared with the Keras model's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tuner.cache import PreparedDataset
+from tuner.errors import SearchFailedError
+from tuner.head import decide
+from tuner.images import quiet_stderr
+from tuner.litert import LiteRTModel
+from tuner.stats import wilson_interval
+
+log = logging.getLogger(__name__)
+
+FLOAT_FILE = "model.tflite"
+INT8_FILE = "model_int8.tflite"
+# A float export computes what the Keras model computes, up to rounding: a label may flip only for an image
+# whose probability sits at 0.5. More disagreement than this means the conversion went wrong.
+MAX_FLOAT_DISAGREEMENT = 0.005
+# Training images that calibrate the full-integer model's ranges ("a few hundred" is what LiteRT's guide asks).
+REPRESENTATIVE_IMAGES = 300
+
+
+@dataclass(frozen=True)
+class Export:
+    """One LiteRT file of the winner and how it compared with the Keras model on the test split."""
+
+    kind: str  # "float" or "int8"
+    file_name: str
+    content: bytes
+    check: dict[str, Any]
+
+
+def export_winner(model: Any, dataset: PreparedDataset, int8: bool, seed: int) -> list[Export]:
+    """Convert the Keras model to LiteRT (float; also full-integer if `int8`) and check each on the test split.
+
+    Args:
+        model: the retrained winner (uint8 images in, probabilities out).
+        dataset: the prepared dataset: test images to check with, training images to calibrate int8.
+        int8: also write the full-integer model.
+        seed: picks the calibration images.
+
+    Returns:
+        The exports, each with its check: images, agreement (share of test images given the Keras
+        model's label), disagreements, accuracy and keras_accuracy (with 95% intervals), bytes, and
+        latency_ms (LiteRT, batch 1, one thread, median).
+
+    Raises:
+        SearchFailedError: the float export disagrees with the Keras model on more than 0.5% of the test images.
+    """
+    keras_labels, _ = decide(model.predict(dataset.x_test, batch_size=256, verbose=0))
+    exports = [_checked("float", FLOAT_FILE, _convert(model), dataset, keras_labels)]
+    float_check = exports[0].check
+    if 1 - float_check["agreement"] > MAX_FLOAT_DISAGREEMENT:
+        raise SearchFailedError(
+            f"the LiteRT export of the winner gives a different label than the Keras model for "
+            f"{float_check['disagreements']} of {float_check['images']} test images ({1 - float_check['agreement']:.1%}; "
+            f"at most {MAX_FLOAT_DISAGREEMENT:.1%} is allowed), so it was not saved; run report.py --no-export to save "
+            f"the Keras model alone, and report this."
+        )
+    if int8:
+        rng = np.random.default_rng(seed)
+        count = min(REPRESENTATIVE_IMAGES, len(dataset.x_train))
+        calibration = dataset.x_train[rng.choice(len(dataset.x_train), count, replace=False)]
+        exports.append(_checked("int8", INT8_FILE, _convert(model, calibration), dataset, keras_labels))
+    return exports
+
+
+def _convert(model: Any, calibration: np.ndarray | None = None) -> bytes:
+    """The model as LiteRT flatbuffer bytes; with calibration images, quantized to full integer (int8 kernels).
+
+    Inputs stay uint8 pixels (the model casts and rescales them itself) and a full-integer model's
+    output is uint8, dequantized by whoever reads it (litert.LiteRTModel).
+    """
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if calibration is not None:
+        def representative_images() -> Any:
+            for image in calibration:
+                yield [image[np.newaxis]]
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative_images
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.uint8
+        converter.inference_output_type = tf.uint8
+    # The converter saves a temporary SavedModel and says so on stdout, and its C++ passes log to stderr;
+    # the report's output is its own. Its Python warnings (e.g. input statistics for uint8 inputs) go to the debug log.
+    with contextlib.redirect_stdout(io.StringIO()) as printed, quiet_stderr(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        content = converter.convert()
+    for line in [*printed.getvalue().splitlines(), *(str(item.message) for item in caught)]:
+        log.debug("LiteRT converter: %s", line)
+    return bytes(content)
+
+
+def _checked(kind: str, file_name: str, content: bytes, dataset: PreparedDataset, keras_labels: np.ndarray) -> Export:
+    exported = LiteRTModel.load(content, threads=1)
+    probabilities = np.concatenate([exported.predict(dataset.x_test[start:start + 256])
+                                    for start in range(0, len(dataset.x_test), 256)])
+    labels, _ = decide(probabilities)
+    truth = dataset.y_test.astype(np.int64)
+    images, agreeing = len(truth), int((labels == keras_labels).sum())
+    correct, keras_correct = int((labels == truth).sum()), int((keras_labels == truth).sum())
+    check = {
+        "file": file_name, "bytes": len(content), "images": images, "agreement": agreeing / images,
+        "disagreements": images - agreeing, "accuracy": correct / images,
+        "accuracy_interval": list(wilson_interval(correct, images)), "keras_accuracy": keras_correct / images,
+        "keras_accuracy_interval": list(wilson_interval(keras_correct, images)),
+        "latency_ms": round(exported.latency_ms(), 4), "threads": 1,
+    }
+    return Export(kind, file_name, content, check)
+
+
+def format_export_checks(checks: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per export (kind -> its check): file, size, label agreement with Keras, both accuracies, LiteRT latency."""
+    lines = []
+    for kind, check in checks.items():
+        lines.append(f"LiteRT {kind} export {check['file']} ({check['bytes'] / 1024:,.0f} KiB): same label as Keras for "
+                     f"{check['images'] - check['disagreements']}/{check['images']} test images ({check['agreement']:.2%}); "
+                     f"accuracy {check['accuracy']:.4f} vs Keras {check['keras_accuracy']:.4f}; "
+                     f"{check['latency_ms']:.3f} ms per image (batch 1, {check['threads']} thread)")
+    return lines
