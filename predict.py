@@ -1,6 +1,7 @@
 """Classify images with the winner report.py saved: one line of path, label and probability per image.
 
     python predict.py --model runs/grid/best my_photo.jpg holiday_photos/
+    python predict.py --runtime litert --model runs/grid/best my_photo.jpg     # the LiteRT export, no TensorFlow
 """
 
 import sys
@@ -15,8 +16,9 @@ def _predict(argv):
     from tuner.predict import Classifier, exit_status, find_images, render
 
     files = find_images(settings.paths)
-    import_tensorflow_quietly()
-    classifier = Classifier.load(settings.model)
+    if settings.runtime == "keras":
+        import_tensorflow_quietly()  # the LiteRT runtimes never load TensorFlow
+    classifier = Classifier.load(settings.model, settings.runtime)
 
     def report_skip(path, reason):
         print(f"skipped {for_terminal(path)}: {reason}", file=sys.stderr, flush=True)

@@ -10,7 +10,7 @@ from tests.helpers import edit_json, one_error_line
 from tuner.confirm import Confirmation, confirm_seed, rank_confirmed
 from tuner.report import rank_trials, trials_dataframe
 from tuner.rundir import Run
-from tuner.trials import CONFIRM_COLUMNS, METRIC_COLUMNS
+from tuner.trials import CONFIRM_COLUMNS, FOOTPRINT_COLUMNS, METRIC_COLUMNS
 
 HYPERPARAMETERS = ["conv_layers", "nodes", "dense_layers"]
 
@@ -52,7 +52,7 @@ def test_confirm_0_gives_todays_ranking(run, run_copy):
     assert not (run_copy / "confirm").exists()
     completed, _, _ = rank_trials(Run(run))
     written = pd.read_csv(run_copy / "results.csv", dtype={"trial": str})
-    assert list(written.columns) == ["rank", "trial", *HYPERPARAMETERS, *METRIC_COLUMNS]
+    assert list(written.columns) == ["rank", "trial", *HYPERPARAMETERS, *METRIC_COLUMNS, *FOOTPRINT_COLUMNS]
     assert list(written["trial"]) == [row["trial"] for row in completed]
     assert list(written["val_loss"]) == [row["val_loss"] for row in completed]
     assert json.loads((run_copy / "results.json").read_text())["comparison"] is None
@@ -96,7 +96,7 @@ def test_a_damaged_confirm_record_is_refused_naming_it(run_copy, capsys):
 def test_the_dataframe_has_one_row_per_ranked_trial_with_the_documented_columns(run, run_copy):
     frame = trials_dataframe(run)
     completed, _, _ = rank_trials(Run(run))
-    assert list(frame.columns) == ["rank", "trial", *HYPERPARAMETERS, *METRIC_COLUMNS]
+    assert list(frame.columns) == ["rank", "trial", *HYPERPARAMETERS, *METRIC_COLUMNS, *FOOTPRINT_COLUMNS]
     assert len(frame) == len(completed) == 2 and list(frame["trial"]) == [row["trial"] for row in completed]
     assert str(frame["rank"].dtype) == "Int64" and frame["pruned"].isna().all()
     assert report_script.main(["--run-dir", str(run_copy), "--confirm", "1", "1", "--no-retrain"]) == 0

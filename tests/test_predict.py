@@ -137,6 +137,55 @@ def test_help_answers_without_importing_tensorflow():
     assert "tensorflow" not in result.stderr and "keras" not in result.stderr
 
 
+@pytest.mark.parametrize("fmt", ["tsv", "csv", "json"])
+def test_litert_gives_the_keras_labels_in_the_same_format(winner, test_images, capsys, fmt):
+    paths, _ = test_images
+    folder = str(paths[0].parent)
+    assert predict_script.main(["--model", str(winner[1]), "--format", fmt, "--batch-size", "5", folder]) == 0
+    keras_out = capsys.readouterr().out
+    assert predict_script.main(["--model", str(winner[1]), "--format", fmt, "--batch-size", "5", "--runtime", "litert",
+                                folder]) == 0
+    litert_out, err = capsys.readouterr()
+    assert err == ""  # the interpreter's own "XNNPACK delegate" line is kept off stderr
+    if fmt == "json":
+        keras_rows, litert_rows = json.loads(keras_out), json.loads(litert_out)
+        assert [(row["path"], row["label"]) for row in litert_rows] == [(row["path"], row["label"]) for row in keras_rows]
+        assert np.allclose([row["probability"] for row in litert_rows], [row["probability"] for row in keras_rows], atol=1e-5)
+    else:
+        separator = "\t" if fmt == "tsv" else ","
+        paths_and_labels = [[line.split(separator)[:2] for line in out.splitlines()] for out in (litert_out, keras_out)]
+        assert paths_and_labels[0] == paths_and_labels[1] and len(paths_and_labels[0]) == len(paths) + (fmt == "csv")
+
+
+def test_litert_never_imports_tensorflow(winner, test_images):
+    paths, _ = test_images
+    probe = ("import sys, predict; status = predict.main(sys.argv[1:]); "
+             "print('loaded:', sorted(m for m in ('tensorflow', 'keras', 'keras_tuner') if m in sys.modules), file=sys.stderr); "
+             "sys.exit(status)")
+    result = subprocess.run([sys.executable, "-c", probe, "--runtime", "litert", "--model", str(winner[1]), str(paths[0]),
+                             str(paths[1])], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and len(result.stdout.splitlines()) == 2
+    assert result.stderr.strip() == "loaded: []"
+
+
+def test_litert_refuses_a_missing_or_damaged_export_naming_the_file(winner, test_images, tmp_path, capsys):
+    folder = tmp_path / "best"
+    shutil.copytree(winner[1], folder)
+    image = str(test_images[0][0])
+    assert predict_script.main(["--model", str(folder), "--runtime", "litert-int8", image]) == 2
+    one_error_line(capsys, f"'{folder}' has metadata.json but no model_int8.tflite; run python report.py --int8")
+    (folder / "model.tflite").write_bytes(b"TFL3 but not really")
+    assert predict_script.main(["--model", str(folder), "--runtime", "litert", image]) == 2
+    one_error_line(capsys, f"'{folder / 'model.tflite'}' is not a LiteRT model")
+    (folder / "model.tflite").unlink()
+    assert predict_script.main(["--model", str(folder), "--runtime", "litert", image]) == 2
+    one_error_line(capsys, "no model.tflite; run python report.py (without --no-export)")
+    shutil.copy(winner[1] / "model.tflite", folder / "model.tflite")
+    _edit_metadata(folder, img_size=32)
+    assert predict_script.main(["--model", str(folder), "--runtime", "litert", image]) == 2
+    one_error_line(capsys, "model.tflite' takes (16, 16, 1) images and has 1 output unit(s), but metadata.json describes (32, 32, 1)")
+
+
 def _edit_metadata(folder, **changes):
     path = folder / "metadata.json"
     path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))

@@ -21,12 +21,11 @@ from tuner.errors import SearchFailedError
 from tuner.head import decide
 from tuner.images import quiet_stderr
 from tuner.litert import LiteRTModel
+from tuner.rundir import FLOAT_FILE, INT8_FILE
 from tuner.stats import wilson_interval
 
 log = logging.getLogger(__name__)
 
-FLOAT_FILE = "model.tflite"
-INT8_FILE = "model_int8.tflite"
 # A float export computes what the Keras model computes, up to rounding: a label may flip only for an image
 # whose probability sits at 0.5. More disagreement than this means the conversion went wrong.
 MAX_FLOAT_DISAGREEMENT = 0.005
@@ -62,21 +61,24 @@ def export_winner(model: Any, dataset: PreparedDataset, int8: bool, seed: int) -
         SearchFailedError: the float export disagrees with the Keras model on more than 0.5% of the test images.
     """
     keras_labels, _ = decide(model.predict(dataset.x_test, batch_size=256, verbose=0))
-    exports = [_checked("float", FLOAT_FILE, _convert(model), dataset, keras_labels)]
-    float_check = exports[0].check
-    if 1 - float_check["agreement"] > MAX_FLOAT_DISAGREEMENT:
-        raise SearchFailedError(
-            f"the LiteRT export of the winner gives a different label than the Keras model for "
-            f"{float_check['disagreements']} of {float_check['images']} test images ({1 - float_check['agreement']:.1%}; "
-            f"at most {MAX_FLOAT_DISAGREEMENT:.1%} is allowed), so it was not saved; run report.py --no-export to save "
-            f"the Keras model alone, and report this."
-        )
+    exports = [check_export("float", FLOAT_FILE, _convert(model), dataset, keras_labels)]
+    refuse_a_float_export_that_disagrees(exports[0].check)
     if int8:
         rng = np.random.default_rng(seed)
         count = min(REPRESENTATIVE_IMAGES, len(dataset.x_train))
         calibration = dataset.x_train[rng.choice(len(dataset.x_train), count, replace=False)]
-        exports.append(_checked("int8", INT8_FILE, _convert(model, calibration), dataset, keras_labels))
+        exports.append(check_export("int8", INT8_FILE, _convert(model, calibration), dataset, keras_labels))
     return exports
+
+
+def refuse_a_float_export_that_disagrees(check: dict[str, Any]) -> None:
+    """Raise SearchFailedError if a float export's labels differ from the Keras model's on more than 0.5% of images."""
+    if 1 - check["agreement"] > MAX_FLOAT_DISAGREEMENT:
+        raise SearchFailedError(
+            f"the LiteRT export of the winner gives a different label than the Keras model for {check['disagreements']} "
+            f"of {check['images']} test images ({1 - check['agreement']:.1%}; at most {MAX_FLOAT_DISAGREEMENT:.1%} is "
+            f"allowed), so nothing was saved; run report.py --no-export to save the Keras model alone, and report this."
+        )
 
 
 def _convert(model: Any, calibration: np.ndarray | None = None) -> bytes:
@@ -108,7 +110,8 @@ def _convert(model: Any, calibration: np.ndarray | None = None) -> bytes:
     return bytes(content)
 
 
-def _checked(kind: str, file_name: str, content: bytes, dataset: PreparedDataset, keras_labels: np.ndarray) -> Export:
+def check_export(kind: str, file_name: str, content: bytes, dataset: PreparedDataset, keras_labels: np.ndarray) -> Export:
+    """Run a LiteRT file on every test image and compare its labels with `keras_labels` and the truth."""
     exported = LiteRTModel.load(content, threads=1)
     probabilities = np.concatenate([exported.predict(dataset.x_test[start:start + 256])
                                     for start in range(0, len(dataset.x_test), 256)])

@@ -17,13 +17,15 @@ from tuner.config import COLOR_MODES, DEFAULT_RUNS_DIR, PREDICT_FORMATS
 from tuner.errors import TunerUsageError
 from tuner.head import Head, decide
 from tuner.names import as_text, for_terminal, tsv_cell
-from tuner.rundir import METADATA_FILE, MODEL_FILE, latest_run
+from tuner.rundir import FLOAT_FILE, INT8_FILE, METADATA_FILE, MODEL_FILE, latest_run
 
 log = logging.getLogger(__name__)
 
 # predict.py's exit status when some files were classified and others could not be read. Not 1,
 # which every script keeps for an unexpected failure, and not 2, which means nothing could be done.
 SOME_SKIPPED = 3
+# The file each runtime loads from a saved winner's folder.
+RUNTIME_FILES = {"keras": MODEL_FILE, "litert": FLOAT_FILE, "litert-int8": INT8_FILE}
 
 
 @dataclass(frozen=True)
@@ -96,8 +98,10 @@ class Classifier:
     """The saved winner with what it needs to read new images: class names, image size and colour mode.
 
     Attributes:
-        model: the Keras model (it rescales uint8 input itself).
+        model: the Keras model (it rescales uint8 input itself), or a litert.LiteRTModel of its export.
         metadata: the contents of metadata.json.
+        directory: the folder it was loaded from.
+        runtime: keras, litert or litert-int8 (config.RUNTIMES).
         classified: images classified so far by classify().
         skipped: (path, reason) of images that could not be read.
     """
@@ -105,6 +109,7 @@ class Classifier:
     model: Any
     metadata: dict[str, Any]
     directory: Path
+    runtime: str = "keras"
     classified: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
@@ -113,17 +118,21 @@ class Classifier:
         return list(self.metadata["class_names"])
 
     @classmethod
-    def load(cls, model_dir: str | Path | None = None) -> Classifier:
-        """Load model.keras (with Keras' safe mode) and metadata.json from a folder report.py wrote.
+    def load(cls, model_dir: str | Path | None = None, runtime: str = "keras") -> Classifier:
+        """Load metadata.json and the model from a folder report.py wrote.
+
+        With runtime keras, model.keras is loaded with Keras' safe mode; with litert (litert-int8),
+        model.tflite (model_int8.tflite) is loaded with the LiteRT interpreter, and TensorFlow is never imported.
 
         Args:
             model_dir: the folder; None means RUN/best of the most recent run.
+            runtime: one of config.RUNTIMES.
 
         Raises:
             TunerUsageError: the folder, its metadata or its model is missing or unusable.
         """
         directory = Path(model_dir) if model_dir is not None else default_model_dir()
-        metadata_path, model_path = directory / METADATA_FILE, directory / MODEL_FILE
+        metadata_path = directory / METADATA_FILE
         if not directory.is_dir():
             raise TunerUsageError(f"model folder '{directory}' does not exist; run python report.py first or pass --model RUN/best.")
         try:
@@ -136,26 +145,20 @@ class Classifier:
         problem = metadata_problem(metadata)
         if problem:
             raise TunerUsageError(f"'{metadata_path}' is damaged ({problem}); run python report.py again to rewrite it.")
+        model_path = directory / RUNTIME_FILES[runtime]
         if not model_path.is_file():
-            raise TunerUsageError(f"'{directory}' has {METADATA_FILE} but no {MODEL_FILE}; run python report.py again.")
-        import keras  # TensorFlow loads only once the inputs are known to be usable.
-
-        try:
-            # Safe mode refuses Lambda layers and other deserialised Python code, so a model file cannot run code.
-            model = keras.saving.load_model(model_path, safe_mode=True)
-        except Exception as error:  # Keras raises ValueError, zipfile/OSError or others for what is not its archive
-            reason = " ".join(str(error).split())[:200] or type(error).__name__
-            raise TunerUsageError(f"'{model_path}' cannot be loaded as a Keras model in safe mode ({reason}); "
-                                  f"run python report.py again to save the winner afresh.") from None
+            how = {"keras": "python report.py", "litert": "python report.py (without --no-export)",
+                   "litert-int8": "python report.py --int8"}[runtime]
+            raise TunerUsageError(f"'{directory}' has {METADATA_FILE} but no {model_path.name}; run {how} to write it.")
+        model, model_input, units = _load_keras(model_path) if runtime == "keras" else _load_litert(model_path)
         classes = len(metadata["class_names"])
         expected_input = (metadata["img_size"], metadata["img_size"], CHANNELS[metadata["color"]])
-        units, model_input = model.output_shape[-1], tuple(model.input_shape[1:])
         if units != Head(classes).units or model_input != expected_input:
             raise TunerUsageError(
                 f"'{model_path}' takes {model_input} images and has {units} output unit(s), but {METADATA_FILE} describes "
                 f"{expected_input} images of {classes} classes; run python report.py again so both come from the same run."
             )
-        return cls(model=model, metadata=metadata, directory=directory)
+        return cls(model=model, metadata=metadata, directory=directory, runtime=runtime)
 
     def classify(self, files: Iterable[str | Path], batch_size: int = 64,
                  on_skip: Callable[[str, str], None] | None = None) -> Iterator[Prediction]:
@@ -188,11 +191,37 @@ class Classifier:
 
     def _classify_batch(self, batch: list[tuple[str, np.ndarray]]) -> Iterator[Prediction]:
         images = np.stack([image for _, image in batch])
-        indices, probabilities = decide(self.model.predict(images, batch_size=len(batch), verbose=0))
+        if self.runtime == "keras":
+            scores = self.model.predict(images, batch_size=len(batch), verbose=0)
+        else:
+            scores = self.model.predict(images)
+        indices, probabilities = decide(scores)
         names = self.class_names
         for (path, _), index, probability in zip(batch, indices, probabilities):
             self.classified += 1
             yield Prediction(path, names[int(index)], float(probability))
+
+
+def _load_keras(model_path: Path) -> tuple[Any, tuple[int, ...], int]:
+    """model.keras loaded in safe mode, with its input shape (without the batch) and output units."""
+    import keras  # TensorFlow loads only once the inputs are known to be usable.
+
+    try:
+        # Safe mode refuses Lambda layers and other deserialised Python code, so a model file cannot run code.
+        model = keras.saving.load_model(model_path, safe_mode=True)
+    except Exception as error:  # Keras raises ValueError, zipfile/OSError or others for what is not its archive
+        reason = " ".join(str(error).split())[:200] or type(error).__name__
+        raise TunerUsageError(f"'{model_path}' cannot be loaded as a Keras model in safe mode ({reason}); "
+                              f"run python report.py again to save the winner afresh.") from None
+    return model, tuple(model.input_shape[1:]), model.output_shape[-1]
+
+
+def _load_litert(model_path: Path) -> tuple[Any, tuple[int, ...], int]:
+    """A .tflite export opened with the LiteRT interpreter, with its input shape and output units."""
+    from tuner.litert import LiteRTModel
+
+    model = LiteRTModel.load(model_path)
+    return model, model.input_shape, model.units
 
 
 def render(predictions: Iterable[Prediction], fmt: str) -> Iterator[str]:

@@ -433,8 +433,9 @@ def damage_warnings(damaged: Sequence[DamagedFile]) -> list[str]:
                         f"{'; '.join(item.describe() for item in unreadable)}. Restore them from a backup, or search "
                         f"afresh with python search.py --overwrite.")
     if curves:
-        messages.append(f"{len(curves)} curve file(s) could not be read; their trials are ranked by KerasTuner's record of "
-                        f"their best epoch, without a curve: {'; '.join(item.describe() for item in curves)}.")
+        messages.append(f"{len(curves)} curve file(s) are damaged; their trials are ranked with what is left (KerasTuner's "
+                        f"record of the best epoch for a lost curve, no size or speed for a lost footprint): "
+                        f"{'; '.join(item.describe() for item in curves)}.")
     return messages
 
 

@@ -22,6 +22,9 @@ SETTINGS_FILE = "settings.json"
 # What report.py saves for predict.py, in RUN/best or wherever a user copies that folder.
 MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
+# report.py's LiteRT exports of the winner, beside model.keras (float, and full-integer with --int8).
+FLOAT_FILE = "model.tflite"
+INT8_FILE = "model_int8.tflite"
 RESULTS_FORMATS = ("csv", "md", "json")
 
 

@@ -17,11 +17,11 @@ import numpy as np
 from tuner.cache import PreparedDataset, dataset_identity
 from tuner.config import SearchSettings
 from tuner.errors import TunerUsageError
-from tuner.export import FLOAT_FILE, INT8_FILE, export_winner, format_export_checks
+from tuner.export import export_winner, format_export_checks
 from tuner.files import atomic_write_bytes, atomic_write_json, make_staging_dir
 from tuner.head import Head, decide
 from tuner.names import for_terminal
-from tuner.rundir import METADATA_FILE, MODEL_FILE, Run, RunRecord, load_run_dataset
+from tuner.rundir import FLOAT_FILE, INT8_FILE, METADATA_FILE, MODEL_FILE, Run, RunRecord, load_run_dataset
 from tuner.stats import wilson_interval
 from tuner.trials import CONFIRM_COLUMNS, FOOTPRINT_COLUMNS, hyperparameters_of
 

@@ -1,0 +1,92 @@
+"""tuner.export and tuner.litert: the winner as LiteRT files, each checked against the Keras model on the test split."""
+
+import json
+
+import numpy as np
+import pytest
+
+import report as report_script
+from tests.helpers import copy_run, tiny_winner
+from tuner.errors import SearchFailedError
+from tuner.head import decide
+from tuner.litert import LiteRTModel
+
+
+@pytest.fixture(scope="module")
+def winner(tmp_path_factory):
+    """(the prepared dataset, RUN/best) of the tiny run after a default report."""
+    from tuner.cache import load_prepared
+
+    prepared, run = tiny_winner(tmp_path_factory)
+    return load_prepared(prepared), run / "best"
+
+
+def test_the_float_export_gives_the_keras_models_labels_on_the_test_split(winner):
+    import keras
+
+    dataset, best = winner
+    keras_model = keras.saving.load_model(best / "model.keras", safe_mode=True)
+    expected = keras_model.predict(dataset.x_test, verbose=0)
+    exported = LiteRTModel.load(best / "model.tflite")
+    got = exported.predict(dataset.x_test)
+    assert exported.input_shape == (16, 16, 1) and exported.units == 1
+    assert list(decide(got)[0]) == list(decide(expected)[0])
+    assert np.allclose(got, expected, atol=1e-5)
+    check = json.loads((best / "metadata.json").read_text())["exports"]["float"]
+    assert check["file"] == "model.tflite" and check["bytes"] == (best / "model.tflite").stat().st_size
+    assert check["images"] == 16 and check["agreement"] == 1.0 and check["disagreements"] == 0
+    truth = dataset.y_test.astype(np.int64)
+    assert check["accuracy"] == check["keras_accuracy"] == float(np.mean(decide(expected)[0] == truth))
+    assert check["latency_ms"] > 0 and check["threads"] == 1
+
+
+def test_int8_writes_a_full_integer_model_checked_on_the_test_split(tmp_path_factory, tmp_path, capsys):
+    _, run = tiny_winner(tmp_path_factory)
+    run_copy = copy_run(run, tmp_path)
+    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "0", "--no-retrain", "--int8"]) == 0
+    out = capsys.readouterr().out
+    assert "LiteRT float export model.tflite" in out and "LiteRT int8 export model_int8.tflite" in out
+    metadata = json.loads((run_copy / "best" / "metadata.json").read_text())
+    check = metadata["exports"]["int8"]
+    assert check["images"] == 16 and 0 <= check["agreement"] <= 1 and check["disagreements"] == round(16 * (1 - check["agreement"]))
+    interpreter = LiteRTModel.load(run_copy / "best" / "model_int8.tflite").interpreter
+    tensors = interpreter.get_tensor_details()
+    weighted = [op for op in interpreter._get_ops_details() if op["op_name"] in ("CONV_2D", "FULLY_CONNECTED")]
+    assert weighted and all(tensors[index]["dtype"] == np.int8 for op in weighted for index in op["inputs"][:2])
+    assert interpreter.get_input_details()[0]["dtype"] == np.uint8 and interpreter.get_output_details()[0]["dtype"] == np.uint8
+    results = json.loads((run_copy / "results.json").read_text())
+    assert results["winner"]["exports"]["int8"] == check
+
+
+def test_no_export_writes_no_litert_file(tmp_path_factory, tmp_path):
+    _, run = tiny_winner(tmp_path_factory)
+    run_copy = copy_run(run, tmp_path)
+    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "0", "--no-retrain", "--no-export"]) == 0
+    assert sorted(path.name for path in (run_copy / "best").iterdir()) == ["metadata.json", "model.keras"]
+    assert json.loads((run_copy / "best" / "metadata.json").read_text())["exports"] == {}
+
+
+def test_a_float_export_that_disagrees_with_keras_is_refused(winner):
+    from tuner.export import check_export, refuse_a_float_export_that_disagrees
+
+    dataset, best = winner
+    content = (best / "model.tflite").read_bytes()
+    own_labels, _ = decide(LiteRTModel.load(content).predict(dataset.x_test))
+    agreeing = check_export("float", "model.tflite", content, dataset, own_labels)
+    refuse_a_float_export_that_disagrees(agreeing.check)
+    flipped = own_labels.copy()
+    flipped[0] = 1 - flipped[0]  # one of 16 images: 6% disagreement
+    disagreeing = check_export("float", "model.tflite", content, dataset, flipped)
+    assert disagreeing.check["disagreements"] == 1
+    with pytest.raises(SearchFailedError, match=r"1 of 16 test images \(6.2%; at most 0.5% is allowed\)"):
+        refuse_a_float_export_that_disagrees(disagreeing.check)
+
+
+@pytest.mark.parametrize("content", [b"", b"not a flatbuffer at all", b"\x00" * 64])
+def test_what_is_not_a_litert_model_is_refused_naming_the_file(tmp_path, content):
+    from tuner.errors import TunerUsageError
+
+    path = tmp_path / "model.tflite"
+    path.write_bytes(content)
+    with pytest.raises(TunerUsageError, match=f"'{path}' is not a LiteRT model"):
+        LiteRTModel.load(path)
