@@ -51,8 +51,11 @@ def test_int8_writes_a_full_integer_model_checked_on_the_test_split(tmp_path_fac
     assert check["images"] == 16 and 0 <= check["agreement"] <= 1 and check["disagreements"] == round(16 * (1 - check["agreement"]))
     interpreter = LiteRTModel.load(run_copy / "best" / "model_int8.tflite").interpreter
     tensors = interpreter.get_tensor_details()
-    weighted = [op for op in interpreter._get_ops_details() if op["op_name"] in ("CONV_2D", "FULLY_CONNECTED")]
+    operations = interpreter._get_ops_details()
+    weighted = [op for op in operations if op["op_name"] in ("CONV_2D", "FULLY_CONNECTED")]
     assert weighted and all(tensors[index]["dtype"] == np.int8 for op in weighted for index in op["inputs"][:2])
+    # Integer only: no operation reads a float tensor, the input's cast included.
+    assert all(np.issubdtype(tensors[index]["dtype"], np.integer) for op in operations for index in op["inputs"] if index >= 0)
     assert interpreter.get_input_details()[0]["dtype"] == np.uint8 and interpreter.get_output_details()[0]["dtype"] == np.uint8
     results = json.loads((run_copy / "results.json").read_text())
     assert results["winner"]["exports"]["int8"] == check

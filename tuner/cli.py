@@ -71,6 +71,11 @@ def import_tensorflow_quietly() -> None:
     from tuner.images import quiet_stderr  # here, not at the top: --help then never loads numpy
 
     with quiet_stderr():
-        import tensorflow as tf
-
+        try:
+            import tensorflow as tf
+        except ImportError:
+            raise TunerUsageError(
+                f"TensorFlow is not installed in this Python ({sys.executable}); run pip install -r requirements.txt "
+                f"(predict.py --runtime litert runs report.py's LiteRT export without it)."
+            ) from None
         tf.config.list_physical_devices()

@@ -82,18 +82,24 @@ def refuse_a_float_export_that_disagrees(check: dict[str, Any]) -> None:
 
 
 def _convert(model: Any, calibration: np.ndarray | None = None) -> bytes:
-    """The model as LiteRT flatbuffer bytes; with calibration images, quantized to full integer (int8 kernels).
+    """The model as LiteRT flatbuffer bytes; with calibration images, quantized to full integer.
 
-    Inputs stay uint8 pixels (the model casts and rescales them itself) and a full-integer model's
-    output is uint8, dequantized by whoever reads it (litert.LiteRTModel).
+    The float file takes uint8 pixels, as the Keras model does (it casts and rescales them
+    itself). The full-integer file takes uint8 pixels too, but as a quantized tensor (scale ~1,
+    zero point 0), and its output is uint8: litert.LiteRTModel applies both quantizations. It is
+    converted from a twin of the model whose input is float pixels, because the Keras model's
+    uint8-to-float cast would otherwise stay a float operation in front of the integer ones.
     """
     import tensorflow as tf
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if calibration is not None:
+    if calibration is None:
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    else:
+        converter = tf.lite.TFLiteConverter.from_keras_model(_float_input_twin(model))
+
         def representative_images() -> Any:
             for image in calibration:
-                yield [image[np.newaxis]]
+                yield [image[np.newaxis].astype(np.float32)]
 
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative_images
@@ -108,6 +114,17 @@ def _convert(model: Any, calibration: np.ndarray | None = None) -> bytes:
     for line in [*printed.getvalue().splitlines(), *(str(item.message) for item in caught)]:
         log.debug("LiteRT converter: %s", line)
     return bytes(content)
+
+
+def _float_input_twin(model: Any) -> Any:
+    """The same layers and weights behind a float32 input: this tool's CNNs are a chain of layers after their input."""
+    import keras
+
+    inputs = keras.Input(model.input_shape[1:], dtype="float32", name="image")
+    x = inputs
+    for layer in model.layers[1:]:
+        x = layer(x)
+    return keras.Model(inputs, x, name=f"{model.name}_float_input")
 
 
 def check_export(kind: str, file_name: str, content: bytes, dataset: PreparedDataset, keras_labels: np.ndarray) -> Export:

@@ -7,6 +7,7 @@ its exports with it and predict.py --runtime litert classifies with it, so both 
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -43,8 +44,11 @@ class LiteRTModel:
         Raises:
             TunerUsageError: the file cannot be read or is not a LiteRT model with one image input.
         """
-        from ai_edge_litert.interpreter import Interpreter
-
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            raise TunerUsageError(f"the LiteRT interpreter is not installed in this Python ({sys.executable}); "
+                                  f"run pip install ai-edge-litert (or pip install -r requirements.txt).") from None
         shown = "the export" if isinstance(source, bytes) else f"'{source}'"
         try:
             with quiet_stderr():  # the interpreter prints "Created TensorFlow Lite XNNPACK delegate" on stderr
