@@ -59,6 +59,12 @@ def test_int8_writes_a_full_integer_model_checked_on_the_test_split(tmp_path_fac
     assert interpreter.get_input_details()[0]["dtype"] == np.uint8 and interpreter.get_output_details()[0]["dtype"] == np.uint8
     results = json.loads((run_copy / "results.json").read_text())
     assert results["winner"]["exports"]["int8"] == check
+    # The quantized input and output are converted by the reader: its labels match the check's accuracy.
+    from tuner.cache import load_prepared
+
+    dataset = load_prepared(json.loads((run_copy / "settings.json").read_text())["dataset"]["path"])
+    labels, _ = decide(LiteRTModel.load(run_copy / "best" / "model_int8.tflite").predict(dataset.x_test))
+    assert float(np.mean(labels == dataset.y_test)) == check["accuracy"]
 
 
 def test_no_export_writes_no_litert_file(tmp_path_factory, tmp_path):

@@ -122,7 +122,8 @@ class Classifier:
         """Load metadata.json and the model from a folder report.py wrote.
 
         With runtime keras, model.keras is loaded with Keras' safe mode; with litert (litert-int8),
-        model.tflite (model_int8.tflite) is loaded with the LiteRT interpreter, and TensorFlow is never imported.
+        model.tflite (model_int8.tflite) is loaded with the LiteRT interpreter, and TensorFlow is
+        never imported.
 
         Args:
             model_dir: the folder; None means RUN/best of the most recent run.
@@ -131,6 +132,8 @@ class Classifier:
         Raises:
             TunerUsageError: the folder, its metadata or its model is missing or unusable.
         """
+        if runtime not in RUNTIME_FILES:
+            raise TunerUsageError(f"runtime must be one of {', '.join(RUNTIME_FILES)}, got {runtime!r}.")
         directory = Path(model_dir) if model_dir is not None else default_model_dir()
         metadata_path = directory / METADATA_FILE
         if not directory.is_dir():

@@ -19,10 +19,10 @@ from tuner.confirm import Confirmation, confirm_top, rank_confirmed, saved_confi
 from tuner.config import REPORT_FORMATS, ReportSettings, smallest_side_for
 from tuner.errors import TunerUsageError
 from tuner.files import atomic_write_json, atomic_write_text, read_json
+from tuner.footprint import Footprint
 from tuner.plots import DEFAULT_PLOTTED_TRIALS, format_value, write_pareto_plot, write_plots
 from tuner.rundir import Run, RunRecord, open_run
 from tuner.stats import compare_seeds
-from tuner.footprint import Footprint
 from tuner.trials import (CONFIRM_COLUMNS, FAILED, FOOTPRINT_COLUMNS, METRIC_COLUMNS, RANKED, RUNNING, DamagedFile,
                           TrialRecord, failure_reason, hyperparameters_of, scan_trials)
 # For each hyperparameter of the search space: the SearchSettings field and flag that set its range, and the
@@ -41,7 +41,8 @@ class Report:
     """A run's trials, ranked, with what the report wrote and what it noticed.
 
     `completed` is the ranking within the budget (all ranked trials without one); `excluded` the
-    rows the budget left out, each with its reason; `front` the Pareto front of val_loss against parameters over all ranked trials.
+    rows the budget left out, each with its reason; `front` the Pareto front of val_loss against
+    parameters over all ranked trials.
     """
 
     run: Run
@@ -73,8 +74,9 @@ def rank_trials(run: Run) -> tuple[list[dict[str, Any]], list[dict[str, Any]], i
     Returns:
         The ranked rows (keys: rank, trial, each hyperparameter, val_loss, val_accuracy,
         best_epoch, epochs, pruned (the epoch it was stopped at, or None), seconds, and the size and speed
-        columns params, weight_bytes, latency_ms, images_per_second, threads (None where not measured)), the
-        failed rows (trial, each hyperparameter, reason) and the number of trials still marked RUNNING (running now, or interrupted).
+        columns params, weight_bytes, latency_ms, images_per_second, threads (None where not measured)),
+        the failed rows (trial, each hyperparameter, reason) and the number of trials still marked
+        RUNNING (running now, or interrupted).
     """
     return _rank(scan_trials(run)[0])
 
@@ -347,7 +349,9 @@ def comparison_line(ranking: Sequence[dict[str, Any]], confirmations: Sequence[C
 def write_results(run: Run, ranking: Sequence[dict[str, Any]], failed: Sequence[dict[str, Any]], running: int,
                   warnings: Sequence[str] = (), comparison: str | None = None, budget: Budget = Budget(),
                   excluded: Sequence[dict[str, Any]] = (), front: Sequence[dict[str, Any]] = ()) -> list[Path]:
-    """Write RUN/results.csv (the ranking), RUN/results.md (ranking, exclusions, failures, notes) and RUN/results.json, atomically.
+    """Write RUN/results.csv (the ranking), RUN/results.md (ranking, exclusions, failures, notes) and RUN/results.json.
+
+    Each file is replaced atomically.
 
     results.json holds the same ranking and failures as records, the budget and the trials it
     excluded, the Pareto front's trial ids, the notes, the comparison of winner and runner-up,

@@ -66,8 +66,9 @@ class TrialRecord:
 
     `status` is KerasTuner's, except PRUNED for a trial the pruner stopped; `pruned` is then
     the pruner's verdict (epoch, best_val_loss, median, trials). `footprint` is the trained
-    model's size and speed, None for a trial measured by no one (a run from before they were). `score` and `best_step` are
-    KerasTuner's own record of the best epoch, which still ranks a trial whose history file is gone.
+    model's size and speed, None where it was not measured (a run from before it was).
+    `score` and `best_step` are KerasTuner's own record of the best epoch, which still ranks
+    a trial whose history file is gone.
     """
 
     trial_id: str

@@ -21,7 +21,7 @@ from tuner.export import export_winner, format_export_checks
 from tuner.files import atomic_write_bytes, atomic_write_json, make_staging_dir
 from tuner.head import Head, decide
 from tuner.names import for_terminal
-from tuner.rundir import FLOAT_FILE, INT8_FILE, METADATA_FILE, MODEL_FILE, Run, RunRecord, load_run_dataset
+from tuner.rundir import METADATA_FILE, MODEL_FILE, Run, RunRecord, load_run_dataset
 from tuner.stats import wilson_interval
 from tuner.trials import CONFIRM_COLUMNS, FOOTPRINT_COLUMNS, hyperparameters_of
 
@@ -241,10 +241,10 @@ def format_winner(winner: Winner) -> str:
     lines.append(tabulate([[for_terminal(item["class"]), _ratio(item["precision"]), _ratio(item["recall"]), item["support"]]
                            for item in winner.per_class], headers=["class", "precision", "recall", "support"],
                           tablefmt="simple", disable_numparse=True, colalign=["left", "right", "right", "right"]))
-    exported = [item for item in (FLOAT_FILE, INT8_FILE) if any(check["file"] == item for check in winner.exports.values())]
     if winner.exports:
         lines += ["", *format_export_checks(winner.exports)]
-    lines += ["", f"saved: {winner.model_dir / MODEL_FILE} (+ {', '.join([*exported, METADATA_FILE])})"]
+    saved_beside = [*(check["file"] for check in winner.exports.values()), METADATA_FILE]
+    lines += ["", f"saved: {winner.model_dir / MODEL_FILE} (+ {', '.join(saved_beside)})"]
     return "\n".join(lines)
 
 
