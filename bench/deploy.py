@@ -20,14 +20,13 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import timed  # noqa: E402
 from datasets import ROOT, prepared  # noqa: E402
 
 WORK = ROOT / "bench-data" / "deploy"
@@ -35,17 +34,6 @@ PARAMS_BUDGET = 50_000
 LATENCY_QUANTILE = 0.25
 PREDICT_IMAGES = 2000
 RUNTIMES = ("keras", "litert", "litert-int8")
-
-
-def timed(command, log_path):
-    """Run a command from the project root; its wall time in seconds and its stdout (stops the benchmark if it fails)."""
-    started = time.perf_counter()
-    with open(log_path, "w") as log:
-        completed = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
-    seconds = time.perf_counter() - started
-    if completed.returncode != 0:
-        sys.exit(f"benchmark step failed ({completed.returncode}): {' '.join(command)}; see {log_path}")
-    return seconds, completed.stdout
 
 
 def search(data, folder):

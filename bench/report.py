@@ -23,29 +23,17 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import timed  # noqa: E402
 from datasets import DATASETS, ROOT, prepared  # noqa: E402
 from tutorial import TUTORIAL_LOOP  # noqa: E402
 
 # The tool's procedures: the flags search.py gets beside --data and --run-dir (report.py gets only --run-dir).
 VARIANTS = {"defaults": [], "augment": ["--augment", "on"]}
 DEFAULT_SPLITS = {"sample": 5, "animals5": 3}
-
-
-def timed(command, log_path):
-    """Run a command as its own process from the project root; its wall time in seconds and its stdout."""
-    started = time.perf_counter()
-    with open(log_path, "w") as log:
-        completed = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
-    seconds = time.perf_counter() - started
-    if completed.returncode != 0:
-        sys.exit(f"benchmark step failed ({completed.returncode}): {' '.join(command)}; see {log_path}")
-    return seconds, completed.stdout
 
 
 def tutorial(data, folder):

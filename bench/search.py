@@ -28,19 +28,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import timed  # noqa: E402
 from datasets import DATASETS, ROOT, prepared  # noqa: E402
 from tutorial import TUTORIAL_LOOP  # noqa: E402
 
-
-
-def timed(command, log_path):
-    started = time.perf_counter()
-    with open(log_path, "w") as log:
-        completed = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
-    seconds = time.perf_counter() - started
-    if completed.returncode != 0:
-        sys.exit(f"benchmark step failed ({completed.returncode}): {' '.join(command)}; see {log_path}")
-    return seconds, completed.stdout
 
 
 def best_of_run(stdout):
