@@ -93,6 +93,9 @@ def write_pareto_plot(run: Run, rows: Sequence[dict[str, Any]], winner: dict[str
     """Draw RUN/plots/pareto.png: each trial's val_loss against its parameters (log scale), the Pareto front as a
     step line, the winner and the best trial regardless of budget marked, and the --max-params limit if any.
 
+    Trials are drawn at the val_loss of their search run; the winner, if confirmed over seeds,
+    at its mean over them.
+
     Args:
         run: the run directory.
         rows: every ranked row, the budget's exclusions included, best first.
@@ -119,8 +122,11 @@ def write_pareto_plot(run: Run, rows: Sequence[dict[str, Any]], winner: dict[str
         axes.scatter([best["params"]], [best["val_loss"]], marker="o", s=160, facecolors="none", edgecolors="tab:red",
                      linewidths=2, zorder=3, label=f"lowest val_loss, regardless of budget (trial {best['trial']})")
     if winner.get("params") is not None:
-        axes.scatter([winner["params"]], [winner["val_loss"]], marker="*", s=260, color="tab:orange", zorder=4,
-                     label=f"winner (trial {winner['trial']})")
+        # A winner confirmed over seeds was picked by its mean val_loss, which is where it is drawn.
+        confirmed = winner.get("mean_val_loss") is not None
+        axes.scatter([winner["params"]], [winner["mean_val_loss"] if confirmed else winner["val_loss"]], marker="*", s=260,
+                     color="tab:orange", zorder=4,
+                     label=f"winner (trial {winner['trial']}" + (f", mean over {winner['seeds']} seeds)" if confirmed else ")"))
     if budget.max_params is not None:
         axes.axvline(budget.max_params, color="tab:red", linestyle="--", alpha=0.6, label=f"--max-params {budget.max_params:,}")
     for row in front:
