@@ -101,7 +101,8 @@ def test_the_dataframe_has_one_row_per_ranked_trial_with_the_documented_columns(
     assert str(frame["rank"].dtype) == "Int64" and frame["pruned"].isna().all()
     assert report_script.main(["--run-dir", str(run_copy), "--confirm", "1", "1", "--no-retrain"]) == 0
     confirmed = trials_dataframe(run_copy)
-    assert list(confirmed.columns) == ["rank", "trial", *HYPERPARAMETERS, *METRIC_COLUMNS, *CONFIRM_COLUMNS]
+    assert list(confirmed.columns) == ["rank", "trial", *HYPERPARAMETERS, *METRIC_COLUMNS, *FOOTPRINT_COLUMNS,
+                                       *CONFIRM_COLUMNS]
     assert list(confirmed["seeds"].astype("float").fillna(0)) == [2, 0]
     written = pd.read_csv(run_copy / "results.csv", dtype={"trial": str})
     assert list(written["trial"]) == list(confirmed["trial"])

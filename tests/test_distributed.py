@@ -214,3 +214,50 @@ def test_a_chief_whose_port_is_taken_says_so_in_one_line(prepared, tmp_path):
     assert code == 2 and lines[-1] == (f"error: the chief cannot listen on {address} (port in use or address not local); "
                                        f"pick another --oracle port.")
     assert not any("Traceback" in line or "grpc" in line.lower() for line in lines), output
+
+
+def test_a_workers_call_cut_off_by_a_chief_restart_is_made_again():
+    import threading
+    from concurrent import futures
+
+    import grpc
+    from keras_tuner.src import protos
+
+    from tuner.distributed import _RetryingStub
+
+    address, calls, servers = free_address(), [], []
+
+    class SlowFirstCall(protos.get_service_grpc().OracleServicer):
+        def GetSpace(self, request, context):
+            calls.append(time.monotonic())
+            if len(calls) == 1:
+                time.sleep(5)  # in flight when the "chief" below stops
+            return protos.get_service().GetSpaceResponse()
+
+    def serve():
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        protos.get_service_grpc().add_OracleServicer_to_server(SlowFirstCall(), server)
+        server.add_insecure_port(address)
+        server.start()
+        servers.append(server)
+
+    def restart():
+        while not calls:
+            time.sleep(0.05)
+        servers[0].stop(0)  # the chief dies mid-call...
+        time.sleep(0.5)
+        serve()  # ...and comes back on the same address
+
+    serve()
+    channel = grpc.insecure_channel(address)
+    try:
+        restarter = threading.Thread(target=restart)
+        restarter.start()
+        _RetryingStub(protos.get_service_grpc().OracleStub(channel)).GetSpace(
+            protos.get_service().GetSpaceRequest(), wait_for_ready=True, timeout=30)
+        restarter.join()
+        assert len(calls) == 2  # answered by the restarted server
+    finally:
+        channel.close()
+        for server in servers:
+            server.stop(0)

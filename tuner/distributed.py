@@ -30,6 +30,8 @@ LEASE_SECONDS = 30.0
 RPC_TIMEOUT_SECONDS = 600
 # How long an idle worker waits before asking again while the last trials run elsewhere.
 IDLE_WAIT_SECONDS = 1.0
+# Attempts of a worker's call to the chief that a chief's restart cut off (each waits for the chief to be back).
+CUT_OFF_CALL_ATTEMPTS = 5
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -305,5 +307,35 @@ def join_as_worker(tuner: Any, trials_per_process: int = 0) -> Callable[[], bool
         return trial
 
     tuner.oracle.create_trial = create_trial_or_wait
+    tuner.oracle.stub = _RetryingStub(tuner.oracle.stub)
     tuner.trial_guard = lambda trial_id: Heartbeat(tuner.oracle, trial_id)
     return lambda: retired
+
+
+class _RetryingStub:
+    """The worker's gRPC stub to the chief's oracle, calling again when the chief's restart cuts a call off.
+
+    KerasTuner's client waits for a chief that is down when a call starts (wait_for_ready), but a
+    call in flight when the chief dies fails with UNAVAILABLE ("Stream removed"); called again, it
+    waits for the restarted chief. Repeating is safe: the chief ignores a second EndTrial of a
+    finished trial (_LeasingServicer), a repeated CreateTrial gets whatever trial is next (one the
+    restart re-queued included), and UpdateTrial only records metrics.
+    """
+
+    def __init__(self, stub: Any) -> None:
+        self._stub = stub
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self._stub, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            for attempt in range(1, CUT_OFF_CALL_ATTEMPTS + 1):
+                try:
+                    return method(*args, **kwargs)
+                except grpc.RpcError as error:
+                    if error.code() != grpc.StatusCode.UNAVAILABLE or attempt == CUT_OFF_CALL_ATTEMPTS:
+                        raise
+                    log.info("The chief's oracle went away during %s; calling again once it is back.", name)
+                    time.sleep(IDLE_WAIT_SECONDS)
+
+        return call
