@@ -57,7 +57,7 @@ def report(folder, name, flags):
     shutil.copytree(run / "best", folder / f"best-{name}", dirs_exist_ok=True)
     results = json.loads((run / "results.json").read_text())
     return {"seconds": seconds, "flags": flags, "trial": metadata["trial_id"], "hyperparameters": metadata["hyperparameters"],
-            **{name: metadata["footprint"][name] for name in ("params", "weight_bytes", "latency_ms")},
+            **{field: metadata["footprint"][field] for field in ("params", "weight_bytes", "latency_ms")},
             "test_accuracy": metadata["test"]["accuracy"], "interval": metadata["test"]["accuracy_interval"],
             "excluded": len(results["excluded"]), "exports": metadata["exports"]}
 

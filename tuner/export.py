@@ -43,12 +43,13 @@ class Export:
     check: dict[str, Any]
 
 
-def export_winner(model: Any, dataset: PreparedDataset, int8: bool, seed: int) -> list[Export]:
+def export_winner(model: Any, dataset: PreparedDataset, keras_labels: np.ndarray, int8: bool, seed: int) -> list[Export]:
     """Convert the Keras model to LiteRT (float; also full-integer if `int8`) and check each on the test split.
 
     Args:
         model: the retrained winner (uint8 images in, probabilities out).
         dataset: the prepared dataset: test images to check with, training images to calibrate int8.
+        keras_labels: the Keras model's class index for each test image.
         int8: also write the full-integer model.
         seed: picks the calibration images.
 
@@ -60,7 +61,6 @@ def export_winner(model: Any, dataset: PreparedDataset, int8: bool, seed: int) -
     Raises:
         SearchFailedError: the float export disagrees with the Keras model on more than 0.5% of the test images.
     """
-    keras_labels, _ = decide(model.predict(dataset.x_test, batch_size=256, verbose=0))
     exports = [check_export("float", FLOAT_FILE, _convert(model), dataset, keras_labels)]
     refuse_a_float_export_that_disagrees(exports[0].check)
     if int8:

@@ -10,7 +10,7 @@ import os
 import statistics
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -115,8 +115,9 @@ def measure_footprint(model: Any) -> Footprint:
     forward = tf.function(lambda images: model(images, training=False)).get_concrete_function(
         tf.TensorSpec((None, *shape), dtype))
     single, batch = tf.zeros((1, *shape), dtype), tf.zeros((THROUGHPUT_BATCH, *shape), dtype)
-    latencies = _timed_passes(forward, single, LATENCY_PASSES, LATENCY_SECONDS)
-    batch_seconds = _timed_passes(forward, batch, THROUGHPUT_PASSES, 0.0)
+    # .numpy() waits for the result, so each pass is timed to its end.
+    latencies = timed_passes(lambda: forward(single).numpy(), LATENCY_PASSES, LATENCY_SECONDS)
+    batch_seconds = timed_passes(lambda: forward(batch).numpy(), THROUGHPUT_PASSES)
     return Footprint(
         params=int(model.count_params()), weight_bytes=weight_bytes(model),
         latency_ms=round(statistics.median(latencies) * 1000, 4),
@@ -126,15 +127,19 @@ def measure_footprint(model: Any) -> Footprint:
     )
 
 
-def _timed_passes(forward: Any, images: Any, most: int, seconds: float) -> list[float]:
-    """Seconds of each of up to `most` passes, after WARMUP_PASSES untimed ones; stops once `seconds` have gone by."""
+def timed_passes(run_pass: Callable[[], Any], most: int, seconds: float = 0.0) -> list[float]:
+    """Seconds of each of up to `most` calls of `run_pass`, after WARMUP_PASSES untimed ones.
+
+    With `seconds`, stops early once that much time has gone by (at least one pass is timed).
+    Shared by the search's TensorFlow measurement and the LiteRT check of an export.
+    """
     for _ in range(WARMUP_PASSES):
-        forward(images).numpy()
+        run_pass()
     timings: list[float] = []
     deadline = time.perf_counter() + seconds
     while len(timings) < most:
         start = time.perf_counter()
-        forward(images).numpy()  # .numpy() waits for the result, so the pass is timed to its end
+        run_pass()
         timings.append(time.perf_counter() - start)
         if seconds and start >= deadline:
             break

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -89,15 +88,11 @@ class LiteRTModel:
         return _from_output(self.interpreter.get_tensor(self._output["index"]), self._output)
 
     def latency_ms(self, passes: int = 200) -> float:
-        """Median milliseconds of a batch-1 pass on a blank image (after one untimed pass)."""
+        """Median milliseconds of a batch-1 pass on a blank image (after an untimed one)."""
+        from tuner.footprint import timed_passes
+
         blank = np.zeros((1, *self.input_shape), np.uint8)
-        self.predict(blank)
-        timings = []
-        for _ in range(passes):
-            start = time.perf_counter()
-            self.predict(blank)
-            timings.append(time.perf_counter() - start)
-        return statistics.median(timings) * 1000
+        return statistics.median(timed_passes(lambda: self.predict(blank), passes)) * 1000
 
 
 def _to_input(images: np.ndarray, details: dict[str, Any]) -> np.ndarray:

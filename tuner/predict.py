@@ -194,8 +194,8 @@ class Classifier:
 
     def _classify_batch(self, batch: list[tuple[str, np.ndarray]]) -> Iterator[Prediction]:
         images = np.stack([image for _, image in batch])
-        if self.runtime == "keras":
-            scores = self.model.predict(images, batch_size=len(batch), verbose=0)
+        if self.runtime == "keras":  # Keras' predict would split the batch into its default 32
+            scores = self.model.predict(images, batch_size=len(images), verbose=0)
         else:
             scores = self.model.predict(images)
         indices, probabilities = decide(scores)

@@ -111,8 +111,9 @@ def retrain_best(run: Run, record: RunRecord, winner: dict[str, Any], retrain: b
                 f"'{checkpoint}' is damaged ({' '.join(str(error).split())[:160] or type(error).__name__}); "
                 f"run report.py without --no-retrain to retrain the winner instead."
             ) from None
-    test = evaluate_on_test(model, dataset)
-    exports = export_winner(model, dataset, int8, search.seed) if export or int8 else []
+    predicted, _ = decide(model.predict(dataset.x_test, batch_size=256, verbose=0))
+    test = evaluate_on_test(model, dataset, predicted)
+    exports = export_winner(model, dataset, predicted, int8, search.seed) if export or int8 else []
     metadata = {
         "trial_id": winner["trial"],
         "source": "retrained on train+validation" if retrain else "the trial's best-epoch weights",
@@ -164,8 +165,13 @@ def _fit_on_train_and_validation(model: Any, dataset: PreparedDataset, search: S
     ])
 
 
-def evaluate_on_test(model: Any, dataset: PreparedDataset) -> dict[str, Any]:
+def evaluate_on_test(model: Any, dataset: PreparedDataset, predicted: np.ndarray) -> dict[str, Any]:
     """Score a model on the test split: loss, accuracy, confusion matrix and per-class precision and recall.
+
+    Args:
+        model: the model (its loss is computed here).
+        dataset: the prepared dataset.
+        predicted: the model's class index for each test image (head.decide of its predictions).
 
     Returns:
         A JSON-ready dict: loss, accuracy (the share of correct predictions), correct, images,
@@ -176,7 +182,6 @@ def evaluate_on_test(model: Any, dataset: PreparedDataset) -> dict[str, Any]:
     y_true = dataset.y_test.astype(np.int64)
     scores = model.evaluate(dataset.x_test, Head(dataset.num_classes).labels(y_true), batch_size=256,
                             verbose=0, return_dict=True)
-    predicted, _ = decide(model.predict(dataset.x_test, batch_size=256, verbose=0))
     count = dataset.num_classes
     matrix = np.zeros((count, count), dtype=np.int64)
     np.add.at(matrix, (y_true, predicted), 1)
