@@ -7,20 +7,20 @@ import logging
 import sys
 
 from tuner.cli import import_tensorflow_quietly, run_cli
-from tuner.config import SearchSettings, parse_settings
+from tuner.config import parse_search_flags
 
 
 def _search(argv):
-    settings = parse_settings(SearchSettings, argv, "search.py", "Find the best small CNN for a prepared dataset with KerasTuner.")
-    logging.getLogger("tuner").setLevel(logging.WARNING if settings.quiet else logging.NOTSET)
+    settings, options = parse_search_flags(argv)
+    logging.getLogger("tuner").setLevel(logging.WARNING if options.quiet else logging.NOTSET)
     # Imported here so that --help and flag errors answer without loading TensorFlow.
     import_tensorflow_quietly()
     from tuner.execution import replace_this_process, run_search
 
-    summary = run_search(settings)
+    summary = run_search(settings, options)
     if summary.retired:
         replace_this_process()  # a worker's --trials-per-process are done: go on as a fresh process
-    if settings.role == "worker":
+    if options.role == "worker":
         return 0  # the chief, or the launcher that started this worker, sums the search up
     pruned = f" ({summary.pruned} of them pruned)" if summary.pruned else ""
     print(f"{summary.completed} trial(s) completed{pruned}, {summary.failed} failed, in {summary.run_dir}")

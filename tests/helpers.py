@@ -1,12 +1,13 @@
 """A real tiny search (and its reported winner), made once per test session and copied by tests that change it."""
 
+import dataclasses
 import json
 import shutil
 from collections import Counter
 from pathlib import Path
 
 from tests.tiny_data import write_tiny_prepared
-from tuner.config import SearchSettings
+from tuner.config import ExecutionOptions, SearchSettings
 from tuner.rundir import Run
 from tuner.trials import FINISHED, iter_trials
 
@@ -25,10 +26,17 @@ def tiny_run(tmp_path_factory):
 
         base = tmp_path_factory.mktemp("tiny_run")
         prepared = write_tiny_prepared(base / "prepared", side=16, per_class=(20, 8, 8))
-        run_search(SearchSettings(data=str(prepared), run_dir=str(base / "run"), epochs=2, conv_layers=(1, 2, 3),
-                                  nodes=(4,), dense_layers=(0,), patience=0, quiet=True, workers="0"))
+        run_search(*search_args(data=str(prepared), run_dir=str(base / "run"), epochs=2, conv_layers=(1, 2, 3),
+                                nodes=(4,), dense_layers=(0,), patience=0, quiet=True, workers="0"))
         _MADE["run"] = (Path(prepared), base / "run")
     return _MADE["run"]
+
+
+def search_args(**values):
+    """The (SearchSettings, ExecutionOptions) of run_search from one set of field values, as search.py's flags give both."""
+    names = {field.name for field in dataclasses.fields(SearchSettings)}
+    settings = SearchSettings(**{name: value for name, value in values.items() if name in names})
+    return settings, ExecutionOptions(**{name: value for name, value in values.items() if name not in names})
 
 
 def tiny_winner(tmp_path_factory):

@@ -39,6 +39,20 @@ def test_debug_adds_the_traceback(capsys):
     assert "Traceback" in err and err.endswith("error: bad\n")
 
 
+def test_an_unexpected_exception_is_one_error_line_and_exit_1(capsys):
+    assert run_cli(raising(RuntimeError("cannot decode\nrerun with --workers 1")), []) == 1
+    err = capsys.readouterr().err
+    assert err == "error: RuntimeError: cannot decode\\nrerun with --workers 1\n"
+    assert run_cli(raising(KeyError("trial_3")), []) == 1
+    assert capsys.readouterr().err == "error: KeyError: 'trial_3'\n"
+
+
+def test_an_unexpected_exception_shows_its_traceback_under_debug(capsys):
+    assert run_cli(raising(RuntimeError("boom")), ["--debug"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "RuntimeError: boom" in err and err.endswith("error: RuntimeError: boom\n")
+
+
 def test_ctrl_c_exits_130_and_says_how_to_continue(capsys):
     assert run_cli(raising(KeyboardInterrupt()), []) == 130
     assert "run the same command again to continue" in capsys.readouterr().err

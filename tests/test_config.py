@@ -1,15 +1,21 @@
-"""PrepSettings: defaults, flags derived from the fields, and validation of bad values."""
+"""tuner.config: settings defaults, flags derived from the fields (and back to argv), and validation of bad values."""
 
 import dataclasses
 import json
 
 import pytest
 
+from pathlib import Path
+
 from tuner.config import (
     DEFAULT_PREPARED_DIR,
+    ExecutionOptions,
     PrepSettings,
+    SearchSettings,
     build_parser,
+    parse_search_flags,
     parse_settings,
+    settings_to_argv,
     settings_to_dict,
 )
 from tuner.errors import TunerUsageError
@@ -95,8 +101,6 @@ def test_malformed_flags_become_usage_errors(argv, message):
 
 
 def test_augment_takes_off_and_on_once_each():
-    from tuner.config import SearchSettings, parse_settings
-
     assert parse_settings(SearchSettings, ["--augment", "off", "on"], "search.py", "").augment == ("off", "on")
     with pytest.raises(TunerUsageError, match="invalid choice: 'maybe'"):
         parse_settings(SearchSettings, ["--augment", "maybe"], "search.py", "")
@@ -104,3 +108,46 @@ def test_augment_takes_off_and_on_once_each():
         SearchSettings(augment=("on", "on"))
     with pytest.raises(TunerUsageError, match="--augment values must be off or on"):
         SearchSettings(augment=("sideways",))
+
+
+def test_search_flags_come_from_one_parser_over_both_dataclasses():
+    parser = build_parser((SearchSettings, ExecutionOptions), "search.py", "test")
+    flags = {option for action in parser._actions for option in action.option_strings}
+    for settings_class in (SearchSettings, ExecutionOptions):
+        for item in dataclasses.fields(settings_class):
+            assert "--" + item.name.replace("_", "-") in flags
+    assert parse_search_flags([]) == (SearchSettings(), ExecutionOptions())
+    settings, options = parse_search_flags(["--tuner", "random", "--nodes", "4", "8", "--workers", "0", "--quiet",
+                                            "--run-dir", "runs/x", "--max-trials", "3"])
+    assert settings == SearchSettings(tuner="random", nodes=(4, 8), max_trials=3)
+    assert options == ExecutionOptions(workers="0", quiet=True, run_dir="runs/x")
+
+
+def test_the_run_directory_defaults_to_runs_slash_the_tuner():
+    assert ExecutionOptions().resolved_run_dir(SearchSettings(tuner="bayesian")) == Path("runs/bayesian")
+    assert ExecutionOptions(run_dir="elsewhere").resolved_run_dir(SearchSettings()) == Path("elsewhere")
+
+
+def test_a_workers_argv_parses_back_into_the_same_run_as_a_worker_of_the_chief():
+    settings = SearchSettings(tuner="bayesian", max_trials=4, nodes=(4, 8), learning_rates=(0.001, 0.0003),
+                              augment=("off", "on"), epochs=3)
+    options = ExecutionOptions(data="prep", run_dir="runs/b", overwrite=True, workers="3", trials_per_process=5,
+                               connect_timeout=9, quiet=True, debug=True)
+    argv = settings_to_argv(settings, options.for_worker("127.0.0.1:8000"))
+    assert "--overwrite" not in argv and "--workers" not in argv and "--tuner" in argv
+    parsed_settings, parsed_options = parse_search_flags(argv)
+    assert parsed_settings == settings
+    assert parsed_options == ExecutionOptions(data="prep", run_dir="runs/b", trials_per_process=5, connect_timeout=9,
+                                              quiet=True, debug=True, role="worker", oracle="127.0.0.1:8000")
+    assert settings_to_argv(SearchSettings(), ExecutionOptions()) == []  # defaults need no flags
+
+
+@pytest.mark.parametrize("workers", ["auto", "0", "1", "2", "1024"])
+def test_workers_takes_auto_or_a_plain_number(workers):
+    assert ExecutionOptions(workers=workers).workers == workers
+
+
+@pytest.mark.parametrize("workers", ["00", "01", "+1", " 1", "1 ", "1.0", "-1", "", "1025", "two", "Auto", "\u00b2"])
+def test_workers_refuses_anything_else(workers):
+    with pytest.raises(TunerUsageError, match="--workers must be auto or a number of processes from 0 to 1024, got"):
+        ExecutionOptions(workers=workers)

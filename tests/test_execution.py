@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 import search as search_script
-from tests.helpers import finished_configurations
+from tests.helpers import finished_configurations, search_args
 from tests.tiny_data import write_tiny_prepared
-from tuner.config import SearchSettings
+from tuner.config import ExecutionOptions
 from tuner.errors import SearchFailedError, TunerUsageError
 from tuner.execution import execution_role, run_search
 from tuner.rundir import Run, RunLock
@@ -32,13 +32,13 @@ def tiny_settings(prepared, run_dir, **overrides):
     values = dict(data=str(prepared), run_dir=str(run_dir), epochs=1, conv_layers=(1, 2), nodes=(4,),
                   dense_layers=(0,), quiet=True, workers="0")
     values.update(overrides)
-    return SearchSettings(**values)
+    return search_args(**values)
 
 
 @pytest.mark.parametrize("tuner_name", ["grid", "random", "bayesian", "hyperband"])
 def test_every_tuner_searches_and_records_curves(prepared, tmp_path, tuner_name):
     overrides = {"epochs": 2, "max_trials": 2} if tuner_name != "grid" else {}
-    summary = run_search(tiny_settings(prepared, tmp_path / "run", tuner=tuner_name, **overrides))
+    summary = run_search(*tiny_settings(prepared, tmp_path / "run", tuner=tuner_name, **overrides))
     assert summary.completed >= 2 and summary.failed == 0
     assert summary.best_val_loss is not None
     records = list(iter_trials(Run(tmp_path / "run")))
@@ -52,16 +52,16 @@ def test_every_tuner_searches_and_records_curves(prepared, tmp_path, tuner_name)
 
 def test_grid_runs_every_configuration_once_and_a_rerun_adds_nothing(prepared, tmp_path):
     settings = tiny_settings(prepared, tmp_path / "run", nodes=(4, 8))
-    first = run_search(settings)
+    first = run_search(*settings)
     assert first.completed == 4 and not first.resumed
-    again = run_search(settings)
+    again = run_search(*settings)
     assert again.resumed and again.completed == 4
     assert set(finished_configurations(tmp_path / "run").values()) == {1}
     assert len(finished_configurations(tmp_path / "run")) == 4
 
 
 def test_impossible_configuration_fails_and_the_search_goes_on(prepared, tmp_path):
-    summary = run_search(tiny_settings(prepared, tmp_path / "run", conv_layers=(1, 3)))
+    summary = run_search(*tiny_settings(prepared, tmp_path / "run", conv_layers=(1, 3)))
     assert (summary.completed, summary.failed) == (1, 1)
     failed = [record for record in iter_trials(Run(tmp_path / "run")) if record.status == "FAILED"]
     assert "3 conv+pool blocks need images of at least 22x22 px" in failed[0].message
@@ -69,38 +69,38 @@ def test_impossible_configuration_fails_and_the_search_goes_on(prepared, tmp_pat
 
 def test_all_trials_failing_is_an_error_with_the_reasons(prepared, tmp_path):
     with pytest.raises(SearchFailedError, match="all 2 trials failed: 2x 3 conv\\+pool blocks need"):
-        run_search(tiny_settings(prepared, tmp_path / "run", conv_layers=(3,), nodes=(4, 8)))
+        run_search(*tiny_settings(prepared, tmp_path / "run", conv_layers=(3,), nodes=(4, 8)))
     code = search_script.main(["--data", str(prepared), "--run-dir", str(tmp_path / "run2"), "--epochs", "1",
                                "--conv-layers", "3", "--nodes", "4", "--workers", "0"])
     assert code == 1
 
 
 def test_changed_search_space_is_refused(prepared, tmp_path):
-    run_search(tiny_settings(prepared, tmp_path / "run", conv_layers=(1,)))
+    run_search(*tiny_settings(prepared, tmp_path / "run", conv_layers=(1,)))
     with pytest.raises(TunerUsageError, match="was made with --nodes 4, not 4 8; pass --overwrite"):
-        run_search(tiny_settings(prepared, tmp_path / "run", conv_layers=(1,), nodes=(4, 8)))
+        run_search(*tiny_settings(prepared, tmp_path / "run", conv_layers=(1,), nodes=(4, 8)))
     with pytest.raises(TunerUsageError, match="was made with --tuner grid, not random"):
-        run_search(tiny_settings(prepared, tmp_path / "run", conv_layers=(1,), tuner="random"))
-    summary = run_search(tiny_settings(prepared, tmp_path / "run", conv_layers=(1,), nodes=(4, 8), overwrite=True))
+        run_search(*tiny_settings(prepared, tmp_path / "run", conv_layers=(1,), tuner="random"))
+    summary = run_search(*tiny_settings(prepared, tmp_path / "run", conv_layers=(1,), nodes=(4, 8), overwrite=True))
     assert summary.completed == 2 and not summary.resumed
 
 
 def test_changed_dataset_is_refused(prepared, tmp_path):
-    run_search(tiny_settings(prepared, tmp_path / "run", conv_layers=(1,)))
+    run_search(*tiny_settings(prepared, tmp_path / "run", conv_layers=(1,)))
     other = write_tiny_prepared(tmp_path / "other", seed=5)
     with pytest.raises(TunerUsageError, match="another prepared dataset"):
-        run_search(tiny_settings(other, tmp_path / "run", conv_layers=(1,)))
+        run_search(*tiny_settings(other, tmp_path / "run", conv_layers=(1,)))
 
 
 def test_a_damaged_settings_json_refuses_the_resume_and_is_not_rewritten(prepared, tmp_path):
-    run_search(tiny_settings(prepared, tmp_path / "run", conv_layers=(1,)))
+    run_search(*tiny_settings(prepared, tmp_path / "run", conv_layers=(1,)))
     settings = tmp_path / "run" / "settings.json"
     settings.write_text(settings.read_text()[:40])
     damaged = settings.read_bytes()
     with pytest.raises(TunerUsageError, match="settings.json' is damaged .*--overwrite"):
-        run_search(tiny_settings(prepared, tmp_path / "run", conv_layers=(1,), nodes=(4, 8)))
+        run_search(*tiny_settings(prepared, tmp_path / "run", conv_layers=(1,), nodes=(4, 8)))
     assert settings.read_bytes() == damaged
-    assert run_search(tiny_settings(prepared, tmp_path / "run", conv_layers=(1,), overwrite=True)).completed == 1
+    assert run_search(*tiny_settings(prepared, tmp_path / "run", conv_layers=(1,), overwrite=True)).completed == 1
 
 
 def _snapshot(run_dir):
@@ -118,7 +118,7 @@ def _snapshot(run_dir):
 ])
 def test_damaged_state_refuses_the_resume_and_nothing_is_rewritten(prepared, tmp_path, capsys, damage, message):
     run = Run(tmp_path / "run")
-    run_search(tiny_settings(prepared, run.root))
+    run_search(*tiny_settings(prepared, run.root))
     damage(run)
     before = _snapshot(run.root)
     argv = ["--data", str(prepared), "--run-dir", str(run.root), "--epochs", "1", "--conv-layers", "1", "2",
@@ -132,7 +132,7 @@ def test_damaged_state_refuses_the_resume_and_nothing_is_rewritten(prepared, tmp
 def test_a_finished_run_is_readable_by_others_under_the_users_umask(prepared, tmp_path):
     previous = os.umask(0o022)
     try:
-        run_search(tiny_settings(prepared, tmp_path / "run", conv_layers=(1,)))
+        run_search(*tiny_settings(prepared, tmp_path / "run", conv_layers=(1,)))
     finally:
         os.umask(previous)
     run = Run(tmp_path / "run")
@@ -144,22 +144,22 @@ def test_a_finished_run_is_readable_by_others_under_the_users_umask(prepared, tm
                                          ({"role": "chief", "oracle": "127.0.0.1:8000"}, "chief"),
                                          ({"role": "worker", "oracle": "127.0.0.1:8000"}, "worker")])
 def test_one_dispatch_picks_how_trials_run(flags, role):
-    assert execution_role(SearchSettings(**flags)) == role
+    assert execution_role(ExecutionOptions(**flags)) == role
 
 
 def test_a_live_search_locks_its_run_directory(prepared, tmp_path):
     paths = Run(tmp_path / "run")
     with RunLock(paths):
         with pytest.raises(TunerUsageError, match="is in use by process"):
-            run_search(tiny_settings(prepared, tmp_path / "run"))
+            run_search(*tiny_settings(prepared, tmp_path / "run"))
     # A lock file left by a finished (or killed) process does not block the next search.
     assert paths.lock.exists()
-    assert run_search(tiny_settings(prepared, tmp_path / "run")).completed == 2
+    assert run_search(*tiny_settings(prepared, tmp_path / "run")).completed == 2
 
 
 def test_the_same_seed_gives_the_same_sequence_of_configurations(prepared, tmp_path):
     def sequence(run_dir):
-        run_search(tiny_settings(prepared, run_dir, tuner="random", max_trials=3, nodes=(4, 8), dense_layers=(0, 1)))
+        run_search(*tiny_settings(prepared, run_dir, tuner="random", max_trials=3, nodes=(4, 8), dense_layers=(0, 1)))
         return [record.hyperparameters for record in iter_trials(Run(run_dir))]
 
     assert sequence(tmp_path / "a") == sequence(tmp_path / "b")
@@ -169,7 +169,7 @@ def test_tensorboard_has_scalars_and_hparams_for_every_trial(prepared, tmp_path)
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import metadata as hparams_metadata
 
-    run_search(tiny_settings(prepared, tmp_path / "run", epochs=2))
+    run_search(*tiny_settings(prepared, tmp_path / "run", epochs=2))
     for record in iter_trials(Run(tmp_path / "run")):
         execution = tmp_path / "run" / "tensorboard" / record.trial_id / "execution0"
         train = EventAccumulator(str(execution / "train")).Reload()
@@ -231,12 +231,12 @@ def test_the_resume_line_names_an_interrupted_first_trial(prepared, tmp_path, ca
     import logging
 
     run = Run(tmp_path / "run")
-    run_search(tiny_settings(prepared, run.root, conv_layers=(1,)))
+    run_search(*tiny_settings(prepared, run.root, conv_layers=(1,)))
     # As a kill -9 inside the first trial leaves it: RUNNING in its file and ongoing in the oracle's.
     state = json.loads(run.trial_state("0").read_text())
     run.trial_state("0").write_text(json.dumps({**state, "status": "RUNNING"}))
     oracle = json.loads(run.oracle_state.read_text())
     run.oracle_state.write_text(json.dumps({**oracle, "ongoing_trials": {"tuner0": "0"}, "end_order": []}))
     caplog.set_level(logging.INFO, logger="tuner")  # search.py --quiet in another test may have raised it
-    assert run_search(tiny_settings(prepared, run.root, conv_layers=(1,))).completed == 1
+    assert run_search(*tiny_settings(prepared, run.root, conv_layers=(1,))).completed == 1
     assert "0 trial(s) finished; interrupted trial(s) 0 will run again from the start." in caplog.text

@@ -7,9 +7,9 @@ import pytest
 
 import predict as predict_script
 import report as report_script
+from tests.helpers import search_args
 from tests.tiny_data import write_tiny_prepared
 from tuner.cache import load_prepared
-from tuner.config import SearchSettings
 from tuner.execution import run_search
 from tuner.pruning import MedianPruner, finished_curves, median_verdict
 from tuner.rundir import Run
@@ -67,10 +67,10 @@ def test_the_median_is_over_completed_trials_only(tmp_path):
 def test_a_real_search_prunes_the_hopeless_trial_and_keeps_its_curve(tmp_path):
     # Learning rate 1e-6 learns nothing in a few epochs; 0.01 separates the two brightness classes fast.
     prepared = write_tiny_prepared(tmp_path / "prepared", per_class=(100, 20, 20))
-    settings = SearchSettings(data=str(prepared), run_dir=str(tmp_path / "run"), epochs=5, conv_layers=(1,), nodes=(8,),
-                              dense_layers=(0,), learning_rates=(0.01, 1e-6), patience=0, prune_warmup_trials=1,
-                              prune_warmup_epochs=1, quiet=True, workers="0")
-    summary = run_search(settings)
+    settings = search_args(data=str(prepared), run_dir=str(tmp_path / "run"), epochs=5, conv_layers=(1,), nodes=(8,),
+                           dense_layers=(0,), learning_rates=(0.01, 1e-6), patience=0, prune_warmup_trials=1,
+                           prune_warmup_epochs=1, quiet=True, workers="0")
+    summary = run_search(*settings)
     assert (summary.completed, summary.pruned) == (2, 1)
     records = {record.hyperparameters["learning_rate"]: record for record in iter_trials(Run(tmp_path / "run"))}
     good, hopeless = records[0.01], records[1e-6]
@@ -80,15 +80,15 @@ def test_a_real_search_prunes_the_hopeless_trial_and_keeps_its_curve(tmp_path):
     assert (tmp_path / "run" / "trials" / f"trial_{hopeless.trial_id}" / "checkpoint.weights.h5").is_file()
     assert any((tmp_path / "run" / "tensorboard" / hopeless.trial_id / "pruned").iterdir())
     # Resumed, nothing runs again and the decision stands.
-    again = run_search(settings)
+    again = run_search(*settings)
     assert (again.completed, again.pruned) == (2, 1)
 
 
 def test_report_and_predict_work_on_a_pruned_run(tmp_path, capsys):
     prepared = write_tiny_prepared(tmp_path / "prepared", per_class=(100, 20, 20))
-    run_search(SearchSettings(data=str(prepared), run_dir=str(tmp_path / "run"), epochs=4, conv_layers=(1,), nodes=(8,),
-                              dense_layers=(0,), learning_rates=(0.01, 1e-6), patience=0, prune_warmup_trials=1,
-                              prune_warmup_epochs=1, quiet=True, workers="0"))
+    run_search(*search_args(data=str(prepared), run_dir=str(tmp_path / "run"), epochs=4, conv_layers=(1,), nodes=(8,),
+                            dense_layers=(0,), learning_rates=(0.01, 1e-6), patience=0, prune_warmup_trials=1,
+                            prune_warmup_epochs=1, quiet=True, workers="0"))
     assert report_script.main(["--run-dir", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
     assert "1 completed, 1 pruned" in out and "winner: trial" in out
@@ -100,9 +100,9 @@ def test_report_and_predict_work_on_a_pruned_run(tmp_path, capsys):
 
 def test_prune_none_runs_every_epoch_of_every_trial(tmp_path):
     prepared = write_tiny_prepared(tmp_path / "prepared", per_class=(100, 20, 20))
-    run_search(SearchSettings(data=str(prepared), run_dir=str(tmp_path / "run"), epochs=3, conv_layers=(1,),
-                              nodes=(8,), dense_layers=(0,), learning_rates=(0.01, 1e-6), patience=0, prune="none",
-                              prune_warmup_trials=1, prune_warmup_epochs=0, quiet=True, workers="0"))
+    run_search(*search_args(data=str(prepared), run_dir=str(tmp_path / "run"), epochs=3, conv_layers=(1,),
+                            nodes=(8,), dense_layers=(0,), learning_rates=(0.01, 1e-6), patience=0, prune="none",
+                            prune_warmup_trials=1, prune_warmup_epochs=0, quiet=True, workers="0"))
     records = list(iter_trials(Run(tmp_path / "run")))
     assert [record.status for record in records] == [COMPLETED, COMPLETED]
     assert [len(record.history) for record in records] == [3, 3]

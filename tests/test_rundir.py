@@ -1,12 +1,13 @@
 """tuner.rundir: one Run names every artifact; settings.json is a typed record, refused when damaged."""
 
+import dataclasses
 import json
 import os
 import time
 
 import pytest
 
-from tuner.config import SearchSettings
+from tuner.config import COMPARED_ON_RESUME, ExecutionOptions, SearchSettings
 from tuner.errors import TunerUsageError
 from tuner.rundir import DatasetRecord, Run, RunLock, RunRecord, latest_run, open_run
 
@@ -44,13 +45,12 @@ def test_no_settings_json_is_no_record(tmp_path):
     assert Run(tmp_path).read_record() is None
 
 
-def test_fields_of_a_newer_version_are_ignored(tmp_path):
+def test_only_what_defines_the_run_is_saved(tmp_path):
     run = Run(tmp_path)
     run.write_record(record())
-    data = json.loads(run.settings.read_text())
-    data["search"]["a_future_flag"] = True
-    run.settings.write_text(json.dumps(data))
-    assert run.read_record() == record()
+    saved = json.loads(run.settings.read_text())["search"]
+    assert set(saved) == {item.name for item in dataclasses.fields(SearchSettings)}
+    assert not set(saved) & {item.name for item in dataclasses.fields(ExecutionOptions)}
 
 
 @pytest.mark.parametrize("damage, why", [
@@ -61,6 +61,8 @@ def test_fields_of_a_newer_version_are_ignored(tmp_path):
     (lambda data: data["search"].update(epochs=0) or data, "--epochs must be a whole number"),
     (lambda data: data["dataset"].pop("identity") and data, "missing field(s) identity"),
     (lambda data: data["dataset"].update(input_shape=[28, "28", 1]) or data, "input_shape must be int, got str"),
+    (lambda data: data["search"].update(a_future_flag=True) or data, "unknown field(s) a_future_flag"),
+    (lambda data: data["dataset"].update(colour="rgb") or data, "unknown field(s) colour"),
 ])
 def test_a_damaged_record_is_refused_naming_the_file(tmp_path, damage, why):
     run = Run(tmp_path)
@@ -73,7 +75,8 @@ def test_a_damaged_record_is_refused_naming_the_file(tmp_path, damage, why):
 
 
 def test_the_difference_names_the_first_changed_flag_and_a_changed_dataset():
-    assert record().difference(record(max_trials=3, quiet=True, workers="2", prune="median")) is None  # not run-defining
+    assert record().difference(record(max_trials=3, prune="median")) is None  # --max-trials may grow; prune unchanged
+    assert record().difference(record(prune="none")) == "was made with --prune median, not none"
     assert record().difference(record(nodes=(4, 8))) == "was made with --nodes 32 64 128, not 4 8"
     assert record().difference(record(dropouts=(0.5,))) == "was made with --dropouts (none), not 0.5"
     other = RunRecord(SearchSettings(), DatasetRecord(**{**DATASET.__dict__, "identity": "fedcba9876543210"}))
@@ -117,11 +120,18 @@ def test_latest_run_and_open_run(tmp_path):
         open_run(tmp_path / "plain")
 
 
-def test_an_older_runs_execution_settings_of_another_type_fall_back_to_defaults(tmp_path):
+def test_an_older_runs_execution_options_are_dropped_and_it_still_resumes(tmp_path):
     run = Run(tmp_path)
     run.write_record(record())
     data = json.loads(run.settings.read_text())
-    data["search"]["workers"] = 0  # a number before --workers auto existed
-    del data["search"]["trials_per_process"]
+    # As older versions saved them, one of them a number from before --workers auto existed.
+    data["search"].update(data="data/prepared", run_dir=None, overwrite=False, workers=0, role=None, oracle=None,
+                          connect_timeout=30, quiet=True, debug=False)
+    del data["search"]["augment"]  # a setting added since: its default is what the older version did
     run.settings.write_text(json.dumps(data))
     assert run.read_record() == record()
+
+
+def test_every_search_setting_but_max_trials_is_compared_on_resume():
+    names = [item.name for item in dataclasses.fields(SearchSettings)]
+    assert COMPARED_ON_RESUME == tuple(name for name in names if name != "max_trials")

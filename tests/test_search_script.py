@@ -32,13 +32,18 @@ def prepared(tmp_path_factory):
     (["--role", "worker"], "--role and --oracle go together"),
     (["--role", "worker", "--oracle", "127.0.0.1:8000", "--workers", "2"], "don't combine it with --role/--oracle"),
     (["--workers", "two"], "--workers must be auto or a number of processes from 0 to 1024, got 'two'"),
+    # "00" once passed isdigit() and stopped the launcher with a ZeroDivisionError traceback.
+    (["--workers", "00"], "--workers must be auto or a number of processes from 0 to 1024, got '00'"),
+    (["--workers", "+1"], "--workers must be auto or a number of processes from 0 to 1024, got '+1'"),
+    (["--workers", " 1"], "--workers must be auto or a number of processes from 0 to 1024, got ' 1'"),
+    (["--workers", "1.0"], "--workers must be auto or a number of processes from 0 to 1024, got '1.0'"),
     (["--prune", "percentile"], "argument --prune: invalid choice: 'percentile'"),
     (["--prune-warmup-trials", "0"], "--prune-warmup-trials must be at least 1"),
 ])
 def test_bad_flags_exit_2_with_one_line(argv, message, capsys):
     assert search_script.main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1 and "Traceback" not in err
 
 
 def test_bad_paths_exit_2_with_one_line(prepared, tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""The shared shell of every script: bad input becomes one `error:` line and exit 2."""
+"""The shared shell of every script: bad input becomes one `error:` line and exit 2, a failure one `error:` line and exit 1."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ def run_cli(body: Callable[[list[str]], int], argv: list[str] | None = None) -> 
         argv: the arguments (default: sys.argv[1:]).
 
     Returns:
-        0 on success, 2 on bad input (TunerUsageError), 1 when the work failed (SearchFailedError),
-        130 on Ctrl-C, or what `body` returned.
+        0 on success, 2 on bad input (TunerUsageError), 1 when the work failed (SearchFailedError) or
+        an unexpected exception reached here, 130 on Ctrl-C, or what `body` returned.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in argv
@@ -52,6 +52,13 @@ def run_cli(body: Callable[[list[str]], int], argv: list[str] | None = None) -> 
         # The reader of stdout went away (e.g. `| head`): stop quietly, as command-line tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as error:
+        # A bug or a failure nobody foresaw: still one line, naming the exception's type so it can be
+        # reported; the traceback is for --debug, as the README promises.
+        if debug:
+            traceback.print_exc()
+        print(f"error: {for_terminal(f'{type(error).__name__}: {error}')}", file=sys.stderr)
+        return 1
 
 
 class _EscapingFormatter(logging.Formatter):

@@ -14,7 +14,7 @@ from typing import Any
 import keras
 
 from tuner.cache import PreparedDataset
-from tuner.config import SearchSettings
+from tuner.config import ExecutionOptions, SearchSettings
 from tuner.data import ensure_prepared
 from tuner.distributed import OracleServer, join_as_worker, keep_ongoing_after_restart, kerastuner_role, wait_for_chief
 from tuner.errors import SearchFailedError, TunerUsageError
@@ -29,7 +29,7 @@ from tuner.trials import FAILED, PRUNED, RANKED, failure_reason, iter_trials
 
 log = logging.getLogger(__name__)
 
-# The ways this process can take part in a search; execution_role() picks one from the settings.
+# The ways this process can take part in a search; execution_role() picks one from the options.
 ALONE, CHIEF, WORKER, LAUNCHER = "alone", "chief", "worker", "launcher"
 
 
@@ -49,18 +49,19 @@ class SearchSummary:
     retired: bool = False
 
 
-def execution_role(settings: SearchSettings) -> str:
+def execution_role(options: ExecutionOptions) -> str:
     """CHIEF or WORKER for --role; ALONE for --workers 0; else LAUNCHER (a chief here, workers as processes)."""
-    if settings.role:
-        return settings.role
-    return ALONE if settings.workers == "0" else LAUNCHER
+    if options.role:
+        return options.role
+    return ALONE if options.workers == "0" else LAUNCHER
 
 
-def run_search(settings: SearchSettings) -> SearchSummary:
-    """Run (or resume) a search as the settings say and return what it found.
+def run_search(settings: SearchSettings, options: ExecutionOptions) -> SearchSummary:
+    """Run (or resume) a search as the settings say, executed as the options say, and return what it found.
 
     Args:
-        settings: validated search settings.
+        settings: what the run is (space, tuner, training); saved in settings.json.
+        options: how this process takes part (data, run directory, workers, role); never saved.
 
     Returns:
         A summary: counts of completed, pruned and failed trials and the best one. For a
@@ -71,36 +72,37 @@ def run_search(settings: SearchSettings) -> SearchSummary:
         SearchFailedError: every trial failed, or a process of a distributed search did.
     """
     started = time.monotonic()
-    run = Run(settings.resolved_run_dir())
+    run = Run(options.resolved_run_dir(settings))
     _check_run_dir(run.root)
     # Prepared once here, before any worker starts, so they don't all prepare the sample at once.
-    dataset = ensure_prepared(settings.data)
-    record = RunRecord(settings, DatasetRecord.of(dataset, settings.data))
-    resumed = run.oracle_state.exists() and not settings.overwrite
-    role = execution_role(settings)
+    dataset = ensure_prepared(options.data)
+    record = RunRecord(settings, DatasetRecord.of(dataset, options.data))
+    resumed = run.oracle_state.exists() and not options.overwrite
+    role = execution_role(options)
     retired = False
     if role == WORKER:
-        retired = _work_for_chief(settings, run, dataset, record)
+        retired = _work_for_chief(settings, options, run, dataset, record)
     else:
         with RunLock(run):
-            if settings.overwrite:
+            if options.overwrite:
                 run.clear()
             _refuse_another_search(run, record)
             if resumed:
                 # Only the leader checks: a worker may read the chief's state between two of its writes.
                 refuse_damaged_state(run)
             run.write_record(record)
-            _lead(settings, run, dataset, resumed, role)
+            _lead(settings, options, run, dataset, resumed, role)
     # Whether the search as a whole failed is for the process that leads it to say: a worker that
     # retires while every trial so far has failed must not end the search with an error.
     return _summarise(run, resumed, space_size(settings) if settings.tuner == "grid" else None,
                       time.monotonic() - started, retired, judge=role != WORKER)
 
 
-def _lead(settings: SearchSettings, run: Run, dataset: PreparedDataset, resumed: bool, role: str) -> None:
+def _lead(settings: SearchSettings, options: ExecutionOptions, run: Run, dataset: PreparedDataset, resumed: bool,
+          role: str) -> None:
     """Own the oracle: run the trials here (ALONE), or serve them to workers (CHIEF, LAUNCHER)."""
     configure_keras_tuner()
-    address = settings.oracle or (f"127.0.0.1:{_free_port()}" if role == LAUNCHER else "")
+    address = options.oracle or (f"127.0.0.1:{_free_port()}" if role == LAUNCHER else "")
     with kerastuner_role(None if role == ALONE else CHIEF, address) as tuner_id:
         # Read before the tuner reloads the oracle, which queues every ongoing trial to run again.
         state = read_json(run.oracle_state)
@@ -128,22 +130,23 @@ def _lead(settings: SearchSettings, run: Run, dataset: PreparedDataset, resumed:
         tuner.save()
         with OracleServer(tuner.oracle, address) as server:
             if role == LAUNCHER:
-                run_local_workers(settings, address, server)
+                run_local_workers(settings, options, address, server)
             else:
                 server.serve_until_finished()
 
 
-def _work_for_chief(settings: SearchSettings, run: Run, dataset: PreparedDataset, record: RunRecord) -> bool:
+def _work_for_chief(settings: SearchSettings, options: ExecutionOptions, run: Run, dataset: PreparedDataset,
+                    record: RunRecord) -> bool:
     """Run trials handed out by a chief, writing into the shared run directory; True if it retired."""
     follow_launcher()
-    with kerastuner_role(WORKER, settings.oracle or "") as tuner_id:
-        wait_for_chief(settings.oracle or "", settings.connect_timeout)
+    with kerastuner_role(WORKER, options.oracle or "") as tuner_id:
+        wait_for_chief(options.oracle or "", options.connect_timeout)
         # The chief wrote settings.json before it started serving; a worker with other flags is refused.
         _refuse_another_search(run, record)
         configure_keras_tuner()
         tuner, _ = _tuner_with_progress(settings, run, dataset)
-        retired = join_as_worker(tuner, settings.trials_per_process)
-        log.info("Worker %s joined the search at %s.", tuner_id, settings.oracle)
+        retired = join_as_worker(tuner, options.trials_per_process)
+        log.info("Worker %s joined the search at %s.", tuner_id, options.oracle)
         run_trials(tuner, settings, run, dataset)
         return retired()
 

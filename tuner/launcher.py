@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tuner.config import SearchSettings, settings_to_argv
+from tuner.config import ExecutionOptions, SearchSettings, settings_to_argv
 from tuner.errors import SearchFailedError
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ class _Worker:
                 self.process.wait()
 
 
-def run_local_workers(settings: SearchSettings, address: str, server: OracleServer) -> None:
+def run_local_workers(settings: SearchSettings, options: ExecutionOptions, address: str, server: OracleServer) -> None:
     """Start `--workers` worker processes for the chief served at `address`, until `server.finished()`.
 
     Their output is relayed as one stream, each line prefixed with the worker's name. A
@@ -130,14 +130,15 @@ def run_local_workers(settings: SearchSettings, address: str, server: OracleServ
 
     Args:
         settings: the search settings; the workers get the same flags.
+        options: this process's execution options; the workers get them as workers of this chief.
         address: HOST:PORT of the chief's oracle, in this process.
         server: the server of that oracle (polled here for leases).
     """
     import psutil
 
     gpus, cores = visible_gpus(), available_cores()
-    count = worker_count(settings.workers, gpus, cores, psutil.virtual_memory().available)
-    common = settings_to_argv(settings, skip=("workers", "role", "oracle", "overwrite"))
+    count = worker_count(options.workers, gpus, cores, psutil.virtual_memory().available)
+    argv = settings_to_argv(settings, options.for_worker(address))
     # Each CPU worker gets its share of the cores, so N workers don't oversubscribe the machine,
     # unless the user chose a thread count already.
     threads = os.environ.get("TF_NUM_INTRAOP_THREADS") or str(max(1, cores // count))
@@ -150,7 +151,7 @@ def run_local_workers(settings: SearchSettings, address: str, server: OracleServ
             env = {**base_env, "KERASTUNER_TUNER_ID": f"worker{index}"}
             if gpus:
                 env["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
-            workers.append(_Worker(f"worker{index}", common + ["--role", "worker", "--oracle", address], env))
+            workers.append(_Worker(f"worker{index}", argv, env))
         while not server.finished():
             time.sleep(0.5)
             server.poll()

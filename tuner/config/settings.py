@@ -1,14 +1,13 @@
-"""Settings for every step, one frozen dataclass each, with command-line flags derived from the fields."""
+"""The settings of every step, one frozen dataclass each, validated when made; a search's are two: the run and its execution."""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import typing
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from tuner.budget import Budget
 from tuner.errors import TunerUsageError
@@ -29,17 +28,19 @@ AUGMENT_CHOICES = ("off", "on")
 MAX_SEED = 2**32 - 1
 MAX_EPOCHS = 1000
 MAX_BATCH_SIZE = 65536
-# Settings that define what a run's trials mean; resuming with any of them changed would mix
-# incomparable trials. --max-trials is not among them, so a finished search can be extended.
-RUN_DEFINING_FIELDS = (
-    "tuner", "conv_layers", "nodes", "dense_layers", "learning_rates", "dropouts", "augment",
-    "epochs", "batch_size", "patience", "seed", "prune", "prune_warmup_trials", "prune_warmup_epochs",
-)
+MAX_WORKERS = 1024
+# `--workers` as written by a person: auto, or a whole number without sign, spaces or leading zeros.
+_WORKERS_PATTERN = re.compile(r"auto|0|[1-9][0-9]*", re.ASCII)
 
 
-def _opt(default: Any, help: str, **extra: Any) -> Any:
-    """A dataclass field whose help text (and argparse extras such as choices) become its flag."""
-    return field(default=default, metadata={"help": help, **extra})
+def _opt(default: Any, help: str, *, may_change: bool = False, positional: bool = False, **argparse_extras: Any) -> Any:
+    """A dataclass field whose help text and argparse extras (choices, metavar) become its flag.
+
+    `may_change` marks a SearchSettings field that a resumed run may give another value
+    (--max-trials extends a finished search); every other one defines the run.
+    """
+    return field(default=default, metadata={"help": help, "may_change": may_change, "positional": positional,
+                                            "argparse": argparse_extras})
 
 
 @dataclass(frozen=True)
@@ -66,10 +67,8 @@ class PrepSettings:
             )
         if self.color not in COLOR_MODES:
             raise TunerUsageError(f"--color must be one of {', '.join(COLOR_MODES)}, got {self.color!r}.")
-        for name in ("val_fraction", "test_fraction"):
-            value = getattr(self, name)
+        for flag, value in (("--val-fraction", self.val_fraction), ("--test-fraction", self.test_fraction)):
             if not 0.0 < value < 1.0:
-                flag = flag_of(name)
                 raise TunerUsageError(f"{flag} must be between 0 and 1 (exclusive), got {value}; the default is 0.15.")
         if self.val_fraction + self.test_fraction >= 1.0:
             raise TunerUsageError(
@@ -83,12 +82,10 @@ class PrepSettings:
 
 @dataclass(frozen=True)
 class SearchSettings:
-    """How `search.py` searches the space of small CNNs on a prepared dataset."""
+    """What a search is: its space, tuner, training and pruning. Saved in settings.json and compared on resume."""
 
-    data: str = _opt(DEFAULT_PREPARED_DIR, "prepared dataset folder (prepared from the built-in sample if missing)")
-    run_dir: str | None = _opt(None, "where trials, histories and TensorBoard logs go (omitted: runs/<tuner>)")
     tuner: str = _opt("grid", "search algorithm; grid is the tutorial's 27 configurations", choices=TUNER_NAMES)
-    max_trials: int | None = _opt(None, "stop after this many trials (omitted: the whole grid, or 10 for random/bayesian)")
+    max_trials: int | None = _opt(None, "stop after this many trials (omitted: the whole grid, or 10 for random/bayesian)", may_change=True)
     epochs: int = _opt(10, "epochs per trial, as in the tutorial (the maximum for hyperband)")
     conv_layers: tuple[int, ...] = _opt((1, 2, 3), "numbers of conv+pool blocks to try")
     nodes: tuple[int, ...] = _opt((32, 64, 128), "layer sizes to try (filters of each conv layer, units of each dense layer)")
@@ -100,21 +97,11 @@ class SearchSettings:
     batch_size: int = _opt(32, "training batch size, as in the tutorial")
     patience: int = _opt(3, "stop a trial after this many epochs without a better val_loss (0: never stop early)")
     seed: int = _opt(1337, "seed for Python, NumPy, TensorFlow and the tuner")
-    overwrite: bool = _opt(False, "start the run directory afresh instead of resuming it")
     # Pruning and its warm-ups were picked by measurement (BENCHMARKS.md): one warm-up epoch halves a
     # grid's training time; 5 finished trials (Optuna's default) keep the first medians sound.
     prune: str = _opt("median", "stop a trial whose val_loss is behind the median of the finished trials at the same epoch", choices=PRUNE_RULES)
     prune_warmup_trials: int = _opt(5, "finished trials before any trial is pruned")
     prune_warmup_epochs: int = _opt(1, "epochs of every trial that are never pruned")
-    # One process cannot keep several cores busy with small CNNs; replacing it every 20 trials bounds
-    # the memory TensorFlow keeps of every model (about 7 MB each) at one TensorFlow import's cost.
-    workers: str = _opt("auto", "trial processes on this machine: auto (one per core, or per GPU), a number, or 0 to train in this process")
-    trials_per_process: int = _opt(20, "replace a trial process after this many trials, so memory stays bounded (0: never)")
-    role: str | None = _opt(None, "part in a distributed search started by hand", choices=ROLES)
-    oracle: str | None = _opt(None, "HOST:PORT of the chief's oracle, with --role")
-    connect_timeout: int = _opt(30, "seconds a worker waits for the chief at start-up before giving up")
-    quiet: bool = _opt(False, "print only the summary, not a line per trial")
-    debug: bool = _opt(False, "show full tracebacks")
 
     def __post_init__(self) -> None:
         if self.tuner not in TUNER_NAMES:
@@ -150,19 +137,58 @@ class SearchSettings:
             raise TunerUsageError(f"--prune-warmup-trials must be at least 1 (a median needs a trial), got {self.prune_warmup_trials}.")
         if self.prune_warmup_epochs < 0:
             raise TunerUsageError(f"--prune-warmup-epochs must be 0 or more, got {self.prune_warmup_epochs}.")
-        if self.workers != "auto" and not (self.workers.isdigit() and int(self.workers) <= 1024):
-            raise TunerUsageError(f"--workers must be auto or a number of processes from 0 to 1024, got {self.workers!r}.")
+
+
+# Derived, so a new run-defining setting is compared on resume without anyone having to list it:
+# resuming with any of these changed would mix incomparable trials.
+COMPARED_ON_RESUME = tuple(item.name for item in dataclasses.fields(SearchSettings) if not item.metadata["may_change"])
+
+
+@dataclass(frozen=True)
+class ExecutionOptions:
+    """How this process takes part in a search: data, run directory, processes, role, output. Never saved."""
+
+    data: str = _opt(DEFAULT_PREPARED_DIR, "prepared dataset folder (prepared from the built-in sample if missing)")
+    run_dir: str | None = _opt(None, "where trials, histories and TensorBoard logs go (omitted: runs/<tuner>)")
+    overwrite: bool = _opt(False, "start the run directory afresh instead of resuming it")
+    # One process cannot keep several cores busy with small CNNs; replacing it every 20 trials bounds
+    # the memory TensorFlow keeps of every model (about 7 MB each) at one TensorFlow import's cost.
+    workers: str = _opt("auto", "trial processes on this machine: auto (one per core, or per GPU), a number, or 0 to train in this process")
+    trials_per_process: int = _opt(20, "replace a trial process after this many trials, so memory stays bounded (0: never)")
+    role: str | None = _opt(None, "part in a distributed search started by hand", choices=ROLES)
+    oracle: str | None = _opt(None, "HOST:PORT of the chief's oracle, with --role")
+    connect_timeout: int = _opt(30, "seconds a worker waits for the chief at start-up before giving up")
+    quiet: bool = _opt(False, "print only the summary, not a line per trial")
+    debug: bool = _opt(False, "show full tracebacks")
+
+    def __post_init__(self) -> None:
+        # A pattern, not int(): int() takes "+1", " 1" and "00", and "00" once reached the launcher as 0 workers.
+        if not _WORKERS_PATTERN.fullmatch(self.workers) or (self.workers != "auto" and int(self.workers) > MAX_WORKERS):
+            raise TunerUsageError(
+                f"--workers must be auto or a number of processes from 0 to {MAX_WORKERS}, got {self.workers!r}; "
+                f"write it plainly, e.g. --workers 2."
+            )
         if self.trials_per_process < 0:
             raise TunerUsageError(f"--trials-per-process must be 0 (never replace) or more, got {self.trials_per_process}.")
         _require_positive("--connect-timeout", self.connect_timeout)
+        if self.role is not None and self.role not in ROLES:
+            raise TunerUsageError(f"--role must be one of {', '.join(ROLES)}, got {self.role!r}.")
         if (self.role is None) != (self.oracle is None):
             raise TunerUsageError("--role and --oracle go together: give both (e.g. --role worker --oracle 127.0.0.1:8000) or neither.")
         if self.role is not None and self.workers != "auto":
             raise TunerUsageError("--workers starts its own chief and workers on this machine; don't combine it with --role/--oracle.")
 
-    def resolved_run_dir(self) -> Path:
+    def resolved_run_dir(self, settings: SearchSettings) -> Path:
         """The run directory, defaulting to runs/<tuner> so the same command resumes the same run."""
-        return Path(self.run_dir) if self.run_dir else Path(DEFAULT_RUNS_DIR) / self.tuner
+        return Path(self.run_dir) if self.run_dir else Path(DEFAULT_RUNS_DIR) / settings.tuner
+
+    def for_worker(self, oracle: str) -> ExecutionOptions:
+        """The options of a worker process the launcher starts for the chief at `oracle`.
+
+        It reads the same data and run directory and prints the same way; how many workers to
+        start and whether to clear the run directory were the launcher's to decide, not its own.
+        """
+        return dataclasses.replace(self, role="worker", oracle=oracle, workers="auto", overwrite=False)
 
 
 @dataclass(frozen=True)
@@ -232,9 +258,9 @@ def smallest_side_for(conv_layers: int) -> int:
     return side
 
 
-def flag_of(field_name: str) -> str:
-    """The command-line flag of a Settings field: max_trials -> --max-trials."""
-    return "--" + field_name.replace("_", "-")
+def settings_to_dict(settings: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a Settings instance (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(settings)))
 
 
 def _require_range(flag: str, value: int, low: int, high: int) -> None:
@@ -253,84 +279,3 @@ def _require_values(flag: str, values: tuple[int, ...], low: int, high: int) -> 
     for value in values:
         if not low <= value <= high:
             raise TunerUsageError(f"{flag} values must be between {low} and {high}, got {value}.")
-
-
-SettingsT = TypeVar("SettingsT")
-
-
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser that raises TunerUsageError instead of exiting, so scripts keep one error path."""
-
-    def error(self, message: str) -> typing.NoReturn:
-        raise TunerUsageError(f"{message}; see {self.prog} --help.")
-
-
-def build_parser(settings_class: type, prog: str, description: str) -> argparse.ArgumentParser:
-    """Derive an argparse parser from a Settings dataclass: `max_trials` becomes `--max-trials`.
-
-    Args:
-        settings_class: one of the Settings dataclasses above.
-        prog: the script name shown in usage lines.
-        description: the first line of --help.
-
-    Returns:
-        A parser whose parsed namespace has exactly the dataclass's fields.
-    """
-    parser = _Parser(prog=prog, description=description)
-    hints = typing.get_type_hints(settings_class)
-    for item in dataclasses.fields(settings_class):
-        kind = hints[item.name]
-        meta = dict(item.metadata)
-        help_text = _with_default(meta.pop("help"), item.default)
-        positional = meta.pop("positional", False)
-        names = [item.name] if positional else [flag_of(item.name)]
-        if kind is bool:
-            parser.add_argument(*names, dest=item.name, action="store_true", help=help_text)
-            continue
-        args = typing.get_args(kind)
-        if typing.get_origin(kind) is tuple:
-            # Lists are tuples in Settings so the dataclass stays hashable and frozen.
-            parser.add_argument(*names, **({} if positional else {"dest": item.name}), nargs="*" if positional else "+",
-                                type=args[0], default=item.default, help=help_text,
-                                metavar=None if "choices" in meta else ("N" if not positional else "PATH"), **meta)
-            continue
-        scalar = next((a for a in args if a is not type(None)), kind)
-        kwargs = {} if positional else {"dest": item.name}
-        parser.add_argument(*names, **kwargs, type=scalar, default=item.default, help=help_text, **meta)
-    return parser
-
-
-def _with_default(help_text: str, default: Any) -> str:
-    if default is None or default is False or default == ():
-        return help_text  # the help text says what happens then
-    shown = " ".join(str(part) for part in default) if isinstance(default, tuple) else default
-    return f"{help_text} (default: {shown})"
-
-
-def parse_settings(settings_class: type[SettingsT], argv: list[str] | None, prog: str, description: str) -> SettingsT:
-    """Parse command-line flags into a validated Settings instance (raises TunerUsageError on bad input)."""
-    namespace = build_parser(settings_class, prog, description).parse_args(argv)
-    values = {name: tuple(value) if isinstance(value, list) else value for name, value in vars(namespace).items()}
-    return settings_class(**values)
-
-
-def settings_to_dict(settings: Any) -> dict[str, Any]:
-    """A JSON-ready dict of a Settings instance (tuples become lists)."""
-    return json.loads(json.dumps(dataclasses.asdict(settings)))
-
-
-def settings_to_argv(settings: Any, skip: tuple[str, ...] = ()) -> list[str]:
-    """The flags that parse back into `settings` (minus the fields in `skip`), to start another process."""
-    argv: list[str] = []
-    for item in dataclasses.fields(settings):
-        value = getattr(settings, item.name)
-        if item.name in skip or value is None or value == () or value is False:
-            continue
-        flag = flag_of(item.name)
-        if value is True:
-            argv.append(flag)
-        elif isinstance(value, tuple):
-            argv += [flag, *(str(part) for part in value)]
-        else:
-            argv += [flag, str(value)]
-    return argv
