@@ -1,4 +1,4 @@
-"""Settings for every step, one frozen dataclass each (settings.py), with command-line flags derived from the fields (flags.py)."""
+"""Settings for every step, one frozen dataclass each (settings), with command-line flags derived from the fields (flags)."""
 
 from __future__ import annotations
 

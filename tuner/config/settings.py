@@ -85,7 +85,9 @@ class SearchSettings:
     """What a search is: its space, tuner, training and pruning. Saved in settings.json and compared on resume."""
 
     tuner: str = _opt("grid", "search algorithm; grid is the tutorial's 27 configurations", choices=TUNER_NAMES)
-    max_trials: int | None = _opt(None, "stop after this many trials (omitted: the whole grid, or 10 for random/bayesian)", may_change=True)
+    # The one setting a resume may change: a finished search can be extended with more trials.
+    max_trials: int | None = _opt(None, "stop after this many trials (omitted: the whole grid, or 10 for random/bayesian)",
+                                  may_change=True)
     epochs: int = _opt(10, "epochs per trial, as in the tutorial (the maximum for hyperband)")
     conv_layers: tuple[int, ...] = _opt((1, 2, 3), "numbers of conv+pool blocks to try")
     nodes: tuple[int, ...] = _opt((32, 64, 128), "layer sizes to try (filters of each conv layer, units of each dense layer)")

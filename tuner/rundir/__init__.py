@@ -1,4 +1,4 @@
-"""The run directory: one Run names every file (layout), settings.json is a typed RunRecord (record), one search holds the lock (lock)."""
+"""The run directory: one Run names every file (layout), settings.json is a RunRecord (record), one search locks it (lock)."""
 
 from __future__ import annotations
 
