@@ -204,3 +204,27 @@ def test_a_damaged_embedded_manifest_is_refused_naming_the_file(image_folder, tm
     np.savez(out / "dataset.npz", **arrays)
     with pytest.raises(TunerUsageError, match=f"'{out / 'dataset.npz'}' is not a prepared dataset .*--force"):
         load_prepared(out)
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda manifest, name: manifest["counts"][name].update(train=999), "contradict the arrays: train 999 \\(the arrays hold"),
+    (lambda manifest, name: manifest["counts"][name].update(kept=1), "contradict the arrays: kept 1"),
+    (lambda manifest, name: manifest.update(splits={"train": 5, "val": 1, "test": 1}), "splits .* contradict the arrays' lengths"),
+    (lambda manifest, name: manifest["counts"][name].update(found=-3), "must be whole numbers >= 0"),
+    (lambda manifest, name: manifest["counts"][name].update(found=10**6), "found 1000000 is not loaded \\+ skipped"),
+    (lambda manifest, name: manifest["counts"][name].update(loaded=1, found=1), "exceeds the 1 distinct images loaded"),
+    (lambda manifest, name: manifest["counts"].update(zebra={}), "name classes that are not in class_names"),
+    (lambda manifest, name: manifest.update(counts=[1, 2]), "must map each class name to its counts"),
+])
+def test_manifest_counts_the_arrays_contradict_are_refused_naming_the_file(image_folder, tmp_path, change, problem):
+    out = tmp_path / "prepared"
+    dataset, _ = prepare(image_folder, out)
+    load_prepared(out)  # data_prep.py's own counts agree with its arrays
+    with np.load(out / "dataset.npz") as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    manifest = json.loads(arrays["manifest_json"].tobytes())
+    change(manifest, dataset.class_names[0])
+    arrays["manifest_json"] = np.frombuffer(json.dumps(manifest).encode(), np.uint8)
+    np.savez(out / "dataset.npz", **arrays)
+    with pytest.raises(TunerUsageError, match=f"'{out / 'dataset.npz'}' is not a prepared dataset .*{problem}.*--force"):
+        load_prepared(out)

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from tests.helpers import tiny_run
-from tuner.footprint import Footprint, measure_footprint
+from tuner.footprint import Footprint, footprint_problem, measure_footprint
 from tuner.rundir import Run
 from tuner.trials import COMPLETED, iter_trials
 
@@ -28,10 +28,25 @@ GOOD = {"params": 10, "weight_bytes": 40, "latency_ms": 0.5, "images_per_second"
 
 @pytest.mark.parametrize("damage", [None, [], {"params": 3}, {**GOOD, "params": "3"}, {**GOOD, "params": True},
                                     {**GOOD, "params": 3.5}, {**GOOD, "latency_ms": float("nan")},
-                                    {**GOOD, "latency_ms": -1.0}])
+                                    {**GOOD, "latency_ms": -1.0}, {**GOOD, "threads": 0}, {**GOOD, "batch": 0},
+                                    {**GOOD, "passes": 0}, {**GOOD, "params": 0}, {**GOOD, "params": 2**60},
+                                    {**GOOD, "latency_ms": 0.0}, {**GOOD, "images_per_second": 0},
+                                    {**GOOD, "seconds": float("inf")}, {**GOOD, "latency_ms": 1e400}])
 def test_a_damaged_footprint_reads_as_none(damage):
     assert Footprint.from_json(GOOD) is not None
     assert Footprint.from_json(damage) is None
+
+
+@pytest.mark.parametrize("damage, problem", [
+    ({"threads": 0}, "its footprint's threads 0 is not a whole number from 1 to 2**53"),
+    ({"params": 2**60}, f"its footprint's params {2**60} is not a whole number from 1 to 2**53"),
+    ({"latency_ms": -1.0}, "its footprint's latency_ms -1.0 is not a finite number >= 0"),
+    ({"images_per_second": 0.0}, "its footprint's images_per_second is 0, which no measurement gives"),
+])
+def test_a_footprints_problem_is_named(damage, problem):
+    assert footprint_problem(GOOD) is None
+    assert footprint_problem({**GOOD, **damage}) == problem
+    assert footprint_problem({"params": 3}).startswith("its footprint has no weight_bytes")
 
 
 def test_every_completed_trial_records_the_parameters_of_its_model(tmp_path_factory):

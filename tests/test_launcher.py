@@ -1,5 +1,6 @@
 """tuner.launcher: how many worker processes --workers means, and which GPU each one gets."""
 
+import logging
 import os
 import signal
 import subprocess
@@ -33,7 +34,19 @@ def test_auto_starts_no_more_workers_than_memory_holds_and_always_one():
 
 def test_auto_is_one_worker_per_gpu_and_a_number_is_taken_as_given():
     assert worker_count("auto", ["0", "1", "2"], cores=2, available_memory=PLENTY) == 3
-    assert worker_count("3", [], cores=1, available_memory=0) == 3
+    assert worker_count("3", [], cores=1, available_memory=PLENTY) == 3
+
+
+def test_a_number_above_what_memory_holds_is_capped_with_a_warning(caplog):
+    with caplog.at_level(logging.WARNING, logger="tuner.launcher"):
+        assert worker_count("6", [], cores=16, available_memory=int(2.5 * WORKER_MEMORY_BYTES)) == 2
+        assert worker_count("6", [], cores=16, available_memory=0) == 1
+    first, second = caplog.messages
+    assert first.startswith("--workers 6: starting 2 worker process(es) instead") and "available memory" in first
+    assert "1.5 GB each" in first and second.startswith("--workers 6: starting 1 worker process(es)")
+    caplog.clear()
+    assert worker_count("2", [], cores=16, available_memory=int(2.5 * WORKER_MEMORY_BYTES)) == 2
+    assert not caplog.messages
 
 
 def test_the_users_cuda_visible_devices_are_shared_out(monkeypatch):

@@ -85,3 +85,17 @@ def test_hyperparameters_of_a_row_are_the_non_metric_columns():
     row = {"rank": 1, "trial": "0", "conv_layers": 2, "nodes": 64, "val_loss": 0.3, "val_accuracy": 0.9,
            "best_epoch": 4, "epochs": 6, "seconds": 3.0}
     assert hyperparameters_of(row) == {"conv_layers": 2, "nodes": 64}
+
+
+def test_without_settings_json_the_values_a_trial_could_never_hold_are_still_damage(tmp_path):
+    run = Run(tmp_path)  # no settings.json: no epochs or space to check against, but ids and epoch 0 are wrong anywhere
+    write_trial(run, "0", history=[{"epoch": 0, "val_loss": 0.5}])
+    write_trial(run, "1", values={"conv_layers": 9})  # no space known: any value is taken
+    write_trial(run, "2")
+    edit = json.loads(run.trial_state("2").read_text())
+    run.trial_state("2").write_text(json.dumps({**edit, "trial_id": "7"}))
+    records, damaged = scan_trials(run)
+    assert [record.trial_id for record in records] == ["0", "1"] and records[0].history == []
+    assert [(item.path, item.problem) for item in damaged] == [
+        (run.history("0"), "epoch 0 is below 1"),
+        (run.trial_state("2"), "its trial_id '7' is not its folder's (trial_2)")]

@@ -102,13 +102,51 @@ def _complete_manifest(arrays: dict[str, np.ndarray],
         checked[f"x_{split}"], checked[f"y_{split}"] = x, y.astype(np.int32, copy=False)
     per_class = {split: np.bincount(checked[f"y_{split}"], minlength=len(names)) for split in SPLITS}
     derived = {name: {split: int(per_class[split][label]) for split in SPLITS} for label, name in enumerate(names)}
-    counts = {name: {**derived[name], "kept": sum(derived[name].values()), **manifest.get("counts", {}).get(name, {})}
-              for name in names}
+    for name in names:
+        derived[name]["kept"] = sum(derived[name].values())
+    given = manifest.get("counts", {})
+    _check_counts(given, derived, names)
+    splits = {split: len(checked[f"y_{split}"]) for split in SPLITS}
+    if "splits" in manifest and manifest["splits"] != splits:
+        raise ValueError(f"manifest splits {manifest['splits']!r} contradict the arrays' lengths {splits}")
+    counts = {name: {**derived[name], **given.get(name, {})} for name in names}
     # No timestamp: the same input and settings give the same manifest, byte for byte, so whatever hashes it
     # (search.py's dataset identity) sees no change when an unchanged folder is prepared again.
     return checked, {**manifest, "format": FORMAT_TAG, "version": FORMAT_VERSION, "class_names": names, "img_size": size,
                      "channels": channels, "counts": counts,
-                     "splits": {split: len(checked[f"y_{split}"]) for split in SPLITS}}
+                     "splits": splits}
+
+
+def _check_counts(given: Any, derived: dict[str, dict[str, int]], names: list[str]) -> None:
+    """Refuse manifest counts per class that the arrays contradict, or that are not counts (ValueError).
+
+    The split and kept counts must be the arrays' own; data_prep.py's other counts (found, loaded,
+    duplicates, mislabelled, skipped per reason) are whole numbers >= 0 that add up: every file
+    found was loaded or skipped, and no class keeps more images than it loaded once, in it alone.
+    """
+    if not isinstance(given, dict) or not all(isinstance(entry, dict) for entry in given.values()):
+        raise ValueError("manifest counts must map each class name to its counts")
+    if set(given) - set(names):
+        raise ValueError(f"manifest counts name classes that are not in class_names: {sorted(set(given) - set(names))}")
+    for name, entry in given.items():
+        numbers = {key: value for key, value in entry.items() if key != "skipped"}
+        skipped = entry.get("skipped", {})
+        if not isinstance(skipped, dict) or not all(_is_count(value) for value in [*numbers.values(), *skipped.values()]):
+            raise ValueError(f"manifest counts of class {name!r} must be whole numbers >= 0")
+        wrong = [key for key, value in derived[name].items() if key in entry and entry[key] != value]
+        if wrong:
+            shown = ", ".join(f"{key} {entry[key]} (the arrays hold {derived[name][key]})" for key in wrong)
+            raise ValueError(f"manifest counts of class {name!r} contradict the arrays: {shown}")
+        if "found" in entry and "loaded" in entry and entry["found"] != entry["loaded"] + sum(skipped.values()):
+            raise ValueError(f"manifest counts of class {name!r}: found {entry['found']} is not loaded + skipped")
+        unique = entry.get("loaded", derived[name]["kept"]) - entry.get("duplicates", 0) - entry.get("mislabelled", 0)
+        if unique < derived[name]["kept"]:
+            raise ValueError(f"manifest counts of class {name!r}: kept {derived[name]['kept']} exceeds the "
+                             f"{unique} distinct images loaded")
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _write_manifest_file(folder: Path, manifest: dict[str, Any]) -> None:

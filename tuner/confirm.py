@@ -26,6 +26,7 @@ from tuner.config import SearchSettings
 from tuner.errors import TunerUsageError
 from tuner.files import atomic_write_json, read_json
 from tuner.rundir import Run, RunRecord, load_run_dataset
+from tuner.state_checks import RunLimits, curve_problem, metric_problem
 from tuner.stats import mean_and_std
 from tuner.trials import CONFIRM_COLUMNS, best_epoch, hyperparameters_of, is_finite_number
 
@@ -123,8 +124,10 @@ def _confirmation(run: Run, record: RunRecord, row: dict[str, Any], indexes: Ite
     return Confirmation(row["trial"], losses, epochs)
 
 
-def read_confirm_run(run: Run, row: dict[str, Any], index: int) -> dict[str, Any] | None:
+def read_confirm_run(run: Run, row: dict[str, Any], index: int, record: RunRecord | None = None) -> dict[str, Any] | None:
     """The saved confirm run's best epoch row ({} when it diverged), or None if it has not run yet.
+
+    Its epochs are checked against the run's (settings.json: `record`, read from the run when not given).
 
     Raises:
         TunerUsageError: the file exists but is not a finished confirm run of this configuration.
@@ -134,11 +137,16 @@ def read_confirm_run(run: Run, row: dict[str, Any], index: int) -> dict[str, Any
         return None
     data = read_json(path)
     epochs = data.get("epochs") if isinstance(data, dict) else None
+    record = record if record is not None else run.read_record()
     problem = None
     if not isinstance(epochs, list) or not all(_is_epoch_row(item) for item in epochs):
         problem = "it is not a confirm run's record (an object with a list of epochs)"
     elif data.get("hyperparameters") != _values(row):
         problem = f"it holds another configuration than trial {row['trial']}'s"
+    elif data.get("trial") != row["trial"] or data.get("index") != index:
+        problem = f"it names trial {data.get('trial')!r} seed {data.get('index')!r}, not trial {row['trial']} seed {index}"
+    else:
+        problem = curve_problem(epochs, RunLimits.of(record)) or metric_problem("seconds", data.get("seconds"))
     if problem:
         raise TunerUsageError(f"'{path}' is damaged: {problem}; delete it and run report.py again to retrain it.")
     return best_epoch(epochs) or {}

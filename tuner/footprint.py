@@ -55,20 +55,41 @@ class Footprint:
 
     @classmethod
     def from_json(cls, data: Any) -> Footprint | None:
-        """A footprint read back from a run, or None if `data` is not one (missing, or damaged)."""
-        if not isinstance(data, dict):
+        """A footprint read back from a run, or None if `data` is not one (missing, or damaged: see footprint_problem)."""
+        if footprint_problem(data) is not None:
             return None
-        try:
-            values = {name: data[name] for name in cls.__dataclass_fields__}
-        except KeyError:
-            return None
-        for value in values.values():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
-                return None
-        whole = ("params", "weight_bytes", "threads", "batch", "passes")
-        if any(not isinstance(values[name], int) for name in whole):
-            return None
-        return cls(**values)
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+
+
+# Counts (parameters, bytes, threads, batch, passes) become float64 in the report's tables and plots, whose
+# integers are exact only up to 2**53; no model or machine this tool measures comes near it.
+MAX_COUNT = 2**53
+# A measured count that cannot be 0: a model has weights, a measurement a thread, a batch and a pass.
+POSITIVE = ("params", "weight_bytes", "threads", "batch", "passes")
+
+
+def footprint_problem(data: Any) -> str | None:
+    """What is wrong with a footprint read back from a run (RUN/history/trial_<id>.json's "footprint"), or None.
+
+    Every figure is a finite number >= 0; the counts are whole numbers of at least 1 and at most MAX_COUNT;
+    a latency and a throughput of 0 are no measurement.
+    """
+    if not isinstance(data, dict):
+        return "its footprint is not an object"
+    missing = [name for name in Footprint.__dataclass_fields__ if name not in data]
+    if missing:
+        return f"its footprint has no {', '.join(missing)}"
+    for name in Footprint.__dataclass_fields__:
+        value = data[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
+            return f"its footprint's {name} {value!r} is not a finite number >= 0"
+    for name in POSITIVE:
+        if not isinstance(data[name], int) or not 1 <= data[name] <= MAX_COUNT:
+            return f"its footprint's {name} {data[name]!r} is not a whole number from 1 to 2**53"
+    for name in ("latency_ms", "images_per_second"):
+        if data[name] == 0:
+            return f"its footprint's {name} is 0, which no measurement gives"
+    return None
 
 
 def weight_bytes(model: Any) -> int:

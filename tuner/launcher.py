@@ -57,6 +57,9 @@ def worker_count(requested: str, gpus: list[str], cores: int, available_memory: 
     `auto` is one per GPU when there are GPUs; otherwise one single-threaded process per
     core, as far as memory allows: small CNNs cannot keep several cores busy from one
     process, and two such processes on 2 cores finish a grid 1.44x sooner than one.
+    An explicit number is taken as given, but never above what the available memory holds at
+    WORKER_MEMORY_BYTES each (six workers once took 5.3 GB for a one-trial grid): more is capped,
+    with a warning saying how many run and why.
 
     Args:
         requested: the flag's value: "auto" or a number.
@@ -64,11 +67,18 @@ def worker_count(requested: str, gpus: list[str], cores: int, available_memory: 
         cores: the cores this process may use.
         available_memory: bytes of memory available now.
     """
+    fits = max(1, int(available_memory // WORKER_MEMORY_BYTES))
     if requested != "auto":
-        return int(requested)
+        count = int(requested)
+        if count > fits:
+            log.warning("--workers %d: starting %d worker process(es) instead, as many as the %.1f GB of available "
+                        "memory holds at %.1f GB each; free memory to run more.", count, fits,
+                        available_memory / 2**30, WORKER_MEMORY_BYTES / 2**30)
+            return fits
+        return count
     if gpus:
         return len(gpus)
-    return max(1, min(cores, int(available_memory // WORKER_MEMORY_BYTES)))
+    return min(cores, fits)
 
 
 def follow_launcher() -> None:

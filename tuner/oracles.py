@@ -13,7 +13,8 @@ from keras_tuner.src import utils as kt_utils
 from tuner.files import atomic_write_text
 from tuner.errors import TunerUsageError
 from tuner.files import read_json
-from tuner.rundir import Run
+from tuner.rundir import Run, RunRecord
+from tuner.state_checks import RunLimits, space_difference
 from tuner.trials import FINISHED, IDLE, RUNNING, STOPPED, DamagedFile, scan_trials
 
 log = logging.getLogger(__name__)
@@ -128,13 +129,15 @@ ORACLE_STATE_TYPES: dict[str, type] = {
 }
 
 
-def damaged_state(run: Run) -> list[DamagedFile]:
+def damaged_state(run: Run, record: RunRecord | None = None) -> list[DamagedFile]:
     """The run's KerasTuner state files (oracle.json, the tuners' and trials' files) and curves that cannot be resumed from.
 
     KerasTuner would stop on them with a traceback, or worse, reload a trial list that no longer
-    matches the trials on disk; every file is written atomically, so damage is never a crash's.
+    matches the trials on disk, or a space that is no longer the run's (settings.json, read from
+    the run when `record` is not given); every file is written atomically, so damage is never a crash's.
     """
-    trials, damaged = scan_trials(run)
+    record = record if record is not None else run.read_record()
+    trials, damaged = scan_trials(run, record)
     # The tuners' own files (tuner0.json, chief.json, ...): KerasTuner reloads them as JSON objects.
     damaged += [DamagedFile(path, "not a JSON object") for path in sorted(run.project.glob("*.json"))
                 if path != run.oracle_state and not isinstance(read_json(path), dict)]
@@ -147,7 +150,11 @@ def damaged_state(run: Run) -> list[DamagedFile]:
     if wrong:
         damaged.insert(0, DamagedFile(run.oracle_state, f"missing or mistyped: {', '.join(wrong)}"))
         return damaged
-    known = {record.trial_id for record in trials}
+    space = space_difference(state["hyperparameters"], RunLimits.of(record))
+    if space:
+        damaged.insert(0, DamagedFile(run.oracle_state, space))
+        return damaged
+    known = {trial.trial_id for trial in trials}
     referenced = [*state["ongoing_trials"].values(), *state["start_order"], *state["end_order"]]
     unknown = sorted({str(trial_id) for trial_id in referenced} - known)
     if unknown and not damaged:

@@ -25,6 +25,7 @@ from tuner.rundir import Run, RunRecord, open_run
 from tuner.stats import compare_seeds
 from tuner.trials import (CONFIRM_COLUMNS, FAILED, FOOTPRINT_COLUMNS, METRIC_COLUMNS, RANKED, RUNNING, DamagedFile,
                           TrialRecord, failure_reason, hyperparameters_of, scan_trials)
+from tuner.writable import refuse_unwritable
 # For each hyperparameter of the search space: the SearchSettings field and flag that set its range, and the
 # lowest value that flag accepts (a winner at that floor cannot be helped by widening downwards).
 SEARCH_FLAGS: dict[str, tuple[str, str, float | None]] = {
@@ -456,6 +457,7 @@ def build_report(settings: ReportSettings) -> Report:
         TunerUsageError: the run directory is missing, is not a run, or has no completed trial yet.
     """
     run, record = open_run(settings.run_dir)
+    refuse_unwritable(run)  # before any confirm run or retrain spends time on results it could not write
     records, damaged = scan_trials(run)  # read once: the ranking and the damage notes come from the same files
     completed, failed, running = _rank(records)
     # rank_trials gives every row every hyperparameter, so any row names them all.

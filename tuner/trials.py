@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from tuner.files import read_json
-from tuner.footprint import Footprint
-from tuner.rundir import Run
+from tuner.footprint import Footprint, footprint_problem
+from tuner.rundir import Run, RunRecord
+from tuner.state_checks import RunLimits, curve_problem, epoch_problem, metric_problem, score_problem, values_problem
 
 # KerasTuner 1.4.8's trial statuses (keras_tuner.engine.trial.TrialStatus holds these same strings); they are
 # written here once so that reading a run back never needs to import KerasTuner and TensorFlow.
@@ -23,6 +24,8 @@ FAILED = "FAILED"
 # best val_loss so far as the score, so every oracle learns from it and no resume runs it again; the
 # pruner's verdict is kept in the trial's curve file, where TrialRecord reads it.
 PRUNED = "PRUNED"
+# Every status KerasTuner writes into a trial.json.
+STATUSES = (RUNNING, IDLE, INVALID, STOPPED, COMPLETED, FAILED)
 # Trials with a result, ranked together by their best val_loss.
 RANKED = (COMPLETED, PRUNED)
 # A finished trial is never run again, by a resume, a restarted chief or another worker.
@@ -105,8 +108,13 @@ class DamagedFile:
         return f"'{self.path}' is damaged ({self.problem})"
 
 
-def trial_state_problem(state: Any) -> str | None:
-    """What is wrong with the contents of a KerasTuner trial.json, or None if it has the shape this tool reads."""
+def trial_state_problem(state: Any, limits: RunLimits = RunLimits(), folder: Path | None = None) -> str | None:
+    """What is wrong with the contents of a KerasTuner trial.json, or None if this tool can read it.
+
+    Its shape first; then, against the run's `limits` and its `folder` (trials/trial_<id>) where
+    given, its values: the id is the folder's, the status one KerasTuner writes, the
+    hyperparameters within the run's space, the best epoch within its epochs.
+    """
     if state is None:
         return "not valid JSON"
     if not isinstance(state, dict):
@@ -118,50 +126,79 @@ def trial_state_problem(state: Any) -> str | None:
     hyperparameters = state.get("hyperparameters")
     if not isinstance(hyperparameters, dict) or not isinstance(hyperparameters.get("values"), dict):
         return "no hyperparameter values"
-    return None
+    if folder is not None and folder.name != f"trial_{state['trial_id']}":
+        return f"its trial_id {state['trial_id']!r} is not its folder's ({folder.name})"
+    if state["status"] not in STATUSES:
+        return f"status {state['status']!r} is none of KerasTuner's ({', '.join(STATUSES)})"
+    return values_problem(hyperparameters["values"], limits) or score_problem(state.get("score"), state.get("best_step"), limits)
 
 
-def scan_trials(run: Run) -> tuple[list[TrialRecord], list[DamagedFile]]:
+def curve_file_problems(data: Any, trial_id: str, limits: RunLimits) -> dict[str, str]:
+    """What is wrong with each part of a trial's history file (a part -> the problem); {} for a sound one.
+
+    The parts are "file" (not a history of this trial: nothing of it is used), "epochs", "seconds",
+    "pruned" and "footprint"; a trial is still read with the parts that are sound.
+    """
+    if not isinstance(data, dict) or not isinstance(data.get("epochs", []), list):
+        return {"file": "not a per-epoch history"}
+    if "trial_id" in data and data["trial_id"] != trial_id:
+        return {"file": f"it is the curve of trial {data['trial_id']!r}, not {trial_id!r}"}
+    problems = {
+        "epochs": curve_problem(data.get("epochs", []), limits),
+        "seconds": metric_problem("seconds", data.get("seconds")),
+        "pruned": None if data.get("pruned") is None else
+        epoch_problem(data["pruned"].get("epoch"), limits, "pruned epoch") if isinstance(data["pruned"], dict)
+        else "its pruning verdict is not an object",
+        "footprint": footprint_problem(data["footprint"]) if "footprint" in data else None,
+    }
+    return {part: problem for part, problem in problems.items() if problem}
+
+
+def scan_trials(run: Run, record: RunRecord | None = None) -> tuple[list[TrialRecord], list[DamagedFile]]:
     """Every trial of a run, in trial-id order, and the trial files that could not be read (read-only).
 
     KerasTuner's files are written atomically (oracles.configure_keras_tuner), so a file that
-    does not parse was damaged after the fact: it is returned, never skipped silently. A damaged
-    history file (the tool's per-epoch curve) is returned too; its trial is still read, ranked
-    by KerasTuner's own record of its best epoch.
+    does not parse, or holds a value the run could not have written (an epoch past its
+    --epochs, a hyperparameter outside its space, another trial's id), was damaged after the
+    fact: it is returned, never skipped silently. A damaged history file (the tool's per-epoch
+    curve) is returned too; its trial is still read with the parts that are sound, ranked by
+    KerasTuner's own record of its best epoch if the curve is lost.
+
+    Args:
+        run: the run directory.
+        record: its settings.json (read from the run when not given), whose epochs and space bound the values.
     """
+    limits = RunLimits.of(record if record is not None else run.read_record())
     records: list[TrialRecord] = []
     damaged: list[DamagedFile] = []
     for trial_file in sorted(run.project.glob("trial_*/trial.json")):
         state = read_json(trial_file)
-        problem = trial_state_problem(state)
+        problem = trial_state_problem(state, limits, trial_file.parent)
         if problem:
             damaged.append(DamagedFile(trial_file, problem))
             continue
         trial_id = state["trial_id"]
         history_file = run.history(trial_id)
-        history = read_json(history_file)
-        if history_file.exists() and not (isinstance(history, dict) and isinstance(history.get("epochs", []), list)):
-            damaged.append(DamagedFile(history_file, "not a per-epoch history"))
-        history = history if isinstance(history, dict) else {}
-        footprint = Footprint.from_json(history.get("footprint"))
-        if "footprint" in history and footprint is None:
-            damaged.append(DamagedFile(history_file, "its footprint is not a set of sizes and speeds"))
+        history = read_json(history_file) if history_file.exists() else {}
+        problems = curve_file_problems(history, trial_id, limits)
+        if problems:
+            damaged.append(DamagedFile(history_file, "; ".join(problems.values())))
+        history = {} if "file" in problems else {part: value for part, value in history.items() if part not in problems}
         values = state["hyperparameters"]["values"]
         step = state.get("best_step")
         status = state["status"]
-        pruned = history.get("pruned") if isinstance(history.get("pruned"), dict) else None
-        epochs = history.get("epochs") if isinstance(history.get("epochs"), list) else []
+        pruned = history.get("pruned")
         records.append(TrialRecord(
             trial_id=trial_id,
             status=PRUNED if status == COMPLETED and pruned else status,
             hyperparameters={name: value for name, value in values.items() if not name.startswith("tuner/")},
             message=state.get("message") if isinstance(state.get("message"), str) else None,
-            history=[row for row in epochs if isinstance(row, dict)],
-            seconds=history.get("seconds") if is_finite_number(history.get("seconds")) else None,
+            history=history.get("epochs", []),
+            seconds=history.get("seconds"),
             score=state.get("score") if is_finite_number(state.get("score")) else None,
-            best_step=step if isinstance(step, int) and not isinstance(step, bool) else None,
+            best_step=step,
             pruned=pruned,
-            footprint=footprint,
+            footprint=Footprint.from_json(history.get("footprint")),
         ))
     return records, damaged
 

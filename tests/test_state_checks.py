@@ -1,0 +1,226 @@
+"""tuner.state_checks and its readers: a value a run could not have written is refused naming its file.
+
+Each test writes one damaged value into a copy of the tiny run (tests.helpers.tiny_run: epochs 2,
+conv_layers 1 2 3, nodes 4, dense_layers 0; trials 0 and 1 completed, trial 2 failed), then
+checks that the resume refuses it naming the file (oracles.refuse_damaged_state, what search.py
+runs on a resume) and, where the report reads it, what the report makes of it.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import keras_tuner
+import pytest
+
+import report as report_script
+from tests.helpers import edit_json, one_error_line
+from tuner.config import SearchSettings
+from tuner.confirm import read_confirm_run
+from tuner.errors import TunerUsageError
+from tuner.hypermodel import CNNHyperModel
+from tuner.oracles import refuse_damaged_state
+from tuner.report import rank_trials
+from tuner.rundir import Run
+from tuner.state_checks import RunLimits, curve_problem, run_space, values_problem
+from tuner.trials import scan_trials
+
+LIMITS = RunLimits(epochs=2, space={"conv_layers": (1, 2, 3), "nodes": (4,), "dense_layers": (0,)})
+
+
+def refused(run, path, problem):
+    """Assert that a resume of `run` is refused naming `path` as damaged with `problem` in the reason."""
+    with pytest.raises(TunerUsageError, match=re.escape(f"'{path}' is damaged (") + f".*{problem}.*--overwrite"):
+        refuse_damaged_state(run)
+
+
+def damaged_paths(run):
+    return {item.path: item.problem for item in scan_trials(run)[1]}
+
+
+def test_an_epoch_past_the_runs_epochs_drops_the_curve_and_refuses_the_resume(run_copy):
+    run = Run(run_copy)
+    edit_json(run.history("0"), lambda data: data["epochs"][-1].update(epoch=300_000_000))
+    assert "epoch 300000000 is outside 1..2 (the run's --epochs)" in damaged_paths(run)[run.history("0")]
+    refused(run, run.history("0"), "outside 1..2")
+    # The report ranks the trial by KerasTuner's own record of its best epoch, so a retrain asks for 1 or 2 epochs.
+    row = next(row for row in rank_trials(run)[0] if row["trial"] == "0")
+    assert row["best_epoch"] in (1, 2) and row["epochs"] is None
+
+
+def test_the_epochs_of_a_curve_must_increase(run_copy):
+    run = Run(run_copy)
+    edit_json(run.history("1"), lambda data: data["epochs"][1].update(epoch=1))
+    refused(run, run.history("1"), "epoch 1 follows epoch 1")
+
+
+@pytest.mark.parametrize("name, value, problem", [
+    ("val_loss", 1.7e308, r"val_loss 1\.7e\+308 is outside 0\.\.1e\+06"),
+    ("val_loss", -0.5, "val_loss -0.5 is outside"),
+    ("val_accuracy", 3.0, "val_accuracy 3.0 is outside 0..1"),
+    ("loss", "0.5", "loss '0.5' is not a number"),
+    ("seconds", -4.0, "seconds -4.0 is not a non-negative duration"),
+])
+def test_an_out_of_range_metric_in_a_curve_is_damage(run_copy, name, value, problem):
+    run = Run(run_copy)
+    edit_json(run.history("0"), lambda data: data["epochs"][0].update({name: value}))
+    refused(run, run.history("0"), problem)
+
+
+def test_a_diverged_epoch_is_read_as_missing_not_as_damage():
+    assert curve_problem([{"epoch": 1, "val_loss": float("nan")}, {"epoch": 2, "val_loss": None}], LIMITS) is None
+    assert curve_problem([{"epoch": 1, "val_loss": float("inf")}], LIMITS) is None
+
+
+def test_a_trials_seconds_and_pruning_epoch_are_checked(run_copy):
+    run = Run(run_copy)
+    edit_json(run.history("0"), lambda data: data.update(seconds=-1.0))
+    edit_json(run.history("1"), lambda data: data.update(pruned={"epoch": 7, "best_val_loss": 0.7, "median": 0.6,
+                                                                 "trials": 5}))
+    damaged = damaged_paths(run)
+    assert "seconds -1.0" in damaged[run.history("0")] and "pruned epoch 7 is outside 1..2" in damaged[run.history("1")]
+    records = {record.trial_id: record for record in scan_trials(run)[0]}
+    assert records["0"].seconds is None and records["0"].history  # only the damaged part is dropped
+    assert records["1"].pruned is None and records["1"].status == "COMPLETED"
+
+
+def test_a_curve_of_another_trial_is_damage(run_copy):
+    run = Run(run_copy)
+    shutil.copy(run.history("1"), run.history("0"))
+    refused(run, run.history("0"), "it is the curve of trial '1', not '0'")
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda values: values.update(nodes=64), "nodes 64 is not one of the run's values \\(4\\)"),
+    (lambda values: values.update(conv_layers=True), "conv_layers True is not one of the run's values"),
+    (lambda values: values.update(filters=3), "hyperparameter 'filters' is not in the run's space"),
+    (lambda values: values.pop("dense_layers"), "it has no value for dense_layers"),
+    (lambda values: values.update({"tuner/epochs": 400_000_000}), "tuner/epochs 400000000 is outside 1..2"),
+])
+def test_a_hyperparameter_value_outside_the_runs_space_is_damage(run_copy, change, problem):
+    run = Run(run_copy)
+    edit_json(run.trial_state("0"), lambda state: change(state["hyperparameters"]["values"]))
+    assert re.search(problem, damaged_paths(run)[run.trial_state("0")])
+    assert "0" not in [row["trial"] for row in rank_trials(run)[0]]  # never ranked, nor retrained
+    refused(run, run.trial_state("0"), problem)
+
+
+def test_a_learning_rate_may_be_written_as_a_whole_number():
+    limits = RunLimits(epochs=2, space={**LIMITS.space, "learning_rate": (0.001, 1.0)})
+    assert values_problem({"conv_layers": 1, "nodes": 4, "dense_layers": 0, "learning_rate": 1}, limits) is None
+
+
+def test_a_trial_id_must_be_its_folders(run_copy):
+    run = Run(run_copy)
+    edit_json(run.trial_state("1"), lambda state: state.update(trial_id="0"))
+    refused(run, run.trial_state("1"), "its trial_id '0' is not its folder's \\(trial_1\\)")
+
+
+@pytest.mark.parametrize("change, problem", [
+    ({"status": "DONE"}, "status 'DONE' is none of KerasTuner's"),
+    ({"score": 1e300}, "score 1e\\+300 is outside"),
+    ({"score": "low"}, "score 'low' is not a number"),
+    ({"best_step": 10**9}, "best_step 1000000000 is outside 0..1"),
+])
+def test_keras_tuners_record_of_a_trial_is_checked(run_copy, change, problem):
+    run = Run(run_copy)
+    edit_json(run.trial_state("0"), lambda state: state.update(change))
+    refused(run, run.trial_state("0"), problem)
+
+
+def test_an_oracle_whose_space_is_not_settings_json_s_refuses_the_resume(run_copy):
+    run = Run(run_copy)
+
+    def widen(state):
+        nodes = next(item for item in state["hyperparameters"]["space"] if item["config"]["name"] == "nodes")
+        nodes["config"]["values"] = [4, 8]
+
+    edit_json(run.oracle_state, widen)
+    refused(run, run.oracle_state, "its hyperparameter space .*nodes 4 8.* is not settings.json's .*nodes 4;")
+
+
+def test_a_footprint_out_of_range_is_named(run_copy):
+    run = Run(run_copy)
+    edit_json(run.history("0"), lambda data: data["footprint"].update(threads=0))
+    refused(run, run.history("0"), "its footprint's threads 0 is not a whole number from 1")
+    assert next(record for record in scan_trials(run)[0] if record.trial_id == "0").footprint is None
+
+
+def test_a_confirm_record_with_an_epoch_past_the_runs_epochs_is_refused(run_copy):
+    run = Run(run_copy)
+    row = rank_trials(run)[0][0]
+    values = {name: row[name] for name in ("conv_layers", "nodes", "dense_layers")}
+    path = run.confirm_record(row["trial"], 1)
+    path.parent.mkdir(parents=True)
+    record = {"trial": row["trial"], "index": 1, "seed": 1, "hyperparameters": values, "seconds": 1.0,
+              "epochs": [{"epoch": 1, "val_loss": 0.7}, {"epoch": 2, "val_loss": 0.6}]}
+    path.write_text(json.dumps(record))
+    assert read_confirm_run(run, row, 1) == {"epoch": 2, "val_loss": 0.6}
+    for damage, problem in [({"epochs": [{"epoch": 1, "val_loss": 0.7}, {"epoch": 300_000_000, "val_loss": 0.6}]},
+                             "epoch 300000000 is outside 1..2"),
+                            ({"index": 2}, "it names trial .* seed 2, not trial .* seed 1"),
+                            ({"seconds": -3}, "seconds -3 is not")]:
+        path.write_text(json.dumps({**record, **damage}))
+        with pytest.raises(TunerUsageError, match=re.escape(f"'{path}' is damaged: ") + problem):
+            read_confirm_run(run, row, 1)
+
+
+def test_the_report_refuses_a_damaged_confirm_record_before_training(run_copy, capsys):
+    run = Run(run_copy)
+    row = rank_trials(run)[0][0]
+    path = run.confirm_record(row["trial"], 1)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"trial": row["trial"], "index": 1, "seed": 1, "seconds": 1.0,
+                                "hyperparameters": {name: row[name] for name in ("conv_layers", "nodes", "dense_layers")},
+                                "epochs": [{"epoch": 99, "val_loss": 0.6}]}))
+    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "1", "1", "--no-retrain"]) == 2
+    one_error_line(capsys, f"'{path}' is damaged: epoch 99 is outside 1..2")
+
+
+def test_run_space_is_the_space_the_hypermodel_declares():
+    settings = SearchSettings(conv_layers=(1, 2), nodes=(8,), dense_layers=(0, 1), learning_rates=(0.01, 0.001),
+                              dropouts=(0.25,), augment=("off", "on"))
+    hp = keras_tuner.HyperParameters()
+    CNNHyperModel((16, 16, 1), 2, settings.conv_layers, settings.nodes, settings.dense_layers, settings.learning_rates,
+                  settings.dropouts, settings.augment).declare_hyperparameters(hp)
+    assert {item.name: tuple(item.values) for item in hp.space} == run_space(settings)
+    hp = keras_tuner.HyperParameters()
+    CNNHyperModel((16, 16, 1), 2, (1,), (4,), (0,)).declare_hyperparameters(hp)
+    assert [item.name for item in hp.space] == list(run_space(SearchSettings(conv_layers=(1,), nodes=(4,),
+                                                                             dense_layers=(0,))))
+
+
+def _make_unwritable(path):
+    """Make `path` unwritable for this process, root included; returns how to undo it, or skips the test.
+
+    A non-root user loses write permission (chmod). Root ignores permissions, so the folder is made
+    immutable (chattr +i, which os.access and every write honour for root too), where the
+    filesystem and the container allow it.
+    """
+    if os.geteuid() != 0:
+        path.chmod(0o555)
+        return lambda: path.chmod(0o755)
+    if not shutil.which("chattr") or subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode:
+        pytest.skip("running as root, and this filesystem cannot make a folder immutable (chattr +i)")
+    return lambda: subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+def test_a_report_on_a_read_only_run_is_one_error_line_before_any_training(run_copy, capsys):
+    before = sorted(path.relative_to(run_copy) for path in run_copy.rglob("*"))
+    undo = _make_unwritable(run_copy)
+    try:
+        assert not os.access(run_copy, os.W_OK)
+        assert report_script.main(["--run-dir", str(run_copy), "--confirm", "1", "1"]) == 2
+    finally:
+        undo()
+    one_error_line(capsys, f"'{run_copy}' is not writable, so report.py cannot write its results")
+    # Nothing was trained or written: no confirm run, no retrained winner, no results.
+    assert sorted(path.relative_to(run_copy) for path in run_copy.rglob("*")) == before
+
+
+def test_a_report_refuses_a_file_where_it_writes_a_folder(run_copy, capsys):
+    (run_copy / "plots").write_text("not a folder")
+    assert report_script.main(["--run-dir", str(run_copy), "--no-retrain"]) == 2
+    one_error_line(capsys, f"'{run_copy / 'plots'}' is a file where report.py writes a folder")
