@@ -1,5 +1,7 @@
 """tuner.files: atomic writes that keep the old file on a crash and give new files the user's umask."""
 
+import json
+import math
 import os
 import stat
 
@@ -43,6 +45,21 @@ def test_json_round_trips_and_damage_reads_as_none(tmp_path):
     (tmp_path / "half.json").write_text('{"name": ')
     assert read_json(tmp_path / "half.json") is None
     assert read_json(tmp_path / "missing.json") is None
+
+
+def test_json_is_strict_nan_and_infinities_are_written_as_null(tmp_path):
+    def refuse(token):
+        raise ValueError(f"{token} is not JSON")
+
+    atomic_write_json(tmp_path / "curve.json", {"epochs": [{"loss": math.nan, "val_loss": math.inf}], "low": -math.inf,
+                                                 "kept": (0.5, 2)})
+    data = json.loads((tmp_path / "curve.json").read_text(), parse_constant=refuse)
+    assert data == {"epochs": [{"loss": None, "val_loss": None}], "low": None, "kept": [0.5, 2]}
+
+
+def test_a_nan_token_of_an_older_file_reads_as_missing(tmp_path):
+    (tmp_path / "old.json").write_text('{"epochs": [{"epoch": 1, "loss": NaN, "val_loss": Infinity, "x": -Infinity}]}')
+    assert read_json(tmp_path / "old.json") == {"epochs": [{"epoch": 1, "loss": None, "val_loss": None, "x": None}]}
 
 
 def test_a_crash_mid_write_keeps_the_old_content_and_leaves_no_temporary_file(tmp_path, monkeypatch):

@@ -1,30 +1,19 @@
-"""tuner.progress: each trial's curve written after every epoch, and one progress line per finished trial."""
+"""tuner.progress: one progress line per finished trial, counted from the run directory."""
 
 import json
 import logging
 import math
 
-from tuner.progress import EpochHistory, SearchProgress
+from tuner.progress import SearchProgress
 from tuner.rundir import Run
+from tuner.training import CurveWriter
 
 
 def write_finished(run, trial_id, status, val_loss):
     run.trial_dir(trial_id).mkdir(parents=True)
     run.trial_state(trial_id).write_text(json.dumps({"trial_id": trial_id, "status": status,
                                                      "hyperparameters": {"values": {"nodes": 4}}}))
-    EpochHistory(run.history(trial_id), trial_id).on_epoch_end(0, {"val_loss": val_loss})
-
-
-def test_the_curve_is_on_disk_after_every_epoch(tmp_path):
-    path = tmp_path / "history" / "trial_0.json"
-    history = EpochHistory(path, "0")
-    history.on_train_begin()
-    history.on_epoch_end(0, {"loss": 0.9, "val_loss": 0.7})
-    first = json.loads(path.read_text())
-    history.on_epoch_end(1, {"loss": 0.5, "val_loss": 0.6})
-    second = json.loads(path.read_text())
-    assert [row["epoch"] for row in first["epochs"]] == [1] and [row["epoch"] for row in second["epochs"]] == [1, 2]
-    assert second["trial_id"] == "0" and second["epochs"][1]["val_loss"] == 0.6 and second["seconds"] >= 0
+    CurveWriter(run.history(trial_id), trial_id).on_epoch_end(0, {"val_loss": val_loss})
 
 
 def test_a_progress_line_counts_from_the_run_directory(tmp_path, caplog):

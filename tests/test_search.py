@@ -9,10 +9,11 @@ from tuner.rundir import Run
 from tuner.search import (
     HyperbandSearchTuner,
     SearchTuner,
-    callbacks,
     make_tuner,
     space_size,
+    trial_plan,
 )
+from tuner.training import CurveWriter, build_callbacks
 
 
 def test_space_size_counts_the_optional_dimensions_only_when_searched():
@@ -35,10 +36,10 @@ def test_hyperband_is_keras_tuners_own(tmp_path):
 
 
 def test_patience_adds_early_stopping_and_0_leaves_it_out(tmp_path):
-    kinds = [type(callback) for callback in callbacks(SearchSettings(patience=3), Run(tmp_path))]
-    assert kinds == [keras.callbacks.TensorBoard, keras.callbacks.EarlyStopping]
-    assert [type(callback) for callback in callbacks(SearchSettings(patience=0), Run(tmp_path))] == [
-        keras.callbacks.TensorBoard]
+    kinds = [type(callback) for callback in build_callbacks(trial_plan(Run(tmp_path), "0", patience=3))[0]]
+    assert kinds == [keras.callbacks.TensorBoard, keras.callbacks.EarlyStopping, CurveWriter]
+    assert [type(callback) for callback in build_callbacks(trial_plan(Run(tmp_path), "0", patience=0))[0]] == [
+        keras.callbacks.TensorBoard, CurveWriter]
 
 
 def test_augment_counts_in_the_space_size():

@@ -178,34 +178,25 @@ def train_configuration(search: SearchSettings, dataset: PreparedDataset, values
                         log_dir: Path | None = None) -> list[dict[str, Any]]:
     """Train one configuration on the train split as a search's trial is trained, under `seed`.
 
-    Same epochs, batch size, pipeline and early stopping as the search; no pruning. Returns
-    the per-epoch rows (epoch, loss, accuracy, val_loss, val_accuracy), NaN val_loss as None.
+    Same epochs, batch size, pipeline, early stopping and trainer (training.fit) as the search;
+    no pruning. Returns the per-epoch rows (training.curve_row: epoch, loss, accuracy, val_loss,
+    val_accuracy, seconds), a non-finite value as None.
     """
     import keras
 
     from tuner.hypermodel import build_hypermodel, build_model
     from tuner.pipeline import search_pipelines
+    from tuner.training import TrainingPlan, build_callbacks, fit
 
     keras.utils.set_random_seed(seed)
     model = build_model(build_hypermodel(search, dataset), values)
     train, validation = search_pipelines(dataset, search.batch_size, seed)
-    rows: list[dict[str, Any]] = []
-
-    def record_epoch(epoch: int, logs: dict[str, Any] | None) -> None:
-        row: dict[str, Any] = {"epoch": epoch + 1}
-        for name, value in (logs or {}).items():
-            row[name] = float(value) if math.isfinite(float(value)) else None
-        rows.append(row)
-
-    callbacks: list[Any] = [keras.callbacks.LambdaCallback(on_epoch_end=record_epoch)]
-    if search.patience:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=search.patience))
     if log_dir is not None:
         shutil.rmtree(log_dir, ignore_errors=True)  # a re-run replaces an interrupted run's curve
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False, profile_batch=0))
-    model.fit(train, validation_data=validation, epochs=search.epochs, verbose=0, shuffle=False, callbacks=callbacks)
+    callbacks, curve = build_callbacks(TrainingPlan(tensorboard_dir=log_dir, patience=search.patience))
+    fit(model, train, validation, epochs=search.epochs, callbacks=callbacks)
     keras.backend.clear_session()
-    return rows
+    return curve.epochs
 
 
 def _is_epoch_row(item: Any) -> bool:

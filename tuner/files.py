@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -74,8 +75,25 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:
-    """Write indented JSON atomically (see atomic_write)."""
-    return atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    """Write indented, strict JSON atomically (see atomic_write): NaN and infinities become null.
+
+    Python's json writes them as the bare tokens NaN and Infinity, which are not JSON: other
+    readers (jq, JavaScript, pandas' strict mode) refuse the whole file. A non-finite number is
+    a missing value here (a diverged epoch's loss), and read_json reads it back as None.
+    """
+    text = json.dumps(finite_or_null(data), indent=2, ensure_ascii=False, allow_nan=False)
+    return atomic_write_text(path, text + "\n")
+
+
+def finite_or_null(data: Any) -> Any:
+    """`data` with every NaN or infinite float, at any depth of its dicts, lists and tuples, replaced by None."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: finite_or_null(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite_or_null(value) for value in data]
+    return data
 
 
 def make_staging_dir(parent: Path, prefix: str) -> Path:
@@ -86,8 +104,17 @@ def make_staging_dir(parent: Path, prefix: str) -> Path:
 
 
 def read_json(path: str | os.PathLike) -> Any | None:
-    """Read a JSON file, or None if it is missing or not valid JSON (e.g. written by an older crash)."""
+    """Read a JSON file, or None if it is missing or not valid JSON (e.g. written by an older crash).
+
+    A bare NaN, Infinity or -Infinity token (written by an older version, or by KerasTuner) is
+    read as None, a missing value, as atomic_write_json writes it now.
+    """
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8"), parse_constant=_missing)
     except (OSError, ValueError):
         return None
+
+
+def _missing(token: str) -> None:
+    # json.loads calls this for the non-JSON tokens NaN, Infinity and -Infinity only.
+    return None

@@ -1,6 +1,6 @@
 """How big and how fast a model is: its parameters, its weights' bytes, and its inference speed on this machine.
 
-Every trial of a search is measured once, when its training ends (progress.EpochHistory), so the
+Every trial of a search is measured once, when its training ends (training.CurveWriter), so the
 report can rank by size and speed too, keep to a budget, and draw the Pareto front.
 """
 

@@ -10,6 +10,7 @@ import keras_tuner
 from tuner.cache import PreparedDataset
 from tuner.config import SearchSettings, smallest_side_for
 from tuner.head import Head
+from tuner.training import fit
 
 # Keras' default Adam learning rate, used when the learning rate is not searched.
 DEFAULT_LEARNING_RATE = 0.001
@@ -116,6 +117,15 @@ class CNNHyperModel(keras_tuner.HyperModel):
         model = keras.Model(inputs, outputs, name="cnn")
         model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=head.loss, metrics=["accuracy"])
         return model
+
+    def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, x: Any, validation_data: Any = None,
+            epochs: int = 1, callbacks: list[keras.callbacks.Callback] | None = None,
+            initial_epoch: int = 0) -> keras.callbacks.History:
+        """Train a search trial's model with the tool's one trainer (training.fit): KerasTuner's hook for every trial.
+
+        `callbacks` are the trial's (search.trial_plan) plus KerasTuner's own (HParams, checkpoint).
+        """
+        return fit(model, x, validation_data, epochs=epochs, callbacks=list(callbacks or []), initial_epoch=initial_epoch)
 
 
 def build_hypermodel(settings: SearchSettings, dataset: PreparedDataset) -> CNNHyperModel:

@@ -20,9 +20,10 @@ from tuner.files import read_json
 from tuner.hypermodel import CNNHyperModel
 from tuner.oracles import ResumableGridOracle
 from tuner.pipeline import search_pipelines
-from tuner.progress import EpochHistory, SearchProgress
+from tuner.progress import SearchProgress
 from tuner.pruning import MedianPruner
 from tuner.rundir import Run
+from tuner.training import TrainingPlan, build_callbacks
 from tuner.trials import COMPLETED, best_val_loss, failure_reason
 
 log = logging.getLogger(__name__)
@@ -67,22 +68,24 @@ class _SearchMixin:
         self.hypermodel.declare_hyperparameters(space)
         self.oracle.update_space(space)
 
-    def run_trial(self, trial: Any, dataset: PreparedDataset, **fit_kwargs: Any) -> Any:
+    def run_trial(self, trial: Any, dataset: PreparedDataset, epochs: int, patience: int = 0,
+                  verbose: Any = None) -> Any:
+        # search()'s keywords arrive here; `verbose` is KerasTuner's own (the trainer is always silent).
+        trial_id = trial.trial_id
         # Seeding per trial makes a trial's result independent of which trials ran before it,
         # so a resumed search gives the same numbers as an uninterrupted one.
-        trial_seed = (self.base_seed + int(trial.trial_id)) % 2**32  # NumPy's seeds stop below 2**32
+        trial_seed = (self.base_seed + int(trial_id)) % 2**32  # NumPy's seeds stop below 2**32
         keras.utils.set_random_seed(trial_seed)
         train, validation = search_pipelines(dataset, self.batch_size, trial_seed)
         # A re-run of an interrupted trial starts its curves afresh instead of appending to them,
         # and a stale curve from an interrupted attempt must not be read as this attempt's.
-        shutil.rmtree(self.run.trial_tensorboard(trial.trial_id), ignore_errors=True)
-        self.run.history(trial.trial_id).unlink(missing_ok=True)
-        history = EpochHistory(self.run.history(trial.trial_id), trial.trial_id, self.pruner,
-                               self.run.trial_tensorboard(trial.trial_id),
-                               footprint_tensorboard=self.run.trial_footprint_tensorboard(trial.trial_id))
-        callbacks = list(fit_kwargs.pop("callbacks", [])) + [history]
-        with self.trial_guard(trial.trial_id):
-            return super().run_trial(trial, train, validation_data=validation, callbacks=callbacks, **fit_kwargs)
+        shutil.rmtree(self.run.trial_tensorboard(trial_id), ignore_errors=True)
+        self.run.history(trial_id).unlink(missing_ok=True)
+        callbacks, _ = build_callbacks(trial_plan(self.run, trial_id, patience, self.pruner))
+        # KerasTuner adds the trial's TensorBoard folder with its HParams and its checkpoint, then
+        # trains through CNNHyperModel.fit, which is training.fit.
+        with self.trial_guard(trial_id):
+            return super().run_trial(trial, train, validation_data=validation, epochs=epochs, callbacks=callbacks)
 
     def on_trial_end(self, trial: Any) -> None:
         super().on_trial_end(trial)
@@ -150,14 +153,12 @@ def space_size(settings: SearchSettings) -> int:
     return size * max(len(settings.learning_rates), 1) * max(len(settings.dropouts), 1) * max(len(settings.augment), 1)
 
 
-def callbacks(settings: SearchSettings, run: Run) -> list[keras.callbacks.Callback]:
-    """The callbacks of every trial: TensorBoard (KerasTuner adds a folder and HParams per trial) and early stopping."""
-    chosen: list[keras.callbacks.Callback] = [
-        keras.callbacks.TensorBoard(log_dir=str(run.tensorboard), write_graph=False, profile_batch=0)
-    ]
-    if settings.patience:
-        chosen.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience))
-    return chosen
+def trial_plan(run: Run, trial_id: str, patience: int, pruner: MedianPruner | None = None) -> TrainingPlan:
+    """How a search trial is trained: TensorBoard under the run's root (KerasTuner adds the trial's folder),
+    early stopping, its curve in RUN/history, pruning if asked, and its size and speed measured at the end."""
+    return TrainingPlan(tensorboard_dir=run.tensorboard, patience=patience, curve_file=run.history(trial_id),
+                        trial_id=trial_id, pruner=pruner, pruned_tensorboard=run.trial_tensorboard(trial_id),
+                        footprint_tensorboard=run.trial_footprint_tensorboard(trial_id))
 
 
 def run_trials(tuner: keras_tuner.Tuner, settings: SearchSettings, run: Run, dataset: PreparedDataset) -> None:
@@ -166,5 +167,5 @@ def run_trials(tuner: keras_tuner.Tuner, settings: SearchSettings, run: Run, dat
     # KerasTuner collects garbage twice per trial, and without this each collection walks them
     # all (0.25 s each here). Frozen objects are left out of collections.
     gc.freeze()
-    # The training pipeline is already shuffled by tf.data; Keras would only warn about shuffle=True.
-    tuner.search(dataset=dataset, epochs=settings.epochs, callbacks=callbacks(settings, run), shuffle=False, verbose=0)
+    # Each trial builds its own callbacks (run_trial); verbose=0 keeps KerasTuner's own trial printout off.
+    tuner.search(dataset=dataset, epochs=settings.epochs, patience=settings.patience, verbose=0)

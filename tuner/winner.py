@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 import shutil
 import time
@@ -142,27 +141,19 @@ def retrain_best(run: Run, record: RunRecord, winner: dict[str, Any], retrain: b
 
 
 def _fit_on_train_and_validation(model: Any, dataset: PreparedDataset, search: SearchSettings, epochs: int,
-                                 log_dir: Path) -> None:
-    import keras
-
+                                 log_dir: Path) -> list[dict[str, Any]]:
     from tuner.pipeline import retraining_pipeline
+    from tuner.training import TrainingPlan, build_callbacks, fit
 
     train = retraining_pipeline(dataset, search.batch_size, search.seed)
     images = len(dataset.y_train) + len(dataset.y_val)
     # A rerun replaces the previous retraining's curve instead of drawing over it.
     shutil.rmtree(log_dir, ignore_errors=True)
-    started = time.monotonic()
-
-    def log_epoch(epoch: int, logs: dict[str, Any] | None) -> None:
-        logs = logs or {}
-        log.info("retrain epoch %d/%d: loss %.4f, accuracy %.4f (%.0fs)", epoch + 1, epochs, logs.get("loss", math.nan),
-                 logs.get("accuracy", math.nan), time.monotonic() - started)
-
     log.info("Retraining on %d train+validation images for %d epoch(s)...", images, epochs)
-    model.fit(train, epochs=epochs, verbose=0, shuffle=False, callbacks=[
-        keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False, profile_batch=0),
-        keras.callbacks.LambdaCallback(on_epoch_end=log_epoch),
-    ])
+    # No validation split is left to stop early on: the epoch count was chosen on it already.
+    callbacks, curve = build_callbacks(TrainingPlan(tensorboard_dir=log_dir, progress_label="retrain"))
+    fit(model, train, epochs=epochs, callbacks=callbacks)
+    return curve.epochs
 
 
 def evaluate_on_test(model: Any, dataset: PreparedDataset, predicted: np.ndarray) -> dict[str, Any]:
