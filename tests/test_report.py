@@ -12,8 +12,8 @@ import report as report_script
 from tests.helpers import edit_json, one_error_line
 from tuner.errors import TunerUsageError
 from tuner.report import boundary_warnings, counts_line, format_table, rank_trials, to_dataframe
+from tuner.rows import CONFIRM_COLUMNS, failed_columns, ranked_columns
 from tuner.rundir import Run
-from tuner.trials import CONFIRM_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 COLUMNS = ["rank", "trial", "conv_layers", "nodes", "dense_layers", "val_loss", "val_accuracy", "best_epoch", "epochs",
@@ -22,25 +22,26 @@ COLUMNS = ["rank", "trial", "conv_layers", "nodes", "dense_layers", "val_loss", 
 
 def test_completed_trials_are_ranked_by_best_val_loss_and_failed_ones_listed(run):
     completed, failed, running = rank_trials(Run(run))
-    assert [row["trial"] for row in failed] == ["2"] and running == 0
-    assert "3 conv+pool blocks need images of at least 22x22 px" in failed[0]["reason"]
-    assert list(failed[0]) == ["trial", "conv_layers", "nodes", "dense_layers", "reason"]
-    assert sorted(row["trial"] for row in completed) == ["0", "1"]
-    assert [row["rank"] for row in completed] == [1, 2]
-    assert completed[0]["val_loss"] <= completed[1]["val_loss"]
+    assert [row.trial for row in failed] == ["2"] and running == 0
+    assert "3 conv+pool blocks need images of at least 22x22 px" in failed[0].reason
+    assert failed_columns(failed) == ["trial", "conv_layers", "nodes", "dense_layers", "reason"]
+    assert sorted(row.trial for row in completed) == ["0", "1"]
+    assert [row.rank for row in completed] == [1, 2]
+    assert completed[0].val_loss <= completed[1].val_loss
+    assert ranked_columns(completed) == COLUMNS
     for row in completed:
-        assert list(row) == COLUMNS
-        history = json.loads((run / "history" / f"trial_{row['trial']}.json").read_text())["epochs"]
+        assert list(row.hyperparameters) == ["conv_layers", "nodes", "dense_layers"]
+        history = json.loads((run / "history" / f"trial_{row.trial}.json").read_text())["epochs"]
         best = min(history, key=lambda epoch: epoch["val_loss"])
-        assert row["val_loss"] == best["val_loss"] and row["val_accuracy"] == best["val_accuracy"]
-        assert row["best_epoch"] == best["epoch"] and row["epochs"] == 2 and row["seconds"] > 0
+        assert row.val_loss == best["val_loss"] and row.val_accuracy == best["val_accuracy"]
+        assert row.best_epoch == best["epoch"] and row.epochs == 2 and row.seconds > 0
 
 
 def test_ties_share_a_rank_and_are_ordered_by_accuracy_then_trial(run_copy):
     source = json.loads((run_copy / "history" / "trial_1.json").read_text())
     (run_copy / "history" / "trial_0.json").write_text(json.dumps({**source, "trial_id": "0"}))
     completed, _, _ = rank_trials(Run(run_copy))
-    assert [(row["rank"], row["trial"]) for row in completed] == [(1, "0"), (1, "1")]
+    assert [(row.rank, row.trial) for row in completed] == [(1, "0"), (1, "1")]
 
     def better_accuracy(history):
         for epoch in history["epochs"]:
@@ -48,17 +49,17 @@ def test_ties_share_a_rank_and_are_ordered_by_accuracy_then_trial(run_copy):
 
     edit_json(run_copy / "history" / "trial_1.json", better_accuracy)
     completed, _, _ = rank_trials(Run(run_copy))
-    assert [(row["rank"], row["trial"]) for row in completed] == [(1, "1"), (1, "0")]
+    assert [(row.rank, row.trial) for row in completed] == [(1, "1"), (1, "0")]
 
 
 def test_a_pruned_trial_is_ranked_by_its_best_val_loss_and_shown_as_pruned(run, run_copy, capsys):
-    winner = rank_trials(Run(run))[0][0]["trial"]
+    winner = rank_trials(Run(run))[0][0].trial
     verdict = {"epoch": 1, "best_val_loss": 9.0, "median": 1.0, "trials": 1}
     edit_json(run_copy / "history" / f"trial_{winner}.json", lambda history: history.update(pruned=verdict))
     completed, failed, running = rank_trials(Run(run_copy))
     # Pruned, but genuinely the lowest val_loss: still the winner, marked with the epoch it stopped at.
-    assert [(row["trial"], row["pruned"]) for row in completed][0] == (winner, 1)
-    assert all(row["pruned"] is None for row in completed[1:])
+    assert [(row.trial, row.pruned) for row in completed][0] == (winner, 1)
+    assert all(row.pruned is None for row in completed[1:])
     assert counts_line(completed, failed, running).startswith("1 completed, 1 pruned (stopped early")
     assert report_script.main(["--run-dir", str(run_copy), "--no-retrain", "--format", "csv"]) == 0
     out, err = capsys.readouterr()
@@ -69,7 +70,7 @@ def test_a_pruned_trial_is_ranked_by_its_best_val_loss_and_shown_as_pruned(run, 
 def test_running_trials_are_counted_and_the_report_says_it_is_provisional(run_copy, capsys):
     edit_json(run_copy / "trials" / "trial_1" / "trial.json", lambda state: state.update(status="RUNNING"))
     completed, failed, running = rank_trials(Run(run_copy))
-    assert [row["trial"] for row in completed] == ["0"] and len(failed) == 1 and running == 1
+    assert [row.trial for row in completed] == ["0"] and len(failed) == 1 and running == 1
     assert report_script.main(["--run-dir", str(run_copy), "--no-retrain"]) == 0
     assert "1 trial(s) are still running or were interrupted" in capsys.readouterr().out
 
@@ -82,13 +83,13 @@ def test_every_format_holds_every_trial(run, fmt):
         assert [list(row) for row in json.loads(text)] == [COLUMNS] * 2
     elif fmt == "csv":
         frame = pd.read_csv(io.StringIO(text), dtype={"trial": str})
-        assert list(frame.columns) == COLUMNS and list(frame["trial"]) == [row["trial"] for row in completed]
-        assert np.allclose(frame["val_loss"], [row["val_loss"] for row in completed], rtol=0, atol=1e-12)
+        assert list(frame.columns) == COLUMNS and list(frame["trial"]) == [row.trial for row in completed]
+        assert np.allclose(frame["val_loss"], [row.val_loss for row in completed], rtol=0, atol=1e-12)
     else:
         lines = text.splitlines()
         shown = [name for name in COLUMNS if name not in ("weight_bytes", "threads")]  # CSV and JSON only
         assert all(name in lines[0] for name in shown) and len(lines) == 2 + len(completed)
-        assert f"{completed[0]['val_loss']:.4f}" in lines[2]
+        assert f"{completed[0].val_loss:.4f}" in lines[2]
         if fmt == "markdown":
             assert lines[0].startswith("|") and set(lines[1]) <= set("|-: ")
 
