@@ -11,7 +11,9 @@ import pytest
 import report as report_script
 from tests.helpers import edit_json, one_error_line
 from tuner.errors import TunerUsageError
-from tuner.report import boundary_warnings, counts_line, format_table, rank_trials, to_dataframe
+from tuner.config import ReportSettings
+from tuner.report import (boundary_warnings, build_report, counts_line, format_table, rank_trials, summary_lines,
+                          to_dataframe)
 from tuner.rows import CONFIRM_COLUMNS, failed_columns, ranked_columns
 from tuner.rundir import Run
 
@@ -158,9 +160,6 @@ def test_bad_run_directories_exit_2_with_one_line(run_copy, tmp_path, capsys, mo
     assert report_script.main(["--run-dir", str(run_copy)]) == 2
     one_error_line(capsys, "has no completed trial yet (2 running, 1 failed: 3 conv+pool blocks need")
     with pytest.raises(TunerUsageError, match="no completed trial yet"):
-        from tuner.config import ReportSettings
-        from tuner.report import build_report
-
         build_report(ReportSettings(run_dir=str(run_copy)))
 
 
@@ -181,3 +180,18 @@ def test_an_unreadable_trial_file_is_reported_with_its_path_not_dropped_silently
     assert str(damaged) in (run_copy / "results.md").read_text()
     assert any(str(damaged) in message for message in json.loads((run_copy / "results.json").read_text())["notes"])
     assert damaged.read_text() == "{broken"
+
+
+def test_the_terminal_and_results_md_show_the_same_summary(run_copy, capsys):
+    edit_json(run_copy / "settings.json", lambda settings: settings["search"].update(nodes=[2, 4]))
+    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "0", "--no-retrain", "--no-export"]) == 0
+    out = capsys.readouterr().out
+    report = build_report(ReportSettings(run_dir=str(run_copy), confirm=(0,)))
+    terminal, markdown = summary_lines(report), summary_lines(report, markdown=True)
+    assert "\n".join(terminal) in out and "\n".join(markdown) in (run_copy / "results.md").read_text()
+    # The same sentences, under the terminal's headings or Markdown's.
+    counts = f"{report.counts()}; trials ranked by best val_loss (lowest first)."
+    assert terminal[0] == markdown[0] == counts and len(report.notes) == 1
+    assert f"note: {report.notes[0]}" in terminal and f"- {report.notes[0]}" in markdown
+    assert "failed trials (1):" in terminal and "## Failed trials (1)" in markdown
+    assert report.ranking[0].rank == 1 and not report.excluded and report.written[0] == run_copy / "results.csv"
