@@ -11,8 +11,7 @@ from tuner.config import ReportSettings, parse_settings
 
 def _report(argv):
     settings = parse_settings(ReportSettings, argv, "report.py", "Rank a run's trials, confirm the best over seeds, retrain the winner and score it on the test split.")
-    from tuner.report import (budget_line, build_report, counts_line, exclusion_columns, format_table, front_line,
-                              record_winner, to_dataframe)
+    from tuner.report import build_report, format_table, record_winner, summary_lines, to_dataframe
     from tuner.winner import format_winner, retrain_best
 
     if settings.confirm_counts() != (0, 0):
@@ -20,22 +19,10 @@ def _report(argv):
     report = build_report(settings)
     # With --format csv|json stdout holds only that document, so it can be piped; the rest goes to stderr.
     notes = sys.stderr if settings.format in ("csv", "json") else sys.stdout
-    print(format_table(to_dataframe(report.completed[: settings.top]), settings.format).rstrip("\n"))
-    print(f"\n{counts_line(report.completed, report.failed, report.running, len(report.excluded))}", file=notes)
-    if report.comparison:
-        print(report.comparison, file=notes)
-    if report.front:
-        print(front_line(report.front), file=notes)
-    if report.excluded:
-        excluded = to_dataframe(report.excluded, exclusion_columns(report.excluded))
-        print(f"\n{budget_line(report.budget, report.completed, report.excluded)}\n{format_table(excluded, 'table')}", file=notes)
-    if report.failed:
-        print(f"\nfailed trials ({len(report.failed)}):\n{format_table(to_dataframe(report.failed), 'table')}", file=notes)
-    for message in report.warnings:
-        print(f"note: {message}", file=notes)
-    print(f"\nwrote {', '.join(str(path) for path in report.written)}", file=notes)
+    print(format_table(to_dataframe(report.ranking[: settings.top]), settings.format).rstrip("\n"))
+    print("", *summary_lines(report), "", f"wrote {', '.join(map(str, report.written))}", sep="\n", file=notes)
     import_tensorflow_quietly()
-    winner = retrain_best(report.run, report.record, report.completed[0], retrain=not settings.no_retrain,
+    winner = retrain_best(report.run, report.record, report.ranking[0], retrain=not settings.no_retrain,
                           export=not settings.no_export, int8=settings.int8)
     record_winner(report.run, winner.to_json())
     print(f"\n{format_winner(winner)}", file=notes)

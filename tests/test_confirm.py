@@ -10,7 +10,7 @@ from tests.helpers import edit_json, one_error_line
 from tuner.confirm import Confirmation, confirm_seed, rank_confirmed
 from tuner.report import rank_trials, trials_dataframe
 from tuner.rundir import Run
-from tuner.trials import CONFIRM_COLUMNS, FOOTPRINT_COLUMNS, METRIC_COLUMNS
+from tuner.rows import CONFIRM_COLUMNS, FOOTPRINT_COLUMNS, METRIC_COLUMNS, TrialRow
 
 HYPERPARAMETERS = ["conv_layers", "nodes", "dense_layers"]
 
@@ -53,23 +53,23 @@ def test_confirm_0_gives_todays_ranking(run, run_copy):
     completed, _, _ = rank_trials(Run(run))
     written = pd.read_csv(run_copy / "results.csv", dtype={"trial": str})
     assert list(written.columns) == ["rank", "trial", *HYPERPARAMETERS, *METRIC_COLUMNS, *FOOTPRINT_COLUMNS]
-    assert list(written["trial"]) == [row["trial"] for row in completed]
-    assert list(written["val_loss"]) == [row["val_loss"] for row in completed]
+    assert list(written["trial"]) == [row.trial for row in completed]
+    assert list(written["val_loss"]) == [row.val_loss for row in completed]
     assert json.loads((run_copy / "results.json").read_text())["comparison"] is None
 
 
 def test_confirmed_rows_are_ranked_by_their_mean_and_come_first():
-    rows = [{"rank": rank, "trial": trial, "val_loss": loss, "best_epoch": 2}
+    rows = [TrialRow(trial, {"nodes": 4}, rank=rank, val_loss=loss, best_epoch=2)
             for rank, (trial, loss) in enumerate([("a", 0.10), ("b", 0.11), ("c", 0.12)], start=1)]
     # a was lucky: over three seeds b is better. c was not confirmed and keeps its place after them.
     confirmations = [Confirmation("a", [0.10, 0.20, 0.22], [2, 3, 4]), Confirmation("b", [0.11, 0.12, 0.13], [2, 2, 5])]
     ranked = rank_confirmed(rows, confirmations)
-    assert [(row["rank"], row["trial"], row["seeds"]) for row in ranked] == [(1, "b", 3), (2, "a", 3), (3, "c", None)]
-    assert abs(ranked[0]["mean_val_loss"] - 0.12) < 1e-12 and ranked[0]["median_best_epoch"] == 2
-    assert abs(ranked[0]["std_val_loss"] - 0.01) < 1e-12
+    assert [(row.rank, row.trial, row.seeds) for row in ranked] == [(1, "b", 3), (2, "a", 3), (3, "c", None)]
+    assert abs(ranked[0].mean_val_loss - 0.12) < 1e-12 and ranked[0].median_best_epoch == 2
+    assert abs(ranked[0].std_val_loss - 0.01) < 1e-12
     # A seed that diverged ranks its configuration last among the confirmed, with no mean to show.
     diverged = rank_confirmed(rows, [Confirmation("a", [0.10, float("inf")], [2]), Confirmation("b", [0.11, 0.12], [2, 2])])
-    assert [row["trial"] for row in diverged] == ["b", "a", "c"] and diverged[1]["mean_val_loss"] is None
+    assert [row.trial for row in diverged] == ["b", "a", "c"] and diverged[1].mean_val_loss is None
 
 
 def test_the_report_says_whether_the_winner_beats_the_runner_up(run_copy, capsys):
@@ -97,7 +97,7 @@ def test_the_dataframe_has_one_row_per_ranked_trial_with_the_documented_columns(
     frame = trials_dataframe(run)
     completed, _, _ = rank_trials(Run(run))
     assert list(frame.columns) == ["rank", "trial", *HYPERPARAMETERS, *METRIC_COLUMNS, *FOOTPRINT_COLUMNS]
-    assert len(frame) == len(completed) == 2 and list(frame["trial"]) == [row["trial"] for row in completed]
+    assert len(frame) == len(completed) == 2 and list(frame["trial"]) == [row.trial for row in completed]
     assert str(frame["rank"].dtype) == "Int64" and frame["pruned"].isna().all()
     assert report_script.main(["--run-dir", str(run_copy), "--confirm", "1", "1", "--no-retrain"]) == 0
     confirmed = trials_dataframe(run_copy)

@@ -11,9 +11,11 @@ import pytest
 import report as report_script
 from tests.helpers import edit_json, one_error_line
 from tuner.errors import TunerUsageError
-from tuner.report import boundary_warnings, counts_line, format_table, rank_trials, to_dataframe
+from tuner.config import ReportSettings
+from tuner.report import (boundary_warnings, build_report, counts_line, format_table, rank_trials, summary_lines,
+                          to_dataframe)
+from tuner.rows import CONFIRM_COLUMNS, failed_columns, ranked_columns
 from tuner.rundir import Run
-from tuner.trials import CONFIRM_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 COLUMNS = ["rank", "trial", "conv_layers", "nodes", "dense_layers", "val_loss", "val_accuracy", "best_epoch", "epochs",
@@ -22,25 +24,26 @@ COLUMNS = ["rank", "trial", "conv_layers", "nodes", "dense_layers", "val_loss", 
 
 def test_completed_trials_are_ranked_by_best_val_loss_and_failed_ones_listed(run):
     completed, failed, running = rank_trials(Run(run))
-    assert [row["trial"] for row in failed] == ["2"] and running == 0
-    assert "3 conv+pool blocks need images of at least 22x22 px" in failed[0]["reason"]
-    assert list(failed[0]) == ["trial", "conv_layers", "nodes", "dense_layers", "reason"]
-    assert sorted(row["trial"] for row in completed) == ["0", "1"]
-    assert [row["rank"] for row in completed] == [1, 2]
-    assert completed[0]["val_loss"] <= completed[1]["val_loss"]
+    assert [row.trial for row in failed] == ["2"] and running == 0
+    assert "3 conv+pool blocks need images of at least 22x22 px" in failed[0].reason
+    assert failed_columns(failed) == ["trial", "conv_layers", "nodes", "dense_layers", "reason"]
+    assert sorted(row.trial for row in completed) == ["0", "1"]
+    assert [row.rank for row in completed] == [1, 2]
+    assert completed[0].val_loss <= completed[1].val_loss
+    assert ranked_columns(completed) == COLUMNS
     for row in completed:
-        assert list(row) == COLUMNS
-        history = json.loads((run / "history" / f"trial_{row['trial']}.json").read_text())["epochs"]
+        assert list(row.hyperparameters) == ["conv_layers", "nodes", "dense_layers"]
+        history = json.loads((run / "history" / f"trial_{row.trial}.json").read_text())["epochs"]
         best = min(history, key=lambda epoch: epoch["val_loss"])
-        assert row["val_loss"] == best["val_loss"] and row["val_accuracy"] == best["val_accuracy"]
-        assert row["best_epoch"] == best["epoch"] and row["epochs"] == 2 and row["seconds"] > 0
+        assert row.val_loss == best["val_loss"] and row.val_accuracy == best["val_accuracy"]
+        assert row.best_epoch == best["epoch"] and row.epochs == 2 and row.seconds > 0
 
 
 def test_ties_share_a_rank_and_are_ordered_by_accuracy_then_trial(run_copy):
     source = json.loads((run_copy / "history" / "trial_1.json").read_text())
     (run_copy / "history" / "trial_0.json").write_text(json.dumps({**source, "trial_id": "0"}))
     completed, _, _ = rank_trials(Run(run_copy))
-    assert [(row["rank"], row["trial"]) for row in completed] == [(1, "0"), (1, "1")]
+    assert [(row.rank, row.trial) for row in completed] == [(1, "0"), (1, "1")]
 
     def better_accuracy(history):
         for epoch in history["epochs"]:
@@ -48,17 +51,17 @@ def test_ties_share_a_rank_and_are_ordered_by_accuracy_then_trial(run_copy):
 
     edit_json(run_copy / "history" / "trial_1.json", better_accuracy)
     completed, _, _ = rank_trials(Run(run_copy))
-    assert [(row["rank"], row["trial"]) for row in completed] == [(1, "1"), (1, "0")]
+    assert [(row.rank, row.trial) for row in completed] == [(1, "1"), (1, "0")]
 
 
 def test_a_pruned_trial_is_ranked_by_its_best_val_loss_and_shown_as_pruned(run, run_copy, capsys):
-    winner = rank_trials(Run(run))[0][0]["trial"]
+    winner = rank_trials(Run(run))[0][0].trial
     verdict = {"epoch": 1, "best_val_loss": 9.0, "median": 1.0, "trials": 1}
     edit_json(run_copy / "history" / f"trial_{winner}.json", lambda history: history.update(pruned=verdict))
     completed, failed, running = rank_trials(Run(run_copy))
     # Pruned, but genuinely the lowest val_loss: still the winner, marked with the epoch it stopped at.
-    assert [(row["trial"], row["pruned"]) for row in completed][0] == (winner, 1)
-    assert all(row["pruned"] is None for row in completed[1:])
+    assert [(row.trial, row.pruned) for row in completed][0] == (winner, 1)
+    assert all(row.pruned is None for row in completed[1:])
     assert counts_line(completed, failed, running).startswith("1 completed, 1 pruned (stopped early")
     assert report_script.main(["--run-dir", str(run_copy), "--no-retrain", "--format", "csv"]) == 0
     out, err = capsys.readouterr()
@@ -69,7 +72,7 @@ def test_a_pruned_trial_is_ranked_by_its_best_val_loss_and_shown_as_pruned(run, 
 def test_running_trials_are_counted_and_the_report_says_it_is_provisional(run_copy, capsys):
     edit_json(run_copy / "trials" / "trial_1" / "trial.json", lambda state: state.update(status="RUNNING"))
     completed, failed, running = rank_trials(Run(run_copy))
-    assert [row["trial"] for row in completed] == ["0"] and len(failed) == 1 and running == 1
+    assert [row.trial for row in completed] == ["0"] and len(failed) == 1 and running == 1
     assert report_script.main(["--run-dir", str(run_copy), "--no-retrain"]) == 0
     assert "1 trial(s) are still running or were interrupted" in capsys.readouterr().out
 
@@ -82,13 +85,13 @@ def test_every_format_holds_every_trial(run, fmt):
         assert [list(row) for row in json.loads(text)] == [COLUMNS] * 2
     elif fmt == "csv":
         frame = pd.read_csv(io.StringIO(text), dtype={"trial": str})
-        assert list(frame.columns) == COLUMNS and list(frame["trial"]) == [row["trial"] for row in completed]
-        assert np.allclose(frame["val_loss"], [row["val_loss"] for row in completed], rtol=0, atol=1e-12)
+        assert list(frame.columns) == COLUMNS and list(frame["trial"]) == [row.trial for row in completed]
+        assert np.allclose(frame["val_loss"], [row.val_loss for row in completed], rtol=0, atol=1e-12)
     else:
         lines = text.splitlines()
         shown = [name for name in COLUMNS if name not in ("weight_bytes", "threads")]  # CSV and JSON only
         assert all(name in lines[0] for name in shown) and len(lines) == 2 + len(completed)
-        assert f"{completed[0]['val_loss']:.4f}" in lines[2]
+        assert f"{completed[0].val_loss:.4f}" in lines[2]
         if fmt == "markdown":
             assert lines[0].startswith("|") and set(lines[1]) <= set("|-: ")
 
@@ -157,9 +160,6 @@ def test_bad_run_directories_exit_2_with_one_line(run_copy, tmp_path, capsys, mo
     assert report_script.main(["--run-dir", str(run_copy)]) == 2
     one_error_line(capsys, "has no completed trial yet (2 running, 1 failed: 3 conv+pool blocks need")
     with pytest.raises(TunerUsageError, match="no completed trial yet"):
-        from tuner.config import ReportSettings
-        from tuner.report import build_report
-
         build_report(ReportSettings(run_dir=str(run_copy)))
 
 
@@ -180,3 +180,18 @@ def test_an_unreadable_trial_file_is_reported_with_its_path_not_dropped_silently
     assert str(damaged) in (run_copy / "results.md").read_text()
     assert any(str(damaged) in message for message in json.loads((run_copy / "results.json").read_text())["notes"])
     assert damaged.read_text() == "{broken"
+
+
+def test_the_terminal_and_results_md_show_the_same_summary(run_copy, capsys):
+    edit_json(run_copy / "settings.json", lambda settings: settings["search"].update(nodes=[2, 4]))
+    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "0", "--no-retrain", "--no-export"]) == 0
+    out = capsys.readouterr().out
+    report = build_report(ReportSettings(run_dir=str(run_copy), confirm=(0,)))
+    terminal, markdown = summary_lines(report), summary_lines(report, markdown=True)
+    assert "\n".join(terminal) in out and "\n".join(markdown) in (run_copy / "results.md").read_text()
+    # The same sentences, under the terminal's headings or Markdown's.
+    counts = f"{report.counts()}; trials ranked by best val_loss (lowest first)."
+    assert terminal[0] == markdown[0] == counts and len(report.notes) == 1
+    assert f"note: {report.notes[0]}" in terminal and f"- {report.notes[0]}" in markdown
+    assert "failed trials (1):" in terminal and "## Failed trials (1)" in markdown
+    assert report.ranking[0].rank == 1 and not report.excluded and report.written[0] == run_copy / "results.csv"

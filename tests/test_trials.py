@@ -10,7 +10,6 @@ from tuner.trials import (
     best_epoch,
     best_val_loss,
     failure_reason,
-    hyperparameters_of,
     is_finite_number,
     iter_trials,
     scan_trials,
@@ -79,12 +78,6 @@ def test_failure_reason_is_the_last_line_without_the_module_path():
     assert failure_reason("ValueError: bad: really") == "bad: really"
     assert failure_reason("it broke: somehow") == "it broke: somehow"
     assert failure_reason(None) == "unknown reason"
-
-
-def test_hyperparameters_of_a_row_are_the_non_metric_columns():
-    row = {"rank": 1, "trial": "0", "conv_layers": 2, "nodes": 64, "val_loss": 0.3, "val_accuracy": 0.9,
-           "best_epoch": 4, "epochs": 6, "seconds": 3.0}
-    assert hyperparameters_of(row) == {"conv_layers": 2, "nodes": 64}
 
 
 def test_without_settings_json_the_values_a_trial_could_never_hold_are_still_damage(tmp_path):

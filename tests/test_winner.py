@@ -98,7 +98,7 @@ def test_a_changed_dataset_is_refused(run_copy, capsys):
 
 
 def test_a_damaged_checkpoint_is_refused_naming_it(run_copy, capsys):
-    winner = rank_trials(Run(run_copy))[0][0]["trial"]
+    winner = rank_trials(Run(run_copy))[0][0].trial
     checkpoint = Run(run_copy).checkpoint(winner)
     checkpoint.write_bytes(b"not hdf5")
     assert report_script.main(["--run-dir", str(run_copy), "--confirm", "0", "--no-retrain"]) == 2

@@ -17,7 +17,7 @@ import math
 import shutil
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -25,10 +25,11 @@ from tuner.cache import PreparedDataset
 from tuner.config import SearchSettings
 from tuner.errors import TunerUsageError
 from tuner.files import atomic_write_json, read_json
+from tuner.rows import TrialRow
 from tuner.rundir import Run, RunRecord, load_run_dataset
 from tuner.state_checks import RunLimits, curve_problem, metric_problem
 from tuner.stats import mean_and_std
-from tuner.trials import CONFIRM_COLUMNS, best_epoch, hyperparameters_of, is_finite_number
+from tuner.trials import best_epoch, is_finite_number
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def confirm_seed(base_seed: int, trial_id: str, index: int) -> int:
     return (base_seed + int(trial_id) + SEED_STRIDE * index) % 2**32
 
 
-def confirm_top(run: Run, record: RunRecord, ranked: Sequence[dict[str, Any]], top: int, seeds: int) -> list[Confirmation]:
+def confirm_top(run: Run, record: RunRecord, ranked: Sequence[TrialRow], top: int, seeds: int) -> list[Confirmation]:
     """Train the top `top` ranked configurations under `seeds` further seeds each, reusing saved runs.
 
     Args:
@@ -85,21 +86,21 @@ def confirm_top(run: Run, record: RunRecord, ranked: Sequence[dict[str, Any]], t
         dataset = load_run_dataset(record)
         for number, (row, index) in enumerate(missing, start=1):
             started = time.monotonic()
-            seed = confirm_seed(record.search.seed, row["trial"], index)
-            epochs = train_configuration(record.search, dataset, _values(row), seed,
-                                         run.confirm_tensorboard(row["trial"], index))
-            atomic_write_json(run.confirm_record(row["trial"], index), {
-                "trial": row["trial"], "index": index, "seed": seed, "hyperparameters": _values(row),
+            seed = confirm_seed(record.search.seed, row.trial, index)
+            epochs = train_configuration(record.search, dataset, row.configuration(), seed,
+                                         run.confirm_tensorboard(row.trial, index))
+            atomic_write_json(run.confirm_record(row.trial, index), {
+                "trial": row.trial, "index": index, "seed": seed, "hyperparameters": row.configuration(),
                 "epochs": epochs, "seconds": round(time.monotonic() - started, 3),
             })
             best = best_epoch(epochs)
             log.info("confirm %d/%d: trial %s seed %d: best val_loss %s at epoch %s (%.0fs)", number, len(missing),
-                     row["trial"], index, f"{best['val_loss']:.4f}" if best else "none (diverged)",
+                     row.trial, index, f"{best['val_loss']:.4f}" if best else "none (diverged)",
                      best["epoch"] if best else "-", time.monotonic() - started)
     return [_confirmation(run, record, row, range(1, seeds + 1)) for row in chosen]
 
 
-def saved_confirmations(run: Run, record: RunRecord, ranked: Sequence[dict[str, Any]]) -> list[Confirmation]:
+def saved_confirmations(run: Run, record: RunRecord, ranked: Sequence[TrialRow]) -> list[Confirmation]:
     """The configurations of `ranked` that have saved confirm runs, each with its seeds 1, 2, ... saved so far.
 
     Reads only files, so it never trains: what trials_dataframe shows of a past report.
@@ -107,24 +108,24 @@ def saved_confirmations(run: Run, record: RunRecord, ranked: Sequence[dict[str, 
     confirmations = []
     for row in ranked:
         count = 0
-        while run.confirm_record(row["trial"], count + 1).exists():
+        while run.confirm_record(row.trial, count + 1).exists():
             count += 1
         if count:
             confirmations.append(_confirmation(run, record, row, range(1, count + 1)))
     return confirmations
 
 
-def _confirmation(run: Run, record: RunRecord, row: dict[str, Any], indexes: Iterable[int]) -> Confirmation:
-    losses, epochs = [float(row["val_loss"])], [int(row["best_epoch"] or record.search.epochs)]
+def _confirmation(run: Run, record: RunRecord, row: TrialRow, indexes: Iterable[int]) -> Confirmation:
+    losses, epochs = [float(row.val_loss)], [int(row.best_epoch or record.search.epochs)]
     for index in indexes:
         best = read_confirm_run(run, row, index)
         losses.append(float(best["val_loss"]) if best else math.inf)
         if best:
             epochs.append(int(best["epoch"]))
-    return Confirmation(row["trial"], losses, epochs)
+    return Confirmation(row.trial, losses, epochs)
 
 
-def read_confirm_run(run: Run, row: dict[str, Any], index: int, record: RunRecord | None = None) -> dict[str, Any] | None:
+def read_confirm_run(run: Run, row: TrialRow, index: int, record: RunRecord | None = None) -> dict[str, Any] | None:
     """The saved confirm run's best epoch row ({} when it diverged), or None if it has not run yet.
 
     Its epochs are checked against the run's (settings.json: `record`, read from the run when not given).
@@ -132,7 +133,7 @@ def read_confirm_run(run: Run, row: dict[str, Any], index: int, record: RunRecor
     Raises:
         TunerUsageError: the file exists but is not a finished confirm run of this configuration.
     """
-    path = run.confirm_record(row["trial"], index)
+    path = run.confirm_record(row.trial, index)
     if not path.exists():
         return None
     data = read_json(path)
@@ -141,10 +142,10 @@ def read_confirm_run(run: Run, row: dict[str, Any], index: int, record: RunRecor
     problem = None
     if not isinstance(epochs, list) or not all(_is_epoch_row(item) for item in epochs):
         problem = "it is not a confirm run's record (an object with a list of epochs)"
-    elif data.get("hyperparameters") != _values(row):
-        problem = f"it holds another configuration than trial {row['trial']}'s"
-    elif data.get("trial") != row["trial"] or data.get("index") != index:
-        problem = f"it names trial {data.get('trial')!r} seed {data.get('index')!r}, not trial {row['trial']} seed {index}"
+    elif data.get("hyperparameters") != row.configuration():
+        problem = f"it holds another configuration than trial {row.trial}'s"
+    elif data.get("trial") != row.trial or data.get("index") != index:
+        problem = f"it names trial {data.get('trial')!r} seed {data.get('index')!r}, not trial {row.trial} seed {index}"
     else:
         problem = curve_problem(epochs, RunLimits.of(record)) or metric_problem("seconds", data.get("seconds"))
     if problem:
@@ -152,25 +153,27 @@ def read_confirm_run(run: Run, row: dict[str, Any], index: int, record: RunRecor
     return best_epoch(epochs) or {}
 
 
-def rank_confirmed(ranked: Sequence[dict[str, Any]], confirmations: Sequence[Confirmation]) -> list[dict[str, Any]]:
+def rank_confirmed(ranked: Sequence[TrialRow], confirmations: Sequence[Confirmation]) -> list[TrialRow]:
     """The ranking with the confirmed configurations first, ordered by their mean best val_loss over seeds.
 
-    The rows not confirmed keep their order after them, as ranked by their one val_loss.
-    Every row gains the CONFIRM_COLUMNS (None where not confirmed).
+    The rows not confirmed keep their order after them, as ranked by their one val_loss, and
+    every row is numbered again 1, 2, 3... The confirmed rows carry their seeds, mean and std of
+    val_loss and median best epoch (rows.CONFIRM_COLUMNS); the others None.
     """
     by_trial = {item.trial_id: item for item in confirmations}
-    confirmed = sorted((row for row in ranked if row["trial"] in by_trial),
-                       key=lambda row: (by_trial[row["trial"]].mean, row["rank"]))
-    rest = [row for row in ranked if row["trial"] not in by_trial]
+    confirmed = sorted((row for row in ranked if row.trial in by_trial),
+                       key=lambda row: (by_trial[row.trial].mean, row.rank))
+    rest = [row for row in ranked if row.trial not in by_trial]
     result = []
     for position, row in enumerate([*confirmed, *rest], start=1):
-        item = by_trial.get(row["trial"])
-        extra = {name: None for name in CONFIRM_COLUMNS}
-        if item is not None:
-            extra = {"seeds": len(item.val_losses), "mean_val_loss": item.mean if math.isfinite(item.mean) else None,
-                     "std_val_loss": item.std,
-                     "median_best_epoch": item.median_best_epoch}
-        result.append({**row, "rank": position, **extra})
+        item = by_trial.get(row.trial)
+        if item is None:
+            result.append(replace(row, rank=position, seeds=None, mean_val_loss=None, std_val_loss=None,
+                                  median_best_epoch=None))
+        else:
+            result.append(replace(row, rank=position, seeds=len(item.val_losses),
+                                  mean_val_loss=item.mean if math.isfinite(item.mean) else None,
+                                  std_val_loss=item.std, median_best_epoch=item.median_best_epoch))
     return result
 
 
@@ -203,6 +206,3 @@ def _is_epoch_row(item: Any) -> bool:
     return (isinstance(item, dict) and isinstance(item.get("epoch"), int) and not isinstance(item.get("epoch"), bool)
             and (item.get("val_loss") is None or is_finite_number(item.get("val_loss"))))
 
-
-def _values(row: dict[str, Any]) -> dict[str, Any]:
-    return {name: value for name, value in hyperparameters_of(row).items() if value is not None}

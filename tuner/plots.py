@@ -10,8 +10,10 @@ from typing import Any, Sequence
 
 from tuner.budget import Budget, pareto_front
 from tuner.files import atomic_write_bytes, read_json
+from tuner.rows import TrialRow
 from tuner.rundir import Run
 from tuner.trials import is_finite_number
+
 # The curves plot stays readable with this many lines when --top is not given.
 DEFAULT_PLOTTED_TRIALS = 5
 
@@ -21,7 +23,7 @@ def format_value(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def write_plots(run: Run, completed: Sequence[dict[str, Any]], failed: Sequence[dict[str, Any]],
+def write_plots(run: Run, completed: Sequence[TrialRow], failed: Sequence[TrialRow],
                 names: Sequence[str], space: dict[str, list[Any]], top: int = DEFAULT_PLOTTED_TRIALS) -> list[Path]:
     """Draw RUN/plots/val_loss_curves.png (top trials by epoch) and RUN/plots/hyperparameters.png.
 
@@ -46,16 +48,17 @@ def write_plots(run: Run, completed: Sequence[dict[str, Any]], failed: Sequence[
     figure = Figure(figsize=(8, 5), layout="constrained")
     axes = figure.add_subplot()
     for row in completed[:top]:
-        history = read_json(run.history(row["trial"]))
+        history = read_json(run.history(row.trial))
         epochs = history.get("epochs", []) if isinstance(history, dict) else []
         points = [(epoch["epoch"], epoch["val_loss"]) for epoch in epochs
                   if isinstance(epoch, dict) and is_finite_number(epoch.get("val_loss"))]
         if not points:
             continue
-        label = f"#{row['rank']} trial {row['trial']}: " + " ".join(f"{name}={format_value(row[name])}" for name in names)
+        label = f"#{row.rank} trial {row.trial}: " + " ".join(
+            f"{name}={format_value(row.hyperparameters.get(name))}" for name in names)
         line, = axes.plot(*zip(*points), marker=".", label=label)
-        if row["best_epoch"] is not None:
-            axes.plot([row["best_epoch"]], [row["val_loss"]], marker="o", markersize=9, color=line.get_color())
+        if row.best_epoch is not None:
+            axes.plot([row.best_epoch], [row.val_loss], marker="o", markersize=9, color=line.get_color())
     axes.set(xlabel="epoch", ylabel="val_loss", title=f"val_loss of the top {min(top, len(completed))} trials (o: best epoch)")
     axes.xaxis.get_major_locator().set_params(integer=True)
     axes.grid(alpha=0.3)
@@ -70,15 +73,16 @@ def write_plots(run: Run, completed: Sequence[dict[str, Any]], failed: Sequence[
         positions = {str(value): position for position, value in enumerate(values)}
         best = []
         for value in values:
-            losses = [row["val_loss"] for row in completed if row.get(name) == value]
+            losses = [row.val_loss for row in completed if row.hyperparameters.get(name) == value]
             axes.scatter([positions[str(value)]] * len(losses), losses, color="grey", alpha=0.4, s=12)
             best.append(min(losses) if losses else math.nan)
-            if not losses and any(row.get(name) == value for row in failed):
+            if not losses and any(row.hyperparameters.get(name) == value for row in failed):
                 axes.annotate("failed", (positions[str(value)], 0), xycoords=("data", "axes fraction"),
                               ha="center", va="bottom", color="red")
         axes.plot(range(len(values)), best, marker="o", color="tab:blue")
-        if completed and str(completed[0].get(name)) in positions:
-            axes.scatter([positions[str(completed[0][name])]], [completed[0]["val_loss"]], marker="*", s=200,
+        winner = completed[0] if completed else None
+        if winner is not None and str(winner.hyperparameters.get(name)) in positions:
+            axes.scatter([positions[str(winner.hyperparameters.get(name))]], [winner.val_loss], marker="*", s=200,
                          color="tab:orange", zorder=3, label="winner")
             axes.legend(fontsize="small")
         axes.set_xticks(range(len(values)), [format_value(value) for value in values])
@@ -89,7 +93,7 @@ def write_plots(run: Run, completed: Sequence[dict[str, Any]], failed: Sequence[
     return written
 
 
-def write_pareto_plot(run: Run, rows: Sequence[dict[str, Any]], winner: dict[str, Any], budget: Budget) -> Path | None:
+def write_pareto_plot(run: Run, rows: Sequence[TrialRow], winner: TrialRow, budget: Budget) -> Path | None:
     """Draw RUN/plots/pareto.png: each trial's val_loss against its parameters (log scale), the Pareto front as a
     step line, the winner and the best trial regardless of budget marked, and the --max-params limit if any.
 
@@ -107,30 +111,30 @@ def write_pareto_plot(run: Run, rows: Sequence[dict[str, Any]], winner: dict[str
     """
     from matplotlib.figure import Figure
 
-    measured = [row for row in rows if row.get("params") is not None]
+    measured = [row for row in rows if row.params is not None]
     if not measured:
         return None
     figure = Figure(figsize=(8, 5), layout="constrained")
     axes = figure.add_subplot()
-    axes.scatter([row["params"] for row in measured], [row["val_loss"] for row in measured], color="grey", alpha=0.6,
+    axes.scatter([row.params for row in measured], [row.val_loss for row in measured], color="grey", alpha=0.6,
                  s=18, label="trial")
     front = pareto_front(measured)
-    axes.step([row["params"] for row in front], [row["val_loss"] for row in front], where="post", color="tab:blue",
+    axes.step([row.params for row in front], [row.val_loss for row in front], where="post", color="tab:blue",
               marker="o", label="Pareto front (no trial smaller and better)")
-    best = min(measured, key=lambda row: (row["val_loss"], row["trial"]))
-    if best["trial"] != winner["trial"]:
-        axes.scatter([best["params"]], [best["val_loss"]], marker="o", s=160, facecolors="none", edgecolors="tab:red",
-                     linewidths=2, zorder=3, label=f"lowest val_loss, regardless of budget (trial {best['trial']})")
-    if winner.get("params") is not None:
+    best = min(measured, key=lambda row: (row.val_loss, row.trial))
+    if best.trial != winner.trial:
+        axes.scatter([best.params], [best.val_loss], marker="o", s=160, facecolors="none", edgecolors="tab:red",
+                     linewidths=2, zorder=3, label=f"lowest val_loss, regardless of budget (trial {best.trial})")
+    if winner.params is not None:
         # A winner confirmed over seeds was picked by its mean val_loss, which is where it is drawn.
-        confirmed = winner.get("mean_val_loss") is not None
-        axes.scatter([winner["params"]], [winner["mean_val_loss"] if confirmed else winner["val_loss"]], marker="*", s=260,
+        confirmed = winner.mean_val_loss is not None
+        axes.scatter([winner.params], [winner.mean_val_loss if confirmed else winner.val_loss], marker="*", s=260,
                      color="tab:orange", zorder=4,
-                     label=f"winner (trial {winner['trial']}" + (f", mean over {winner['seeds']} seeds)" if confirmed else ")"))
+                     label=f"winner (trial {winner.trial}" + (f", mean over {winner.seeds} seeds)" if confirmed else ")"))
     if budget.max_params is not None:
         axes.axvline(budget.max_params, color="tab:red", linestyle="--", alpha=0.6, label=f"--max-params {budget.max_params:,}")
     for row in front:
-        axes.annotate(str(row["trial"]), (row["params"], row["val_loss"]), textcoords="offset points", xytext=(4, 4),
+        axes.annotate(str(row.trial), (row.params, row.val_loss), textcoords="offset points", xytext=(4, 4),
                       fontsize="small")
     axes.set_xscale("log")
     axes.set(xlabel="parameters (log scale)", ylabel="best val_loss", title=f"val_loss against model size ({len(measured)} trials)")

@@ -1,4 +1,4 @@
-"""A run's trials read back from disk: statuses, per-epoch curves, the finite-val_loss rule and report rows."""
+"""A run's trials read back from disk: statuses, per-epoch curves, and the finite-val_loss rule (report rows: tuner.rows)."""
 
 from __future__ import annotations
 
@@ -31,15 +31,6 @@ RANKED = (COMPLETED, PRUNED)
 # A finished trial is never run again, by a resume, a restarted chief or another worker.
 FINISHED = (COMPLETED, PRUNED, FAILED)
 
-# The columns of a ranked row that are not hyperparameters.
-METRIC_COLUMNS = ("val_loss", "val_accuracy", "best_epoch", "epochs", "pruned", "seconds")
-# The columns report.py's confirm runs add to a ranked row: seeds is the number of runs of the configuration
-# (the search's and the confirm runs), the mean and std are of their best val_loss.
-CONFIRM_COLUMNS = ("seeds", "mean_val_loss", "std_val_loss", "median_best_epoch")
-# A ranked row's size and speed (footprint.Footprint), measured when the trial's training ended.
-FOOTPRINT_COLUMNS = ("params", "weight_bytes", "latency_ms", "images_per_second", "threads")
-ROW_FIELDS = ("rank", "trial", "reason", *METRIC_COLUMNS, *FOOTPRINT_COLUMNS, *CONFIRM_COLUMNS)
-
 
 def is_finite_number(value: Any) -> bool:
     """True for a real, finite number: a val_loss of NaN or infinity (a diverged epoch) never counts."""
@@ -56,11 +47,6 @@ def best_val_loss(history: list[dict[str, Any]]) -> float | None:
     """The lowest finite val_loss of a per-epoch history, or None if no epoch has one."""
     best = best_epoch(history)
     return None if best is None else float(best["val_loss"])
-
-
-def hyperparameters_of(row: dict[str, Any]) -> dict[str, Any]:
-    """The hyperparameter columns of a ranked or failed row."""
-    return {name: value for name, value in row.items() if name not in ROW_FIELDS}
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ from tuner.export import export_winner, format_export_checks
 from tuner.files import atomic_write_bytes, atomic_write_json, make_staging_dir
 from tuner.head import Head, decide
 from tuner.names import for_terminal
+from tuner.rows import CONFIRM_COLUMNS, FOOTPRINT_COLUMNS, TrialRow
 from tuner.rundir import METADATA_FILE, MODEL_FILE, Run, RunRecord, load_run_dataset
 from tuner.stats import wilson_interval
-from tuner.trials import CONFIRM_COLUMNS, FOOTPRINT_COLUMNS, hyperparameters_of
 
 log = logging.getLogger(__name__)
 # How the test accuracy's interval is computed, as metadata.json and results.json name it.
@@ -55,7 +55,7 @@ class Winner:
                 "exports": self.exports}
 
 
-def retrain_best(run: Run, record: RunRecord, winner: dict[str, Any], retrain: bool = True, export: bool = True,
+def retrain_best(run: Run, record: RunRecord, winner: TrialRow, retrain: bool = True, export: bool = True,
                  int8: bool = False) -> Winner:
     """Rebuild the winning trial's model, train it on train + validation, and score it once on test.
 
@@ -71,7 +71,7 @@ def retrain_best(run: Run, record: RunRecord, winner: dict[str, Any], retrain: b
     Args:
         run: the run directory.
         record: the run's settings.json.
-        winner: the first ranked row of rank_trials.
+        winner: the first row of the report's ranking.
         retrain: False to reuse the trial's checkpoint.
         export: write the float LiteRT export.
         int8: write the full-integer LiteRT export too.
@@ -87,19 +87,19 @@ def retrain_best(run: Run, record: RunRecord, winner: dict[str, Any], retrain: b
     if len(dataset.y_test) == 0:
         raise TunerUsageError("the prepared dataset has no test images; prepare it again with --test-fraction above 0.")
     search = record.search
-    values = {name: value for name, value in hyperparameters_of(winner).items() if value is not None}
+    values = winner.configuration()
     keras.utils.set_random_seed(search.seed)
     model = build_model(build_hypermodel(search, dataset), values)
     epochs = None
     if retrain:
         # Confirmed over seeds, the median epoch of the best val_loss is steadier than one run's.
-        epochs = int(winner.get("median_best_epoch") or winner["best_epoch"] or search.epochs)
+        epochs = int(winner.median_best_epoch or winner.best_epoch or search.epochs)
         _fit_on_train_and_validation(model, dataset, search, epochs, run.retrain_tensorboard)
     else:
-        checkpoint = run.checkpoint(winner["trial"])
+        checkpoint = run.checkpoint(winner.trial)
         if not checkpoint.is_file():
             raise TunerUsageError(
-                f"trial {winner['trial']} has no saved weights ({checkpoint} is missing); run report.py without --no-retrain."
+                f"trial {winner.trial} has no saved weights ({checkpoint} is missing); run report.py without --no-retrain."
             )
         # The checkpoint holds Adam's state too; building the optimizer first lets it load instead of being skipped.
         model.optimizer.build(model.trainable_variables)
@@ -114,7 +114,7 @@ def retrain_best(run: Run, record: RunRecord, winner: dict[str, Any], retrain: b
     test = evaluate_on_test(model, dataset, predicted)
     exports = export_winner(model, dataset, predicted, int8, search.seed) if export or int8 else []
     metadata = {
-        "trial_id": winner["trial"],
+        "trial_id": winner.trial,
         "source": "retrained on train+validation" if retrain else "the trial's best-epoch weights",
         "epochs": epochs,
         "class_names": list(dataset.class_names),
@@ -122,11 +122,11 @@ def retrain_best(run: Run, record: RunRecord, winner: dict[str, Any], retrain: b
         "color": dataset.color,
         "input_shape": list(dataset.input_shape),
         "hyperparameters": values,
-        "validation": {"val_loss": winner["val_loss"], "val_accuracy": winner["val_accuracy"], "best_epoch": winner["best_epoch"],
-                       **{name: winner.get(name) for name in CONFIRM_COLUMNS}},
+        "validation": {"val_loss": winner.val_loss, "val_accuracy": winner.val_accuracy, "best_epoch": winner.best_epoch,
+                       **winner.to_record(CONFIRM_COLUMNS)},
         "test": test,
         "exports": {item.kind: item.check for item in exports},
-        "footprint": {name: winner.get(name) for name in FOOTPRINT_COLUMNS},
+        "footprint": winner.to_record(FOOTPRINT_COLUMNS),
         "dataset": {"path": record.dataset.path, "identity": dataset_identity(dataset),
                     "fingerprint": dataset.manifest.get("fingerprint")},
         "seed": search.seed,
@@ -135,7 +135,7 @@ def retrain_best(run: Run, record: RunRecord, winner: dict[str, Any], retrain: b
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     model_dir = publish_winner(run, model, metadata, {item.file_name: item.content for item in exports})
-    return Winner(model_dir, winner["trial"], retrain, epochs, test["loss"], test["accuracy"], list(dataset.class_names),
+    return Winner(model_dir, winner.trial, retrain, epochs, test["loss"], test["accuracy"], list(dataset.class_names),
                   test["confusion_matrix"], test["per_class"], test["images"], tuple(test["accuracy_interval"]),
                   metadata["exports"])
 

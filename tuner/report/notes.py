@@ -1,0 +1,157 @@
+"""The report's sentences: how the trials ended, the winner against the runner-up, the budget, the Pareto front,
+values at the edge of the space, and damaged files."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from tuner.budget import Budget
+from tuner.config import smallest_side_for
+from tuner.confirm import Confirmation
+from tuner.plots import format_value
+from tuner.report.tables import over_seeds
+from tuner.rows import TrialRow
+from tuner.rundir import RunRecord
+from tuner.stats import compare_seeds
+from tuner.trials import DamagedFile
+
+# For each hyperparameter of the search space: the SearchSettings field and flag that set its range, and the
+# lowest value that flag accepts (a winner at that floor cannot be helped by widening downwards).
+SEARCH_FLAGS: dict[str, tuple[str, str, float | None]] = {
+    "conv_layers": ("conv_layers", "--conv-layers", 1),
+    "nodes": ("nodes", "--nodes", 1),
+    "dense_layers": ("dense_layers", "--dense-layers", 0),
+    "learning_rate": ("learning_rates", "--learning-rates", None),
+    "dropout": ("dropouts", "--dropouts", 0.0),
+}
+
+
+def counts_line(ranked: Sequence[TrialRow], failed: Sequence[TrialRow], running: int, excluded: int = 0) -> str:
+    """How the trials ended, e.g. "12 completed, 13 pruned, 2 failed, 0 running or interrupted" (+ ", 4 over the budget")."""
+    pruned = sum(row.pruned is not None for row in ranked)
+    over = f", {excluded} over the budget" if excluded else ""
+    return (f"{len(ranked) - pruned} completed, {pruned} pruned (stopped early behind the median), {len(failed)} failed, "
+            f"{running} running or interrupted{over}")
+
+
+def comparison_line(ranking: Sequence[TrialRow], confirmations: Sequence[Confirmation]) -> str | None:
+    """One sentence: is the winner's val_loss over seeds told apart from the runner-up's? None without confirm runs."""
+    if not confirmations:
+        return None
+    by_trial = {item.trial_id: item for item in confirmations}
+    winner = by_trial[ranking[0].trial]
+    winner_text = f"trial {winner.trial_id} (val_loss {_over_seeds(ranking[0])})"
+    if len(confirmations) < 2:
+        return f"Only the winner, {winner_text}, was confirmed: there is no runner-up to compare it with."
+    runner_up = by_trial[ranking[1].trial]
+    result = compare_seeds(winner.val_losses, runner_up.val_losses)
+    test = f"Welch's t-test p = {result.p_value:.3f}" if result.p_value is not None else "no spread to test"
+    both = f"The winner, {winner_text}, and the runner-up, trial {runner_up.trial_id} ({_over_seeds(ranking[1])}),"
+    if result.distinguishable:
+        return f"{both} are distinguishable over seeds ({test})."
+    return f"{both} are not distinguishable over seeds ({test}): either is as good a pick; more seeds (--confirm K R) may tell them apart."
+
+
+def _over_seeds(row: TrialRow) -> str:
+    return over_seeds(row.mean_val_loss, row.std_val_loss, row.seeds, " over {} seeds")
+
+
+def budget_line(budget: Budget, ranking: Sequence[TrialRow], excluded: Sequence[TrialRow]) -> str:
+    """One sentence on the budget: how many trials fit, the winner's size and speed, and the best trial it excluded."""
+    winner = ranking[0]
+    text = (f"Budget ({budget.describe()}): {len(ranking)} of {len(ranking) + len(excluded)} ranked trials fit; the winner, "
+            f"trial {winner.trial}, has {_size_and_speed(winner)}.")
+    best_excluded = min(excluded, key=lambda row: (row.val_loss, row.trial), default=None)
+    if best_excluded is not None and best_excluded.val_loss < winner.val_loss:
+        text += (f" The best trial regardless of budget, trial {best_excluded.trial} (val_loss "
+                 f"{best_excluded.val_loss:.4f}, {_size_and_speed(best_excluded)}), is excluded: {best_excluded.reason}.")
+    return text
+
+
+def _size_and_speed(row: TrialRow) -> str:
+    if not row.measured:
+        return "no recorded size or speed"
+    return f"{row.params:,} parameters and takes {row.latency_ms:.3f} ms per image"
+
+
+def front_line(front: Sequence[TrialRow]) -> str:
+    """One sentence naming the Pareto front's trials, from the smallest model up."""
+    shown = "; ".join(f"trial {row.trial} ({row.params:,} parameters, val_loss {row.val_loss:.4f})" for row in front)
+    return f"Pareto front (no other trial is both smaller and lower in val_loss): {shown}."
+
+
+def search_space(record: RunRecord, rows: Sequence[TrialRow], names: Sequence[str]) -> dict[str, list[Any]]:
+    """The values searched for each hyperparameter: the run's settings, else the values its trials tried."""
+    space: dict[str, list[Any]] = {}
+    for name in names:
+        field = SEARCH_FLAGS.get(name, (name, "", None))[0]
+        configured = getattr(record.search, field, None)
+        if isinstance(configured, tuple) and configured:
+            space[name] = list(configured)
+        else:
+            tried = {row.hyperparameters.get(name) for row in rows} - {None}
+            space[name] = sorted(tried, key=_sort_key)
+    return space
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    return (0, value) if isinstance(value, (int, float)) else (1, str(value))
+
+
+def boundary_warnings(winner: dict[str, Any], space: dict[str, list[Any]], image_side: int | None = None) -> list[str]:
+    """Say which of the winner's values sit at the edge of a range that could be widened.
+
+    A value is at the edge when its hyperparameter was searched over more than one value
+    and the winner took the smallest or the largest; the edge is only reported if the
+    range can grow that way (no fewer than 1 conv layer, no more conv layers than the
+    images are big enough for, no dropout below 0).
+
+    Args:
+        winner: the winner's hyperparameters (the first ranked row's).
+        space: hyperparameter name -> the values searched.
+        image_side: the side of the images, to know whether one more conv layer would fit.
+
+    Returns:
+        One message per hyperparameter at an edge.
+    """
+    messages = []
+    for name, values in space.items():
+        value = winner.get(name)
+        numeric = [item for item in values if isinstance(item, (int, float)) and not isinstance(item, bool)]
+        if len(set(numeric)) < 2 or not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        _, flag, floor = SEARCH_FLAGS.get(name, (name, "", None))
+        low, high = min(numeric), max(numeric)
+        shown = f"{format_value(low)}..{format_value(high)}"
+        how = f"widen {flag}" if flag else "widen its range"
+        if value == high and _can_grow(name, value, image_side):
+            messages.append(f"the winner's {name}={format_value(value)} is the largest value searched ({shown}); "
+                            f"the best may lie beyond it: {how} upwards and search again.")
+        elif value == low and (floor is None or value > floor):
+            messages.append(f"the winner's {name}={format_value(value)} is the smallest value searched ({shown}); "
+                            f"the best may lie below it: {how} downwards and search again.")
+    return messages
+
+
+def _can_grow(name: str, value: Any, image_side: int | None) -> bool:
+    if name == "dropout":
+        return value < 0.9
+    if name == "conv_layers" and image_side is not None:
+        return smallest_side_for(int(value) + 1) <= image_side
+    return True
+
+
+def damage_warnings(damaged: Sequence[DamagedFile]) -> list[str]:
+    """Say which trial files could not be read: a trial is never left out of the ranking without a word."""
+    unreadable = [item for item in damaged if item.path.name == "trial.json"]
+    curves = [item for item in damaged if item.path.name != "trial.json"]
+    messages = []
+    if unreadable:
+        messages.append(f"{len(unreadable)} trial file(s) could not be read, so their trials are not ranked: "
+                        f"{'; '.join(item.describe() for item in unreadable)}. Restore them from a backup, or search "
+                        f"afresh with python search.py --overwrite.")
+    if curves:
+        messages.append(f"{len(curves)} curve file(s) are damaged; their trials are ranked with what is left (KerasTuner's "
+                        f"record of the best epoch for a lost curve, no size or speed for a lost footprint): "
+                        f"{'; '.join(item.describe() for item in curves)}.")
+    return messages
