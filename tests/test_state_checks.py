@@ -46,8 +46,8 @@ def test_an_epoch_past_the_runs_epochs_drops_the_curve_and_refuses_the_resume(ru
     assert "epoch 300000000 is outside 1..2 (the run's --epochs)" in damaged_paths(run)[run.history("0")]
     refused(run, run.history("0"), "outside 1..2")
     # The report ranks the trial by KerasTuner's own record of its best epoch, so a retrain asks for 1 or 2 epochs.
-    row = next(row for row in rank_trials(run)[0] if row["trial"] == "0")
-    assert row["best_epoch"] in (1, 2) and row["epochs"] is None
+    row = next(row for row in rank_trials(run)[0] if row.trial == "0")
+    assert row.best_epoch in (1, 2) and row.epochs is None
 
 
 def test_the_epochs_of_a_curve_must_increase(run_copy):
@@ -103,7 +103,7 @@ def test_a_hyperparameter_value_outside_the_runs_space_is_damage(run_copy, chang
     run = Run(run_copy)
     edit_json(run.trial_state("0"), lambda state: change(state["hyperparameters"]["values"]))
     assert re.search(problem, damaged_paths(run)[run.trial_state("0")])
-    assert "0" not in [row["trial"] for row in rank_trials(run)[0]]  # never ranked, nor retrained
+    assert "0" not in [row.trial for row in rank_trials(run)[0]]  # never ranked, nor retrained
     refused(run, run.trial_state("0"), problem)
 
 
@@ -151,10 +151,10 @@ def test_a_footprint_out_of_range_is_named(run_copy):
 def test_a_confirm_record_with_an_epoch_past_the_runs_epochs_is_refused(run_copy):
     run = Run(run_copy)
     row = rank_trials(run)[0][0]
-    values = {name: row[name] for name in ("conv_layers", "nodes", "dense_layers")}
-    path = run.confirm_record(row["trial"], 1)
+    values = row.configuration()
+    path = run.confirm_record(row.trial, 1)
     path.parent.mkdir(parents=True)
-    record = {"trial": row["trial"], "index": 1, "seed": 1, "hyperparameters": values, "seconds": 1.0,
+    record = {"trial": row.trial, "index": 1, "seed": 1, "hyperparameters": values, "seconds": 1.0,
               "epochs": [{"epoch": 1, "val_loss": 0.7}, {"epoch": 2, "val_loss": 0.6}]}
     path.write_text(json.dumps(record))
     assert read_confirm_run(run, row, 1) == {"epoch": 2, "val_loss": 0.6}
@@ -170,10 +170,10 @@ def test_a_confirm_record_with_an_epoch_past_the_runs_epochs_is_refused(run_copy
 def test_the_report_refuses_a_damaged_confirm_record_before_training(run_copy, capsys):
     run = Run(run_copy)
     row = rank_trials(run)[0][0]
-    path = run.confirm_record(row["trial"], 1)
+    path = run.confirm_record(row.trial, 1)
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"trial": row["trial"], "index": 1, "seed": 1, "seconds": 1.0,
-                                "hyperparameters": {name: row[name] for name in ("conv_layers", "nodes", "dense_layers")},
+    path.write_text(json.dumps({"trial": row.trial, "index": 1, "seed": 1, "seconds": 1.0,
+                                "hyperparameters": row.configuration(),
                                 "epochs": [{"epoch": 99, "val_loss": 0.6}]}))
     assert report_script.main(["--run-dir", str(run_copy), "--confirm", "1", "1", "--no-retrain"]) == 2
     one_error_line(capsys, f"'{path}' is damaged: epoch 99 is outside 1..2")

@@ -79,7 +79,7 @@ def confirm_top(run: Run, record: RunRecord, ranked: Sequence[TrialRow], top: in
     """
     chosen = list(ranked[:top]) if seeds > 0 else []
     missing = [(row, index) for row in chosen for index in range(1, seeds + 1)
-               if read_confirm_run(run, row, index) is None]
+               if read_confirm_run(run, row, index, record) is None]
     if missing:
         log.info("Confirming the top %d configuration(s) with %d more seed(s) each: %d run(s) to train, %d saved.",
                  len(chosen), seeds, len(missing), len(chosen) * seeds - len(missing))
@@ -118,7 +118,7 @@ def saved_confirmations(run: Run, record: RunRecord, ranked: Sequence[TrialRow])
 def _confirmation(run: Run, record: RunRecord, row: TrialRow, indexes: Iterable[int]) -> Confirmation:
     losses, epochs = [float(row.val_loss)], [int(row.best_epoch or record.search.epochs)]
     for index in indexes:
-        best = read_confirm_run(run, row, index)
+        best = read_confirm_run(run, row, index, record)
         losses.append(float(best["val_loss"]) if best else math.inf)
         if best:
             epochs.append(int(best["epoch"]))
