@@ -5,12 +5,8 @@ import json
 import keras_tuner
 import pytest
 
-from tuner.oracles import (
-    ResumableGridOracle,
-    configure_keras_tuner,
-    planned_trials,
-    repair_after_reload,
-)
+from tuner.kerastuner_internals import configure_keras_tuner
+from tuner.oracles import ResumableGridOracle, planned_trials, repair_after_reload
 from tuner.trials import COMPLETED, RUNNING, STOPPED
 
 CONFIGURATIONS = {(1, 4), (1, 8), (2, 4), (2, 8)}

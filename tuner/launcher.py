@@ -135,6 +135,8 @@ def run_local_workers(settings: SearchSettings, address: str, server: OracleServ
     """
     import psutil
 
+    from tuner.kerastuner_internals import worker_environment  # loads KerasTuner: kept out of a light import
+
     gpus, cores = visible_gpus(), available_cores()
     count = worker_count(settings.workers, gpus, cores, psutil.virtual_memory().available)
     common = settings_to_argv(settings, skip=("workers", "role", "oracle", "overwrite"))
@@ -147,7 +149,7 @@ def run_local_workers(settings: SearchSettings, address: str, server: OracleServ
     workers = []
     try:
         for index in range(count):
-            env = {**base_env, "KERASTUNER_TUNER_ID": f"worker{index}"}
+            env = {**base_env, **worker_environment(f"worker{index}")}
             if gpus:
                 env["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
             workers.append(_Worker(f"worker{index}", common + ["--role", "worker", "--oracle", address], env))
