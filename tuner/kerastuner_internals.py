@@ -121,18 +121,20 @@ def local_oracle(oracle: Any) -> Any:
     return oracle._oracle if isinstance(oracle, oracle_client.OracleClient) else oracle
 
 
-def hyperband_schedule(oracle: Any) -> int | None:
-    """How many trials Hyperband's brackets and rounds hold (one iteration), or None for any other oracle.
+def hyperband_brackets(oracle: Any) -> list[list[int]] | None:
+    """The number of trials in each round of each of Hyperband's brackets, in the order it runs them; None if not Hyperband.
 
-    KerasTuner's HyperbandOracle follows this schedule through its private helpers
-    (_get_num_brackets, _get_num_rounds, _get_size); each continued trial counts again.
+    The first round of a bracket tries new configurations; each later round continues the
+    best of the round before (a new trial each). KerasTuner's HyperbandOracle follows this
+    schedule through its private helpers (_get_num_brackets, _get_num_rounds, _get_size),
+    starting from its most aggressive bracket, once per Hyperband iteration.
     """
     oracle = local_oracle(oracle)
     if not isinstance(oracle, keras_tuner.oracles.HyperbandOracle):
         return None
-    return sum(oracle._get_size(bracket, round_number)
-               for bracket in range(oracle._get_num_brackets())
-               for round_number in range(oracle._get_num_rounds(bracket)))
+    one_iteration = [[oracle._get_size(bracket, round_number) for round_number in range(oracle._get_num_rounds(bracket))]
+                     for bracket in reversed(range(oracle._get_num_brackets()))]
+    return one_iteration * int(oracle.hyperband_iterations)
 
 
 # --- The tuner -------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from tuner.errors import TunerUsageError
 from tuner.files import read_json
 from tuner.kerastuner_internals import (
     already_tried,
-    hyperband_schedule,
+    hyperband_brackets,
     oldest_queued_first,
     record_values,
     requeue,
@@ -92,16 +92,22 @@ def repair_after_reload(oracle: keras_tuner.Oracle) -> list[str]:
 def planned_trials(oracle: keras_tuner.Oracle, space_size: int) -> int:
     """How many trials a search will run in all, for progress lines, on any role (a worker's OracleClient too).
 
-    Hyperband runs its schedule of brackets and rounds (a continued trial counts again), capped
-    by max_trials when --max-trials gave one; every other oracle runs max_trials or the whole
-    space, whichever is smaller.
+    Every oracle runs max_trials or the whole space, whichever is smaller. Hyperband runs its
+    schedule, capped by max_trials when --max-trials gave one: a continued trial counts again,
+    and the search stops in the first bracket whose new configurations the space runs out of.
     """
-    schedule = hyperband_schedule(oracle)
     # A worker's OracleClient reads max_trials from the oracle it wraps, built from the same flags.
     cap = oracle.max_trials
-    if schedule is not None:
-        return min(schedule, cap) if cap else schedule
-    return min(space_size, cap) if cap else space_size
+    brackets = hyperband_brackets(oracle)
+    if brackets is None:
+        return min(space_size, cap) if cap else space_size
+    planned, untried = 0, space_size
+    for rounds in brackets:
+        if untried < rounds[0]:
+            planned += untried
+            break
+        planned, untried = planned + sum(rounds), untried - rounds[0]
+    return min(planned, cap) if cap else planned
 
 
 # The parts of oracle.json every KerasTuner 1.4.8 oracle reads back (Oracle.set_state), with their JSON types.
