@@ -124,7 +124,7 @@ def trial_state_problem(state: Any) -> str | None:
 def scan_trials(run: Run) -> tuple[list[TrialRecord], list[DamagedFile]]:
     """Every trial of a run, in trial-id order, and the trial files that could not be read (read-only).
 
-    KerasTuner's files are written atomically (oracles.configure_keras_tuner), so a file that
+    KerasTuner's files are written atomically (kerastuner_internals.configure_keras_tuner), so a file that
     does not parse was damaged after the fact: it is returned, never skipped silently. A damaged
     history file (the tool's per-epoch curve) is returned too; its trial is still read, ranked
     by KerasTuner's own record of its best epoch.
