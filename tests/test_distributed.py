@@ -223,7 +223,7 @@ def test_a_workers_call_cut_off_by_a_chief_restart_is_made_again():
     import grpc
     from keras_tuner.src import protos
 
-    from tuner.distributed import _RetryingStub
+    from tuner.distributed.worker import _RetryingStub
 
     address, calls, servers = free_address(), [], []
 

@@ -1,4 +1,5 @@
 import json
+import logging
 import os
 import signal
 import stat
@@ -35,19 +36,59 @@ def tiny_settings(prepared, run_dir, **overrides):
     return search_args(**values)
 
 
-@pytest.mark.parametrize("tuner_name", ["grid", "random", "bayesian", "hyperband"])
-def test_every_tuner_searches_and_records_curves(prepared, tmp_path, tuner_name):
-    overrides = {"epochs": 2, "max_trials": 2} if tuner_name != "grid" else {}
-    summary = run_search(*tiny_settings(prepared, tmp_path / "run", tuner=tuner_name, **overrides))
-    assert summary.completed >= 2 and summary.failed == 0
-    assert summary.best_val_loss is not None
-    records = list(iter_trials(Run(tmp_path / "run")))
-    assert all(record.status == "COMPLETED" for record in records)
+# Each tuner's flags and how many trials they run: the grid's 2 configurations, the sampled tuners'
+# --max-trials, and hyperband's schedule for --epochs 3 (3 + 1 continued + 2 = 6 trials) cut at --max-trials 4.
+TUNER_RUNS = {
+    "grid": ([], 2),
+    "random": (["--max-trials", "2"], 2),
+    "bayesian": (["--max-trials", "2"], 2),
+    "hyperband": (["--epochs", "3", "--nodes", "4", "8", "--max-trials", "4"], 4),
+}
+
+
+@pytest.mark.parametrize("workers", [[], ["--workers", "0"]], ids=["workers-auto", "workers-0"])
+@pytest.mark.parametrize("tuner_name", sorted(TUNER_RUNS))
+def test_every_tuner_searches_as_a_user_runs_it(prepared, tmp_path, capsys, tuner_name, workers):
+    # No --workers: the default, auto, starts a chief here and a worker process per core (2 on a 2-core machine).
+    flags, trials = TUNER_RUNS[tuner_name]
+    run = Run(tmp_path / "run")
+    argv = ["--data", str(prepared), "--run-dir", str(run.root), "--tuner", tuner_name, "--epochs", "2",
+            "--conv-layers", "1", "2", "--nodes", "4", "--dense-layers", "0", "--patience", "0", "--quiet",
+            *flags, *workers]
+    assert search_script.main(argv) == 0, capsys.readouterr().err[-3000:]
+    assert f"{trials} trial(s) completed, 0 failed" in capsys.readouterr().out
+    records = list(iter_trials(run))
+    assert len(records) == trials and all(record.status == "COMPLETED" for record in records)
     for record in records:
         assert record.history and all("val_loss" in row and "accuracy" in row for row in record.history)
-        assert (tmp_path / "run" / "tensorboard" / record.trial_id).is_dir()
-    settings = json.loads((tmp_path / "run" / "settings.json").read_text())
+        assert run.history(record.trial_id).is_file() and (run.root / "tensorboard" / record.trial_id).is_dir()
+    if tuner_name == "hyperband" and workers:
+        # Trial by trial, Hyperband continues its best first-round trial (workers may start the next bracket first).
+        rounds = [json.loads(run.trial_state(record.trial_id).read_text())["hyperparameters"]["values"]["tuner/round"]
+                  for record in records]
+        assert sorted(rounds) == [0, 0, 0, 1]
+    # Who ran the trials: the chief and its workers' tuners, or this process's own.
+    tuners = {path.stem for path in run.project.glob("*.json")} - {"oracle"}
+    if workers:
+        assert tuners == {"tuner0"}, tuners
+    else:
+        assert {"chief", "worker0"} <= tuners <= {"chief", "worker0", "worker1"}, tuners
+    settings = json.loads(run.settings.read_text())
     assert settings["search"]["tuner"] == tuner_name and settings["dataset"]["class_names"] == ["class0", "class1"]
+
+
+def test_hyperband_runs_its_schedule_when_max_trials_is_above_it_and_progress_counts_it(prepared, tmp_path, capsys,
+                                                                                        caplog):
+    # --epochs 3: bracket 1 tries 3 configurations and continues the best; bracket 0 wants 2 more of the
+    # 4 configurations but finds 1, so 5 trials run, fewer than --max-trials 9, and progress says so.
+    caplog.set_level(logging.INFO)
+    argv = ["--data", str(prepared), "--run-dir", str(tmp_path / "run"), "--tuner", "hyperband", "--epochs", "3",
+            "--conv-layers", "1", "2", "--nodes", "4", "8", "--dense-layers", "0", "--patience", "0",
+            "--max-trials", "9", "--workers", "0"]
+    assert search_script.main(argv) == 0
+    assert "5 trial(s) completed, 0 failed" in capsys.readouterr().out
+    assert len(list(iter_trials(Run(tmp_path / "run")))) == 5
+    assert "[1/5] trial" in caplog.text and "[5/5] trial" in caplog.text
 
 
 def test_grid_runs_every_configuration_once_and_a_rerun_adds_nothing(prepared, tmp_path):

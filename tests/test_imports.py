@@ -1,9 +1,13 @@
-"""The tuner package's modules import one way: no module reaches back to one that imports it."""
+"""The tuner package's modules import one way, and only the KerasTuner adapter touches KerasTuner's private API."""
 
 import ast
+import io
+import re
+import tokenize
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "tuner"
+ADAPTER = PACKAGE / "kerastuner_internals.py"
 
 
 def _module(path):
@@ -51,3 +55,26 @@ def test_ranking_confirming_and_the_winner_import_one_way():
     assert not any(name == "report" or name.startswith("report.") or name == "winner" for name in graph["confirm"])
     assert "winner" not in graph["rows"] and not any(name.startswith("report") for name in graph["rows"])
 
+# KerasTuner's private modules, and the private names of its objects this tool relies on.
+PRIVATE_KERASTUNER = re.compile(
+    r"keras_tuner\.src|\._retry_queue|\._record_values|\._duplicate|\._get_(size|num_brackets|num_rounds)\b"
+    r"|_populate_initial_space|stop_triggered|\.stub\b|oracle_client|oracle_chief|KERASTUNER_"
+)
+
+
+def _code_lines(path):
+    """(line number, text) of each line of a module, its comment cut off (a comment may quote a message)."""
+    source = path.read_text(encoding="utf-8")
+    lines = source.splitlines()
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.COMMENT:
+            row, column = token.start
+            lines[row - 1] = lines[row - 1][:column]
+    return enumerate(lines, 1)
+
+
+def test_only_the_adapter_uses_keras_tuners_private_api():
+    offenders = [f"{path.relative_to(PACKAGE.parent)}:{number}: {text.strip()}"
+                 for path in sorted(PACKAGE.rglob("*.py")) if path != ADAPTER
+                 for number, text in _code_lines(path) if PRIVATE_KERASTUNER.search(text)]
+    assert not offenders, "KerasTuner's private API outside tuner/kerastuner_internals.py:\n" + "\n".join(offenders)

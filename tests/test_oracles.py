@@ -5,12 +5,8 @@ import json
 import keras_tuner
 import pytest
 
-from tuner.oracles import (
-    ResumableGridOracle,
-    configure_keras_tuner,
-    planned_trials,
-    repair_after_reload,
-)
+from tuner.kerastuner_internals import configure_keras_tuner
+from tuner.oracles import ResumableGridOracle, planned_trials, repair_after_reload
 from tuner.trials import COMPLETED, RUNNING, STOPPED
 
 CONFIGURATIONS = {(1, 4), (1, 8), (2, 4), (2, 8)}
@@ -105,3 +101,47 @@ def test_planned_trials_is_the_smaller_of_the_space_and_max_trials(tmp_path):
     assert planned_trials(grid_oracle(tmp_path), space_size=4) == 4
     sampled = keras_tuner.oracles.RandomSearchOracle(objective=keras_tuner.Objective("val_loss", "min"), max_trials=3)
     assert planned_trials(sampled, space_size=27) == 3
+
+
+def hyperband_oracle(max_epochs, max_trials=None):
+    oracle = keras_tuner.oracles.HyperbandOracle(objective=keras_tuner.Objective("val_loss", "min"),
+                                                 max_epochs=max_epochs, factor=3)
+    oracle.max_trials = max_trials
+    return oracle
+
+
+def test_hyperband_plans_its_schedule_capped_by_max_trials():
+    # epochs 3, factor 3: bracket 1 runs 3 trials of 1 epoch and continues the best one; bracket 0 runs 2.
+    assert planned_trials(hyperband_oracle(3), space_size=27) == 6
+    assert planned_trials(hyperband_oracle(3, max_trials=4), space_size=27) == 4
+    assert planned_trials(hyperband_oracle(3, max_trials=50), space_size=27) == 6
+    # epochs 10: brackets of 12+4+2, 6+2 and 4 trials.
+    assert planned_trials(hyperband_oracle(10), space_size=27) == 30
+
+
+def test_hyperband_plans_no_more_trials_than_its_space_has_new_configurations_for():
+    # Bracket 1 tries 3 configurations and continues 1; bracket 0 finds 1 of the 2 it wants, then the search stops.
+    assert planned_trials(hyperband_oracle(3), space_size=4) == 5
+    assert planned_trials(hyperband_oracle(3), space_size=2) == 2
+    assert planned_trials(hyperband_oracle(3), space_size=5) == 6
+
+
+@pytest.mark.parametrize("name, max_trials, planned", [
+    ("grid", None, 4), ("grid", 3, 3), ("random", None, 4), ("random", 3, 3), ("bayesian", 3, 3),
+    ("hyperband", None, 5), ("hyperband", 3, 3)])
+@pytest.mark.parametrize("role", [None, "chief", "worker"])
+def test_every_tuner_plans_its_trials_on_every_role(tmp_path, name, max_trials, planned, role):
+    from tuner.config import SearchSettings
+    from tuner.hypermodel import CNNHyperModel
+    from tuner.kerastuner_internals import kerastuner_role
+    from tuner.rundir import Run
+    from tuner.search import make_tuner, space_size
+
+    settings = SearchSettings(tuner=name, epochs=3, conv_layers=(1, 2), nodes=(4, 8), dense_layers=(0,),
+                              max_trials=max_trials)
+    hypermodel = CNNHyperModel((16, 16, 1), 2, conv_layers=(1, 2), nodes=(4, 8), dense_layers=(0,))
+    # A worker's tuner talks to its chief through an OracleClient; building it and counting make no call.
+    with kerastuner_role(role, ("127.0.0.1", 9) if role else None):
+        tuner = make_tuner(settings, hypermodel, Run(tmp_path))
+        assert (type(tuner.oracle).__name__ == "OracleClient") == (role == "worker")
+        assert planned_trials(tuner.oracle, space_size(settings)) == planned

@@ -16,12 +16,13 @@ import keras
 from tuner.cache import PreparedDataset
 from tuner.config import ExecutionOptions, SearchSettings
 from tuner.data import ensure_prepared
-from tuner.distributed import OracleServer, join_as_worker, keep_ongoing_after_restart, kerastuner_role, wait_for_chief
+from tuner.distributed import OracleServer, join_as_worker, keep_ongoing_after_restart, parse_address, wait_for_chief
 from tuner.errors import SearchFailedError, TunerUsageError
 from tuner.files import atomic_write_json, read_json
 from tuner.hypermodel import build_hypermodel
 from tuner.launcher import follow_launcher, run_local_workers
-from tuner.oracles import configure_keras_tuner, planned_trials, refuse_damaged_state, repair_after_reload
+from tuner.kerastuner_internals import configure_keras_tuner, kerastuner_role
+from tuner.oracles import planned_trials, refuse_damaged_state, repair_after_reload
 from tuner.progress import SearchProgress
 from tuner.rundir import DatasetRecord, Run, RunLock, RunRecord
 from tuner.search import make_tuner, run_trials, space_size
@@ -103,7 +104,8 @@ def _lead(settings: SearchSettings, options: ExecutionOptions, run: Run, dataset
     """Own the oracle: run the trials here (ALONE), or serve them to workers (CHIEF, LAUNCHER)."""
     configure_keras_tuner()
     address = options.oracle or (f"127.0.0.1:{_free_port()}" if role == LAUNCHER else "")
-    with kerastuner_role(None if role == ALONE else CHIEF, address) as tuner_id:
+    this_role = kerastuner_role(None) if role == ALONE else kerastuner_role(CHIEF, parse_address(address))
+    with this_role as tuner_id:
         # Read before the tuner reloads the oracle, which queues every ongoing trial to run again.
         state = read_json(run.oracle_state)
         ongoing = state.get("ongoing_trials", {}) if isinstance(state, dict) else {}
@@ -139,7 +141,7 @@ def _work_for_chief(settings: SearchSettings, options: ExecutionOptions, run: Ru
                     record: RunRecord) -> bool:
     """Run trials handed out by a chief, writing into the shared run directory; True if it retired."""
     follow_launcher()
-    with kerastuner_role(WORKER, options.oracle or "") as tuner_id:
+    with kerastuner_role(WORKER, parse_address(options.oracle or "")) as tuner_id:
         wait_for_chief(options.oracle or "", options.connect_timeout)
         # The chief wrote settings.json before it started serving; a worker with other flags is refused.
         _refuse_another_search(run, record)

@@ -146,6 +146,8 @@ def run_local_workers(settings: SearchSettings, options: ExecutionOptions, addre
     """
     import psutil
 
+    from tuner.kerastuner_internals import worker_environment  # loads KerasTuner: kept out of a light import
+
     gpus, cores = visible_gpus(), available_cores()
     count = worker_count(options.workers, gpus, cores, psutil.virtual_memory().available)
     argv = settings_to_argv(settings, options.for_worker(address))
@@ -158,7 +160,7 @@ def run_local_workers(settings: SearchSettings, options: ExecutionOptions, addre
     workers = []
     try:
         for index in range(count):
-            env = {**base_env, "KERASTUNER_TUNER_ID": f"worker{index}"}
+            env = {**base_env, **worker_environment(f"worker{index}")}
             if gpus:
                 env["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
             workers.append(_Worker(f"worker{index}", argv, env))

@@ -1,4 +1,4 @@
-"""KerasTuner's oracles made safe to kill: atomic state files, a grid that resumes, and repair on reload."""
+"""KerasTuner's oracles made safe to kill: a grid that resumes, repair on reload, damaged state refused."""
 
 from __future__ import annotations
 
@@ -7,37 +7,23 @@ import logging
 from typing import Any
 
 import keras_tuner
-from keras_tuner.src import config as kt_config
-from keras_tuner.src import utils as kt_utils
 
-from tuner.files import atomic_write_text
 from tuner.errors import TunerUsageError
 from tuner.files import read_json
+from tuner.kerastuner_internals import (
+    already_tried,
+    hyperband_brackets,
+    oldest_queued_first,
+    record_values,
+    requeue,
+    retry_queue,
+    unqueue,
+)
 from tuner.rundir import Run, RunRecord
 from tuner.state_checks import RunLimits, space_difference
 from tuner.trials import FINISHED, IDLE, RUNNING, STOPPED, DamagedFile, scan_trials
 
 log = logging.getLogger(__name__)
-
-
-def _atomic_save_json(path: str, obj: Any) -> str:
-    text = kt_utils.json.dumps(obj)
-    atomic_write_text(path, text)
-    return text
-
-
-def configure_keras_tuner() -> None:
-    """Make KerasTuner write its state atomically and keep failed trials' tracebacks off the terminal.
-
-    KerasTuner 1.4.8 writes oracle.json, trial.json and tuner0.json in place
-    (`utils.save_json`), so a kill mid-write leaves truncated JSON and the next reload
-    crashes. Every Stateful.save goes through that one function, so replacing it covers them
-    all. Its DEBUG flag prints each failed trial's traceback; the reason is kept in
-    trial.json and shown on the trial's progress line instead.
-    """
-    # Private KerasTuner 1.4.8 names: keras_tuner.src.utils.save_json and keras_tuner.src.config.DEBUG.
-    kt_utils.save_json = _atomic_save_json
-    kt_config.DEBUG = False
 
 
 class ResumableGridOracle(keras_tuner.Oracle):
@@ -50,15 +36,14 @@ class ResumableGridOracle(keras_tuner.Oracle):
     Interrupted trials come back through the base Oracle's retry queue.
     """
 
-    # populate_space and _duplicate (is this configuration's hash in _tried_so_far?) are KerasTuner
-    # 1.4.8's hooks for a subclass: the base Oracle calls populate_space for each new trial.
+    # populate_space is KerasTuner's hook for a subclass: the base Oracle calls it for each new trial.
 
     def populate_space(self, trial_id: str) -> dict[str, Any]:
         space = self.get_space().space
         names = [hp.name for hp in space]
         for combination in itertools.product(*(_grid_values(hp) for hp in space)):
             values = dict(zip(names, combination))
-            if not self._duplicate(values):
+            if not already_tried(self, values):
                 return {"status": RUNNING, "values": values}
         if self.ongoing_trials:
             return {"status": IDLE, "values": None}
@@ -87,39 +72,43 @@ def repair_after_reload(oracle: keras_tuner.Oracle) -> list[str]:
     Returns:
         The ids of the trials that will run again.
     """
-    # KerasTuner 1.4.8 Oracle internals: start_order/end_order list trial ids as started and ended,
-    # _retry_queue holds the ids to hand out again (popped from its end), and _record_values adds a
-    # trial's values to _tried_so_far, the hashes the grid and the random oracle never repeat.
+    # start_order/end_order list trial ids as started and ended; the retry queue holds the ids to hand
+    # out again; record_values adds a trial's values to those the grid and the random oracle never repeat.
     known = set(oracle.start_order)
     for trial_id, trial in sorted(oracle.trials.items()):
         if trial.status in FINISHED:
-            if trial_id in oracle._retry_queue:
-                oracle._retry_queue.remove(trial_id)
+            unqueue(oracle, trial_id)
             if trial_id not in oracle.end_order:
                 oracle.end_order.append(trial_id)
-        elif trial_id not in oracle._retry_queue:
-            oracle._retry_queue.append(trial_id)
+        else:
+            requeue(oracle, trial_id)
         if trial_id not in known:
             oracle.start_order.append(trial_id)
-        oracle._record_values(trial)
-    # The queue is popped from its end; reversing makes the oldest interrupted trial run first.
-    oracle._retry_queue.sort(reverse=True)
+        record_values(oracle, trial)
+    oldest_queued_first(oracle)
     oracle.save()
-    return sorted(oracle._retry_queue)
+    return sorted(retry_queue(oracle))
 
 
 def planned_trials(oracle: keras_tuner.Oracle, space_size: int) -> int:
-    """How many trials a search will run in all, for progress lines.
+    """How many trials a search will run in all, for progress lines, on any role (a worker's OracleClient too).
 
-    Hyperband's count comes from its brackets and rounds, through KerasTuner 1.4.8's private
-    HyperbandOracle helpers (_get_num_brackets, _get_num_rounds, _get_size), the schedule it
-    follows; every other oracle runs max_trials or the whole space, whichever is smaller.
+    Every oracle runs max_trials or the whole space, whichever is smaller. Hyperband runs its
+    schedule, capped by max_trials when --max-trials gave one: a continued trial counts again,
+    and the search stops in the first bracket whose new configurations the space runs out of.
     """
-    if isinstance(oracle, keras_tuner.oracles.HyperbandOracle):
-        return sum(oracle._get_size(bracket, round_number)
-                   for bracket in range(oracle._get_num_brackets())
-                   for round_number in range(oracle._get_num_rounds(bracket)))
-    return min(space_size, oracle.max_trials)
+    # A worker's OracleClient reads max_trials from the oracle it wraps, built from the same flags.
+    cap = oracle.max_trials
+    brackets = hyperband_brackets(oracle)
+    if brackets is None:
+        return min(space_size, cap) if cap else space_size
+    planned, untried = 0, space_size
+    for rounds in brackets:
+        if untried < rounds[0]:
+            planned += untried
+            break
+        planned, untried = planned + sum(rounds), untried - rounds[0]
+    return min(planned, cap) if cap else planned
 
 
 # The parts of oracle.json every KerasTuner 1.4.8 oracle reads back (Oracle.set_state), with their JSON types.

@@ -18,6 +18,7 @@ from tuner.cache import PreparedDataset
 from tuner.config import SearchSettings
 from tuner.files import read_json
 from tuner.hypermodel import CNNHyperModel
+from tuner.kerastuner_internals import DeclaredSpaceMixin, local_oracle
 from tuner.oracles import ResumableGridOracle
 from tuner.pipeline import search_pipelines
 from tuner.progress import SearchProgress
@@ -43,11 +44,12 @@ ORACLES: dict[str, type[keras_tuner.Oracle]] = {
 }
 
 
-class _SearchMixin:
+class _SearchMixin(DeclaredSpaceMixin):
     """What every tuner of this tool adds to KerasTuner's: per-trial seeds and data, curves, progress, cleanup.
 
-    `trial_guard(trial_id)` wraps each trial's training; a worker of a distributed search
-    sets it to a heartbeat that tells the chief it is still alive.
+    The space is declared by the hypermodel, without building a default model first (see
+    DeclaredSpaceMixin). `trial_guard(trial_id)` wraps each trial's training; a worker of a
+    distributed search sets it to a heartbeat that tells the chief it is still alive.
     """
 
     def __init__(self, *args: Any, run: Run, base_seed: int, batch_size: int,
@@ -59,14 +61,6 @@ class _SearchMixin:
         self.pruner = pruner
         self.trial_guard: Callable[[str], ContextManager[Any]] = lambda trial_id: contextlib.nullcontext()
         super().__init__(*args, **kwargs)
-
-    def _populate_initial_space(self) -> None:
-        # KerasTuner 1.4.8's Tuner hook builds the default model here to discover conditional
-        # hyperparameters; this space has none, and that model may be impossible for the images
-        # (a failed trial later, but a crash here), so declaring the space is enough.
-        space = self.oracle.get_space()
-        self.hypermodel.declare_hyperparameters(space)
-        self.oracle.update_space(space)
 
     def run_trial(self, trial: Any, dataset: PreparedDataset, epochs: int, patience: int = 0,
                   verbose: Any = None) -> Any:
@@ -135,6 +129,10 @@ def make_tuner(settings: SearchSettings, hypermodel: CNNHyperModel, run: Run,
         if settings.tuner == "hyperband":
             tuner = HyperbandSearchTuner(objective=OBJECTIVE, max_epochs=settings.epochs, factor=3,
                                          seed=settings.seed, **failures, **common)
+            # --max-trials caps Hyperband's schedule: the base Oracle's create_trial stops once it has
+            # created max_trials trials (a continued trial counts again). Set on the oracle built here,
+            # which on a worker is the one its client wraps, before any trial is created.
+            local_oracle(tuner.oracle).max_trials = settings.max_trials
         else:
             max_trials = settings.max_trials
             if max_trials is None:

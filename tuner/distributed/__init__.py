@@ -1,0 +1,16 @@
+"""KerasTuner's chief/worker engine made to survive dead workers: leases and a restartable chief (chief.py),
+heartbeats and calls made again across a chief's restart (worker.py)."""
+
+from tuner.distributed.address import parse_address
+from tuner.distributed.chief import (
+    LEASE_SECONDS,
+    OracleServer,
+    keep_ongoing_after_restart,
+    reclaim_silent_trials,
+)
+from tuner.distributed.worker import HEARTBEAT_SECONDS, Heartbeat, join_as_worker, wait_for_chief
+
+__all__ = [
+    "HEARTBEAT_SECONDS", "LEASE_SECONDS", "Heartbeat", "OracleServer", "join_as_worker", "keep_ongoing_after_restart",
+    "parse_address", "reclaim_silent_trials", "wait_for_chief",
+]
