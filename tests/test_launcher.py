@@ -1,5 +1,6 @@
 """tuner.launcher: how many worker processes --workers means, and which GPU each one gets."""
 
+import ctypes
 import logging
 import os
 import signal
@@ -55,12 +56,18 @@ def test_the_users_cuda_visible_devices_are_shared_out(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
     assert visible_gpus() == []
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
-    assert visible_gpus() == []  # this machine has no GPU
+    import tensorflow as tf  # every GPU this machine has (none on CI's), so the test holds on a GPU machine too
+
+    assert visible_gpus() == [str(index) for index in range(len(tf.config.list_physical_devices("GPU")))]
 
 
 def test_following_a_launcher_is_nothing_without_one(monkeypatch):
     monkeypatch.delenv(LAUNCHER_PID_ENV, raising=False)
     follow_launcher()  # returns, and this process lives on
+    # Without a launcher no parent-death signal is set (PR_GET_PDEATHSIG is 2 in <sys/prctl.h>).
+    signal_number = ctypes.c_int(-1)
+    ctypes.CDLL(None, use_errno=True).prctl(2, ctypes.byref(signal_number))
+    assert signal_number.value == 0
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
