@@ -228,3 +228,54 @@ def test_manifest_counts_the_arrays_contradict_are_refused_naming_the_file(image
     np.savez(out / "dataset.npz", **arrays)
     with pytest.raises(TunerUsageError, match=f"'{out / 'dataset.npz'}' is not a prepared dataset .*{problem}.*--force"):
         load_prepared(out)
+
+
+def _rewrite_embedded_manifest(out, change):
+    """Edit the manifest inside dataset.npz in place, as a damaged or older cache would hold it."""
+    with np.load(out / "dataset.npz") as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    manifest = json.loads(arrays["manifest_json"].tobytes())
+    change(manifest)
+    arrays["manifest_json"] = np.frombuffer(json.dumps(manifest).encode(), np.uint8)
+    np.savez(out / "dataset.npz", **arrays)
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda manifest: manifest["test_files"].pop(), "test_files must name one file per test image: it names 1, y_test holds 2"),
+    (lambda manifest: manifest["test_files"].append("cat/extra.png"), "it names 3, y_test holds 2"),
+    (lambda manifest: manifest.update(test_files="cat/cat0.png"), "test_files must be a list of file names"),
+    (lambda manifest: manifest["test_files"].__setitem__(0, 7), "test_files must be a list of file names"),
+])
+def test_test_files_that_do_not_fit_the_test_split_are_refused_naming_the_file(image_folder, tmp_path, change, problem):
+    out = tmp_path / "prepared"
+    dataset, _ = prepare(image_folder, out)
+    assert len(dataset.test_files) == len(dataset.y_test) == 2
+    _rewrite_embedded_manifest(out, change)
+    with pytest.raises(TunerUsageError, match=f"'{out / 'dataset.npz'}' is not a prepared dataset .*{problem}.*--force"):
+        load_prepared(out)
+
+
+def test_a_cache_prepared_before_test_files_still_loads_and_is_reused(image_folder, tmp_path):
+    out = tmp_path / "prepared"
+    new, _ = prepare(image_folder, out)
+    _rewrite_embedded_manifest(out, lambda manifest: manifest.pop("test_files"))
+    old = load_prepared(out)
+    assert old.test_files is None and "test_files" not in old.manifest
+    # The source fingerprint does not cover the manifest's keys: data_prep.py reuses the older cache as it is,
+    # and its identity is the one a run searched on it recorded, before and after a forced rebuild.
+    again, reused = prepare(image_folder, out)
+    assert reused and again.test_files is None
+    assert cache.dataset_identity(old) == cache.dataset_identity(new)
+    rebuilt, reused = prepare(image_folder, out, force=True)
+    assert not reused and rebuilt.test_files == new.test_files
+    assert cache.dataset_identity(rebuilt) == cache.dataset_identity(old)
+
+
+def test_save_prepared_refuses_test_files_of_the_wrong_length(tmp_path):
+    arrays = {f"{kind}_{split}": (np.zeros((2, 8, 8, 1), np.uint8) if kind == "x" else np.array([0, 1]))
+              for split in ("train", "val", "test") for kind in ("x", "y")}
+    manifest = {"class_names": ["a", "b"], "img_size": 8, "color": "grayscale", "test_files": ["a/0.png"]}
+    with pytest.raises(ValueError, match="one file per test image: it names 1, y_test holds 2"):
+        save_prepared(tmp_path / "bad", arrays, manifest)
+    save_prepared(tmp_path / "good", arrays, {**manifest, "test_files": None})
+    assert load_prepared(tmp_path / "good").test_files is None

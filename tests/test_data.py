@@ -27,6 +27,20 @@ def test_prepares_a_folder(image_folder, tmp_path):
     assert json.loads((tmp_path / "prepared" / "manifest.json").read_text()) == dataset.manifest
 
 
+def test_test_files_name_each_test_images_source_in_its_class_folder(image_folder, write_image, tmp_path):
+    from tuner.images import decode_image
+
+    write_image(image_folder / "dog" / "nested" / "dog 8.png", np.full((32, 32, 3), 77, np.uint8))
+    dataset, _ = prepare(image_folder, tmp_path / "prepared", test_fraction=0.25, no_balance=True)
+    files = dataset.test_files
+    assert len(files) == len(dataset.y_test) == 4 and len(set(files)) == 4
+    assert json.loads((tmp_path / "prepared" / "manifest.json").read_text())["test_files"] == files
+    for row, (name, label) in enumerate(zip(files, dataset.y_test)):
+        assert name.split("/")[0] == dataset.class_names[label]  # relative to the data folder, class folder first
+        image, reason = decode_image(image_folder / name, dataset.img_size, dataset.color)
+        assert reason is None and np.array_equal(image, dataset.x_test[row])  # row i of x_test is this very file
+
+
 def test_relative_data_dir(image_folder, tmp_path, monkeypatch):
     monkeypatch.chdir(image_folder)
     dataset, _ = prepare(".", tmp_path / "prepared")

@@ -46,6 +46,26 @@ def test_retrained_winner_reloads_with_the_stored_test_accuracy(tmp_path_factory
     assert not list(run.glob(".best.*"))
 
 
+def test_results_json_lists_the_winners_mistakes_most_confident_first(tmp_path_factory):
+    from tuner.cache import load_prepared
+
+    prepared, run = tiny_winner(tmp_path_factory)
+    winner = json.loads((run / "results.json").read_text())["winner"]
+    matrix, mistakes = winner_matrix(run), winner["misclassified"]
+    assert len(mistakes) == sum(map(sum, matrix)) - sum(matrix[index][index] for index in range(len(matrix)))
+    probabilities = [item["probability"] for item in mistakes]
+    assert probabilities == sorted(probabilities, reverse=True) and all(0.5 <= value <= 1 for value in probabilities)
+    dataset = load_prepared(prepared)
+    for item in mistakes:
+        assert item["file"] == dataset.test_files[item["index"]]
+        assert item["true"] == dataset.class_names[dataset.y_test[item["index"]]] == item["file"].split("/")[0]
+        assert item["predicted"] != item["true"] and item["predicted"] in dataset.class_names
+
+
+def winner_matrix(run):
+    return json.loads((run / "best" / "metadata.json").read_text())["test"]["confusion_matrix"]
+
+
 def test_no_retrain_saves_the_trials_own_weights(run_copy, capsys):
     assert report_script.main(["--run-dir", str(run_copy), "--no-retrain"]) == 0
     out = capsys.readouterr().out
@@ -53,6 +73,11 @@ def test_no_retrain_saves_the_trials_own_weights(run_copy, capsys):
     assert metadata["epochs"] is None and "best-epoch weights" in metadata["source"]
     assert "test (16 images, scored once)" in out and "confusion matrix" in out and "precision" in out
     assert not (run_copy / "tensorboard" / "best").exists()
+    mistakes = json.loads((run_copy / "results.json").read_text())["winner"]["misclassified"]
+    matrix = winner_matrix(run_copy)
+    assert len(mistakes) == matrix[0][1] + matrix[1][0]
+    assert (f"{len(mistakes)} misclassified test image" if mistakes
+            else "no misclassified test images") in out
 
 
 class _BrokenModel:

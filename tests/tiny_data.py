@@ -35,7 +35,8 @@ def all_arrays(dataset):
 def write_tiny_prepared(directory, side=16, per_class=(24, 8, 8), num_classes=2, channels=1, seed=0):
     """Write a prepared dataset whose classes differ in brightness, so a 1-epoch CNN learns something.
 
-    Returns the directory. `per_class` is (train, validation, test) images per class.
+    Returns the directory. `per_class` is (train, validation, test) images per class; the manifest's
+    test_files name each test image "classK/testNNN.png" after its class and row.
     """
     rng = np.random.default_rng(seed)
     arrays = {}
@@ -46,7 +47,9 @@ def write_tiny_prepared(directory, side=16, per_class=(24, 8, 8), num_classes=2,
         arrays[f"x_{split}"] = np.clip(base[:, None, None, None] + noise, 0, 255).astype(np.uint8)
         arrays[f"y_{split}"] = labels
     class_names = [f"class{index}" for index in range(num_classes)]
+    # Names as data_prep.py records them (class folder/file), so a report can name the winner's mistakes.
+    test_files = [f"{class_names[label]}/test{row:03d}.png" for row, label in enumerate(arrays["y_test"])]
     manifest = {"class_names": class_names, "img_size": side, "color": "grayscale" if channels == 1 else "rgb",
-                "seed": seed}
+                "seed": seed, "test_files": test_files}
     save_prepared(directory, arrays, manifest)
     return directory

@@ -61,12 +61,24 @@ class PreparedDataset:
     def num_classes(self) -> int:
         return len(self.manifest["class_names"])
 
+    @property
+    def test_files(self) -> list[str] | None:
+        """Each test image's source file (relative to the data folder), aligned with y_test; None if unknown.
+
+        Caches prepared before the manifest recorded them, and datasets saved from arrays, have none.
+        """
+        files = self.manifest.get("test_files")
+        return None if files is None else list(files)
+
 
 def dataset_identity(dataset: PreparedDataset) -> str:
     """A short hash of the prepared dataset's manifest, so a run notices when its data changed."""
     import hashlib  # here, not at the top: data_prep.py never needs it (see tuner.data on OpenSSL's cost)
 
-    text = json.dumps(dataset.manifest, sort_keys=True, default=str)
+    # test_files is provenance the fingerprint already covers (the source listing and the settings fix it), so leaving
+    # it out keeps a run searched before the manifest recorded it resumable after the same folder is prepared again.
+    manifest = {key: value for key, value in dataset.manifest.items() if key != "test_files"}
+    text = json.dumps(manifest, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
@@ -109,6 +121,7 @@ def _complete_manifest(arrays: dict[str, np.ndarray],
     splits = {split: len(checked[f"y_{split}"]) for split in SPLITS}
     if "splits" in manifest and manifest["splits"] != splits:
         raise ValueError(f"manifest splits {manifest['splits']!r} contradict the arrays' lengths {splits}")
+    _check_test_files(manifest.get("test_files"), splits["test"])
     counts = {name: {**derived[name], **given.get(name, {})} for name in names}
     # No timestamp: the same input and settings give the same manifest, byte for byte, so whatever hashes it
     # (search.py's dataset identity) sees no change when an unchanged folder is prepared again.
@@ -143,6 +156,17 @@ def _check_counts(given: Any, derived: dict[str, dict[str, int]], names: list[st
         if unique < derived[name]["kept"]:
             raise ValueError(f"manifest counts of class {name!r}: kept {derived[name]['kept']} exceeds the "
                              f"{unique} distinct images loaded")
+
+
+def _check_test_files(files: Any, test_images: int) -> None:
+    """Refuse test_files that are not one file name per test image (ValueError); absent or None means unknown."""
+    if files is None:
+        return
+    if not isinstance(files, list) or not all(isinstance(name, str) for name in files):
+        raise ValueError("manifest test_files must be a list of file names, one per test image")
+    if len(files) != test_images:
+        raise ValueError(f"manifest test_files must name one file per test image: it names {len(files)}, "
+                         f"y_test holds {test_images}")
 
 
 def _is_count(value: Any) -> bool:

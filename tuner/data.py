@@ -198,6 +198,8 @@ def _build(source: _Source, decoded: Decoded, img_size: int,
         indices = np.asarray(parts[split], np.int64)
         arrays[f"x_{split}"] = decoded.images[decoded.rows[indices]]
         arrays[f"y_{split}"] = all_labels[indices]
+    # Row i of x_test came from test_files[i]: the report names a misclassified image's file so a person can fix it.
+    test_files = [as_text(files[index]) for index in parts["test"]]
     manifest = {
         "class_names": names, "img_size": img_size, "color": settings.color, "seed": settings.seed,
         "val_fraction": settings.val_fraction, "test_fraction": settings.test_fraction,
@@ -205,7 +207,7 @@ def _build(source: _Source, decoded: Decoded, img_size: int,
         "source": {"data_dir": as_text(str(source.root)), "builtin_sample": source.builtin, "files": len(files)},
         "counts": {name: {**entry, "skipped": dict(entry["skipped"].most_common())} for name, entry in counts.items()},
         "skipped": skipped, "duplicates": duplicates,
-        "mislabelled": mislabelled,
+        "mislabelled": mislabelled, "test_files": test_files,
     }
     return arrays, manifest
 

@@ -19,6 +19,7 @@ from tuner.errors import TunerUsageError
 from tuner.export import export_winner, format_export_checks
 from tuner.files import atomic_write_bytes, atomic_write_json, make_staging_dir
 from tuner.head import Head, decide
+from tuner.mistakes import Mistake, find_mistakes, format_mistakes
 from tuner.names import for_terminal
 from tuner.rows import CONFIRM_COLUMNS, FOOTPRINT_COLUMNS, TrialRow
 from tuner.rundir import METADATA_FILE, MODEL_FILE, Run, RunRecord, load_run_dataset
@@ -45,6 +46,7 @@ class Winner:
     test_images: int
     test_interval: tuple[float, float]
     exports: dict[str, dict[str, Any]] = field(default_factory=dict)
+    misclassified: tuple[Mistake, ...] = ()  # most confident first
 
     def to_json(self) -> dict[str, Any]:
         """What results.json records of the winner."""
@@ -52,7 +54,7 @@ class Winner:
                 "test": {"images": self.test_images, "loss": self.test_loss, "accuracy": self.test_accuracy,
                          "accuracy_interval": list(self.test_interval), "interval": INTERVAL_NAME,
                          "per_class": self.per_class},
-                "exports": self.exports}
+                "exports": self.exports, "misclassified": [item.to_json() for item in self.misclassified]}
 
 
 def retrain_best(run: Run, record: RunRecord, winner: TrialRow, retrain: bool = True, export: bool = True,
@@ -110,8 +112,9 @@ def retrain_best(run: Run, record: RunRecord, winner: TrialRow, retrain: bool = 
                 f"'{checkpoint}' is damaged ({' '.join(str(error).split())[:160] or type(error).__name__}); "
                 f"run report.py without --no-retrain to retrain the winner instead."
             ) from None
-    predicted, _ = decide(model.predict(dataset.x_test, batch_size=256, verbose=0))
+    predicted, probability = decide(model.predict(dataset.x_test, batch_size=256, verbose=0))
     test = evaluate_on_test(model, dataset, predicted)
+    mistakes = find_mistakes(dataset.y_test, predicted, probability, dataset.class_names, dataset.test_files)
     exports = export_winner(model, dataset, predicted, int8, search.seed) if export or int8 else []
     metadata = {
         "trial_id": winner.trial,
@@ -137,7 +140,7 @@ def retrain_best(run: Run, record: RunRecord, winner: TrialRow, retrain: bool = 
     model_dir = publish_winner(run, model, metadata, {item.file_name: item.content for item in exports})
     return Winner(model_dir, winner.trial, retrain, epochs, test["loss"], test["accuracy"], list(dataset.class_names),
                   test["confusion_matrix"], test["per_class"], test["images"], tuple(test["accuracy_interval"]),
-                  metadata["exports"])
+                  metadata["exports"], mistakes)
 
 
 def _fit_on_train_and_validation(model: Any, dataset: PreparedDataset, search: SearchSettings, epochs: int,
@@ -222,7 +225,7 @@ def publish_winner(run: Run, model: Any, metadata: dict[str, Any], files: dict[s
 
 
 def format_winner(winner: Winner) -> str:
-    """The winner's test score, confusion matrix and per-class precision and recall, as text."""
+    """The winner's test score, confusion matrix, per-class precision and recall and its mistakes, as text."""
     from tabulate import tabulate
 
     how = f"retrained for {winner.epochs} epoch(s) on train+validation" if winner.retrained else "the trial's best-epoch weights"
@@ -237,6 +240,7 @@ def format_winner(winner: Winner) -> str:
     lines.append(tabulate([[for_terminal(item["class"]), _ratio(item["precision"]), _ratio(item["recall"]), item["support"]]
                            for item in winner.per_class], headers=["class", "precision", "recall", "support"],
                           tablefmt="simple", disable_numparse=True, colalign=["left", "right", "right", "right"]))
+    lines += ["", format_mistakes(winner.misclassified)]
     if winner.exports:
         lines += ["", *format_export_checks(winner.exports)]
     saved_beside = [*(check["file"] for check in winner.exports.values()), METADATA_FILE]
