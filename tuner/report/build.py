@@ -8,6 +8,7 @@ from tuner.budget import apply_budget, pareto_front
 from tuner.config import ReportSettings
 from tuner.confirm import confirm_top, rank_confirmed
 from tuner.errors import TunerUsageError
+from tuner.importance import importances
 from tuner.plots import DEFAULT_PLOTTED_TRIALS, write_pareto_plot, write_plots
 from tuner.report.notes import boundary_warnings, comparison_line, damage_warnings, search_space
 from tuner.report.ranking import assign_ranks, hyperparameter_names, rank_records
@@ -61,7 +62,7 @@ def build_report(settings: ReportSettings) -> Report:
         notes.append("no trial has its size and speed recorded (the run was searched before they were), so there is "
                      "no Pareto plot and no budget can be applied; search again with --overwrite to measure them.")
     report = Report(run, record, ranking, excluded, failed, running, names, front, comparison_line(ranking, confirmations),
-                    budget, notes)
+                    budget, notes, importances=importances([*ranking, *excluded], names))
     written = write_results(report)
     written += write_plots(run, ranking, failed, names, space, top=settings.top or DEFAULT_PLOTTED_TRIALS)
     pareto = write_pareto_plot(run, ranked, ranking[0], budget)

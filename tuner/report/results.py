@@ -21,7 +21,8 @@ def write_results(report: Report) -> list[Path]:
 
     results.json holds the same ranking and failures as records, the budget and the trials it
     excluded, the Pareto front's trial ids, the notes, the comparison of winner and runner-up,
-    and "winner": null until record_winner fills in its test score.
+    "importances" (importance.Importances.to_json(): which hyperparameters mattered; null before
+    any trial completed), and "winner": null until record_winner fills in its test score.
 
     Returns:
         The three paths.
@@ -39,7 +40,8 @@ def write_results(report: Report) -> list[Path]:
         "ranking": frame_records(frame), "failed": frame_records(to_dataframe(report.failed)) if report.failed else [],
         "budget": report.budget.to_json(), "excluded": frame_records(excluded) if report.excluded else [],
         "pareto_front": [row.trial for row in report.front], "comparison": report.comparison,
-        "notes": list(report.notes), "winner": None,
+        "notes": list(report.notes),
+        "importances": report.importances.to_json() if report.importances is not None else None, "winner": None,
     })
     return [csv_path, markdown_path, json_path]
 

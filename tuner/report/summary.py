@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tuner.budget import Budget
+from tuner.importance import Importances
 from tuner.report.notes import budget_line, counts_line, front_line
 from tuner.report.tables import format_table, to_dataframe
 from tuner.rows import TrialRow, excluded_columns
@@ -30,6 +31,8 @@ class Report:
         budget: the size and speed budget (inactive without --max-params/--max-latency-ms).
         notes: what a reader should know: a winner at the edge of the space, running trials, damaged files.
         written: the files written (results.*, plots), once they are.
+        importances: which hyperparameters mattered, over every ranked trial (the budget's exclusions
+            too); None in the report written before refusing a run with no completed trial.
     """
 
     run: Run
@@ -44,6 +47,7 @@ class Report:
     budget: Budget = Budget()
     notes: list[str] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
+    importances: Importances | None = None
 
     def counts(self) -> str:
         """How the trials ended (notes.counts_line), the budget's exclusions counted."""
@@ -54,8 +58,9 @@ def summary_lines(report: Report, markdown: bool = False) -> list[str]:
     """What the report says below the ranking table, on the terminal or (markdown=True) in results.md.
 
     One sentence on how the trials ended and how they are ranked, the winner against the
-    runner-up over seeds, the Pareto front, the trials the budget excluded, the failed trials and
-    the notes; the two renderings differ only in headings and table format.
+    runner-up over seeds, the Pareto front, which hyperparameters mattered (one line each), the
+    trials the budget excluded, the failed trials and the notes; the two renderings differ only in
+    headings and table format.
 
     Returns:
         Lines without trailing newlines; paragraphs are separated by an empty line.
@@ -66,6 +71,8 @@ def summary_lines(report: Report, markdown: bool = False) -> list[str]:
     within = f" within the budget ({report.budget.describe()})" if report.budget.active else ""
     paragraphs = [[f"{report.counts()}; trials{within} ranked by {ranked_by} (lowest first)."]]
     paragraphs += [[text] for text in (report.comparison, front_line(report.front) if report.front else None) if text]
+    if report.importances is not None:
+        paragraphs += _importance_section(report.importances, markdown)
     if report.excluded:
         excluded = to_dataframe(report.excluded, excluded_columns(report.excluded))
         paragraphs += _section(f"Excluded by the budget ({report.budget.describe()})", markdown,
@@ -79,6 +86,17 @@ def summary_lines(report: Report, markdown: bool = False) -> list[str]:
     elif report.notes:
         paragraphs.append([f"note: {message}" for message in report.notes])
     return "\n\n".join("\n".join(paragraph) for paragraph in paragraphs).split("\n")
+
+
+def _importance_section(importances: Importances, markdown: bool) -> list[list[str]]:
+    """Which hyperparameters mattered: one line per hyperparameter, highest first, then the note if any."""
+    title = f"Which hyperparameters mattered ({importances.method} over {importances.trials} trials, summing to 1)"
+    width = max((len(name) for name, _ in importances.values), default=0)
+    if markdown:  # the note is a paragraph of its own, or Markdown would continue the list's last item with it
+        lines = [f"- `{name}`: {value:.2f}" for name, value in importances.values]
+        return _section(title, markdown, lines, *([[importances.note]] if importances.note else []))
+    lines = [f"  {name:<{width}}  {value:.2f}" for name, value in importances.values]
+    return _section(title, markdown, lines + ([f"note: {importances.note}"] if importances.note else []))
 
 
 def _section(title: str, markdown: bool, *paragraphs: list[str]) -> list[list[str]]:

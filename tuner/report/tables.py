@@ -11,8 +11,9 @@ from typing import Any, Sequence
 from tuner.config import REPORT_FORMATS
 from tuner.confirm import rank_confirmed, saved_confirmations
 from tuner.errors import TunerUsageError
+from tuner.importance import importances
 from tuner.report.ranking import rank_trials
-from tuner.rows import CONFIRM_COLUMNS, TrialRow, failed_columns, ranked_columns
+from tuner.rows import CONFIRM_COLUMNS, TrialRow, failed_columns, hyperparameter_names, ranked_columns
 from tuner.rundir import open_run
 
 # Columns that hold whole numbers; pandas keeps them whole (nullable) even with gaps.
@@ -64,11 +65,19 @@ def trials_dataframe(run_dir: str | Path | None = None) -> Any:
         also seeds (runs of the configuration, the search's included), mean_val_loss and
         std_val_loss (of their best val_loss) and median_best_epoch; the confirmed rows come
         first, ordered by mean_val_loss.
+        frame.attrs["importances"] says which hyperparameters mattered, as results.json's
+        "importances" does (importance.Importances.to_json()): {"method": "PED-ANOVA", "trials": N,
+        "reliable": bool, "note": str or None, "values": [{"hyperparameter": name, "importance":
+        float}, ...] highest first, summing to 1}.
     """
     run, record = open_run(run_dir)
     ranked, _, _ = rank_trials(run)
     confirmations = saved_confirmations(run, record, ranked)
-    return to_dataframe(rank_confirmed(ranked, confirmations) if confirmations else ranked)
+    rows = rank_confirmed(ranked, confirmations) if confirmations else ranked
+    frame = to_dataframe(rows)
+    # Plain JSON data, not the dataclass: attrs travel through pandas' copies and pickles as they are.
+    frame.attrs["importances"] = importances(rows, hyperparameter_names(rows)).to_json()
+    return frame
 
 
 def format_table(frame: Any, fmt: str) -> str:
