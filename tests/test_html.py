@@ -161,3 +161,11 @@ def test_thumbnails_are_readable_pngs_with_the_colours_of_the_array(shape):
         assert decoded.ndim == 2 and decoded[0, 0] == 255
     # Nearest-neighbour: a small image is enlarged in whole blocks, not smoothed.
     assert len(np.unique(decoded)) == len(np.unique(image))
+
+
+def test_a_folder_where_report_html_goes_is_refused_before_any_training(run_copy, capsys):
+    (run_copy / "report.html").mkdir()
+    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "1", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"'{run_copy / 'report.html'}' is a folder where report.py writes a file" in err
+    assert not (run_copy / "best").exists()

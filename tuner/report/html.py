@@ -31,6 +31,8 @@ SECTIONS = (
     ("pareto", "Size against validation loss"), ("winner", "The winner on the test split"),
     ("misclassified", "What the winner gets wrong"), ("data", "The data's health"),
 )
+# Decimals of the measured columns: a second and a microsecond are as precise as the measurements are.
+DIGITS = {"seconds": 1, "latency_ms": 3}
 # The learning curves stay apart as lines up to about this many trials.
 CURVES_SHOWN = 8
 
@@ -116,7 +118,7 @@ def _mean_over_seeds(row: TrialRow) -> Any:
         return None
     if row.mean_val_loss is None:
         return f"diverged in a seed ({row.seeds})"
-    return Markup(f"{row.mean_val_loss:.4f} ± {fmt(row.std_val_loss)} ({row.seeds})")
+    return Markup(f'<span class="nowrap">{row.mean_val_loss:.4f} ± {fmt(row.std_val_loss)} ({row.seeds})</span>')
 
 
 def _ranking_section(report: Report) -> list[str]:
@@ -124,7 +126,7 @@ def _ranking_section(report: Report) -> list[str]:
     if not ranking:
         return [unavailable("no completed trial to rank")]
     confirmed = any(row.confirmed for row in ranking)
-    headers = ["rank", "trial", *names, "val_loss", *(["val_loss over seeds: mean ± std (runs)"] if confirmed else []),
+    headers = ["rank", "trial", *names, "val_loss", *(["mean ± std over seeds (runs)"] if confirmed else []),
                "val_accuracy", "best_epoch", "epochs", "pruned at epoch", "seconds", "params", "latency_ms"]
     rows = [[row.rank, row.trial, *(row.hyperparameters.get(name) for name in names), row.val_loss,
              *([_mean_over_seeds(row)] if confirmed else []), row.val_accuracy, row.best_epoch, row.epochs, row.pruned,
@@ -132,12 +134,12 @@ def _ranking_section(report: Report) -> list[str]:
     ranked_by = "the mean over seeds for confirmed trials, then val_loss" if confirmed else "val_loss"
     parts: list[str] = [paragraph(f"{report.counts()}. Ranked by {ranked_by}, lowest first; the winner is highlighted. "
                                   "Click a column header to sort by it."),
-                        table(headers, rows, sortable=True, row_classes=["winner"] + [""] * (len(rows) - 1))]
+                        table(headers, rows, sortable=True, row_classes=["winner"] + [""] * (len(rows) - 1), digits=DIGITS)]
     if report.excluded:
         parts += [Markup(f"<h3>Excluded by the budget ({esc(report.budget.describe())})</h3>"),
                   table(["trial", *names, "val_loss", "params", "latency_ms", "reason"],
                         [[row.trial, *(row.hyperparameters.get(name) for name in names), row.val_loss, row.params,
-                          row.latency_ms, row.reason] for row in report.excluded], sortable=True)]
+                          row.latency_ms, row.reason] for row in report.excluded], sortable=True, digits=DIGITS)]
     if report.failed:
         parts += [Markup(f"<h3>Failed trials ({len(report.failed)})</h3>"),
                   table(["trial", *names, "reason"], [[row.trial, *(row.hyperparameters.get(name) for name in names),

@@ -82,11 +82,13 @@ def _exports(exports: Any) -> list[str]:
     rows = []
     for kind, check in exports.items():
         check = check if isinstance(check, dict) else {}
-        rows.append([kind, check.get("file"), check.get("bytes"), check.get("agreement"), check.get("disagreements"),
+        agreement = check.get("agreement")
+        shown = f"{agreement:.2%}" if isinstance(agreement, (int, float)) else None
+        rows.append([kind, check.get("file"), check.get("bytes"), shown, check.get("disagreements"),
                      check.get("accuracy"), check.get("keras_accuracy"), check.get("latency_ms"), check.get("threads")])
     return [Markup("<h3>LiteRT exports, each checked against the Keras model on the test split</h3>"),
-            table(["kind", "file", "bytes", "same label as Keras (share)", "different labels", "accuracy",
-                   "Keras accuracy", "ms per image (batch 1)", "threads"], rows)]
+            table(["kind", "file", "bytes", "same label as Keras", "different labels", "accuracy",
+                   "Keras accuracy", "ms per image (batch 1)", "threads"], rows, digits={"ms per image (batch 1)": 3})]
 
 
 def misclassified_section(winner_json: dict[str, Any] | None, dataset: PreparedDataset) -> list[str]:
@@ -133,12 +135,13 @@ def data_section(manifest: dict[str, Any]) -> list[str]:
     source = manifest.get("source") if isinstance(manifest.get("source"), dict) else {}
     folder = str(source.get("data_dir", "not recorded")) + (" (the built-in sample)" if source.get("builtin_sample") else "")
     items: list[tuple[str, Any]] = [("image folder", folder), ("files found", source.get("files")),
-                                    ("balanced", manifest.get("balanced")), ("split seed", manifest.get("seed"))]
+                                    ("balanced", manifest.get("balanced")), ("split seed", str(manifest.get("seed", "not recorded")))]
     parts: list[str] = [facts(items), table(["class", "found", "loaded", "skipped", "duplicates", "mislabelled", "kept",
                                              "train", "validation", "test"], rows, sortable=True),
                         paragraph("Duplicates: exact repeats within a class, kept once. Mislabelled: the same image "
-                                  "found under more than one class, dropped from all. A dash: not recorded (the "
-                                  "dataset was not prepared by data_prep.py from an image folder).")]
+                                  "found under more than one class, dropped from all."
+                                  + ("" if source else " A dash: not recorded (the dataset was not prepared by "
+                                                       "data_prep.py from an image folder)."))]
     listed = [("Skipped files", ["file", "reason"], [[item.get("file"), item.get("reason")] for item in _items(manifest, "skipped")]),
               ("Duplicates", ["file", "same image as"], [[item.get("file"), item.get("same_as")] for item in _items(manifest, "duplicates")]),
               ("Mislabelled (in more than one class)", ["files"],

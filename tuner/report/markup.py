@@ -29,7 +29,7 @@ th { background: #f3f3f3; } table.sortable th { cursor: pointer; user-select: no
 table.sortable th::after { content: " \\2195"; color: #aaa; }
 tr.winner td { background: #fff4d6; font-weight: 600; }
 td.diagonal { background: #dff0d8; } td.error { background: #fbe3e3; }
-.scroll { overflow-x: auto; }
+.scroll { overflow-x: auto; } .nowrap { white-space: nowrap; }
 img.figure { max-width: 100%; height: auto; display: block; margin: 8px 0; }
 .unavailable { color: #777; font-style: italic; }
 .warning { background: #fff4d6; border-left: 4px solid #e0a800; padding: 6px 10px; }
@@ -89,7 +89,7 @@ def fmt(value: Any, digits: int = 4) -> str:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], sortable: bool = False,
-          row_classes: Sequence[str] | None = None) -> Markup:
+          row_classes: Sequence[str] | None = None, digits: dict[str, int] | None = None) -> Markup:
     """An HTML table: headers and cells escaped (a Markup cell is inserted as it is), numbers right-aligned.
 
     Args:
@@ -97,12 +97,14 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], sortable: bool 
         rows: the cells; numbers carry data-value, so sorting by a column with 12,345 in it is numeric.
         sortable: clicking a header sorts the rows by that column (SORT_SCRIPT).
         row_classes: a CSS class per row ("winner"), or "".
+        digits: decimals of a column's floats by header (seconds: 1); 4 for the others.
     """
+    places = [(digits or {}).get(name, 4) for name in headers]
     head = "".join(f"<th>{esc(name)}</th>" for name in headers)
     lines = []
     for index, row in enumerate(rows):
         css = row_classes[index] if row_classes else ""
-        lines.append(f"<tr{_class_attribute(css)}>" + "".join(map(_cell, row)) + "</tr>")
+        lines.append(f"<tr{_class_attribute(css)}>" + "".join(map(_cell, row, places)) + "</tr>")
     return Markup(f'<div class="scroll"><table{_class_attribute("sortable" if sortable else "")}><thead><tr>{head}</tr></thead><tbody>'
                   + "\n".join(lines) + "</tbody></table></div>")
 
@@ -111,11 +113,11 @@ def _class_attribute(css: str) -> str:
     return f' class="{esc(css)}"' if css else ""
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, digits: int = 4) -> str:
     if isinstance(value, Markup):
         return f"<td>{value}</td>"
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        shown = fmt(value)
+        shown = fmt(value, digits)
         sort_value = "" if shown == MISSING else repr(value)
         return f'<td class="number" data-value="{sort_value}">{esc(shown)}</td>'
     return f"<td>{esc(fmt(value))}</td>"
@@ -151,7 +153,7 @@ def page(title: str, sections: Sequence[tuple[str, str, Sequence[str]]]) -> str:
         title: the page title (escaped).
         sections: (id, heading, parts) each; the parts are Markup.
     """
-    menu = "".join(f'<a href="#{esc(anchor)}">{esc(heading)}</a>' for anchor, heading, _ in sections)
+    menu = "\n".join(f'<a href="#{esc(anchor)}">{esc(heading)}</a>' for anchor, heading, _ in sections)
     body = "\n".join(f'<section><h2 id="{esc(anchor)}">{esc(heading)}</h2>\n' + "\n".join(parts) + "</section>"
                      for anchor, heading, parts in sections)
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
