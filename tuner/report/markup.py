@@ -132,10 +132,12 @@ def png_image(data: bytes | None, alt: str, css: str = "figure", missing: str = 
 
 
 def unavailable(reason: str) -> Markup:
+    """A greyed note where a section or figure has nothing to show, saying why."""
     return Markup(f'<p class="unavailable">{esc(reason)}</p>')
 
 
 def paragraph(text: str, css: str = "") -> Markup:
+    """A paragraph of plain text (escaped); css "warning" sets it apart."""
     return Markup(f"<p{_class_attribute(css)}>{esc(text)}</p>")
 
 
