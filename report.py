@@ -12,6 +12,8 @@ from tuner.config import ReportSettings, parse_settings
 def _report(argv):
     settings = parse_settings(ReportSettings, argv, "report.py", "Rank a run's trials, confirm the best over seeds, retrain the winner and score it on the test split.")
     from tuner.report import build_report, format_table, record_winner, summary_lines, to_dataframe
+    from tuner.report.html import write_html
+    from tuner.rundir import load_run_dataset
     from tuner.winner import format_winner, retrain_best
 
     if settings.confirm_counts() != (0, 0):
@@ -26,6 +28,8 @@ def _report(argv):
                           export=not settings.no_export, int8=settings.int8)
     record_winner(report.run, winner.to_json())
     print(f"\n{format_winner(winner)}", file=notes)
+    if not settings.no_html:
+        print(f"wrote {write_html(report.run, report, winner.to_json(), load_run_dataset(report.record))}", file=notes)
     print(f"next: python predict.py --model {winner.model_dir} PATH...", file=notes)
     if winner.exports:
         print(f"  or, without TensorFlow: python predict.py --runtime litert --model {winner.model_dir} PATH...", file=notes)

@@ -12,13 +12,13 @@ from tuner.rundir import RESULTS_FORMATS, Run
 def report_targets(run: Run) -> tuple[list[Path], list[Path]]:
     """The folders report.py writes into or replaces, and the files it replaces, of a run (whether they exist or not).
 
-    results.* go into the run's folder, and so does RUN/best (swapped in by renames); the plots go
+    results.* and report.html go into the run's folder, and so does RUN/best (swapped in by renames); the plots go
     into RUN/plots; each confirm run into its RUN/confirm/trial_<id>/ and a TensorBoard folder that
     replaces any earlier one, as the retrain's RUN/tensorboard/best does.
     """
     folders = [run.root, run.plots, run.confirm_dir, *sorted(run.confirm_dir.glob("trial_*")), run.tensorboard,
                run.tensorboard / "confirm", run.retrain_tensorboard, run.best]
-    return folders, [run.results(extension) for extension in RESULTS_FORMATS]
+    return folders, [*(run.results(extension) for extension in RESULTS_FORMATS), run.html]
 
 
 def refuse_unwritable(run: Run) -> None:

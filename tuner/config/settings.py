@@ -207,6 +207,7 @@ class ReportSettings:
     max_latency_ms: float | None = _opt(None, "pick the winner among the trials taking at most X ms per image at batch 1, as the search measured them", metavar="MS")
     int8: bool = _opt(False, "also write best/model_int8.tflite, a full-integer model quantized with training images, checked on the test split")
     no_export: bool = _opt(False, "don't write best/model.tflite, the LiteRT export of the winner")
+    no_html: bool = _opt(False, "don't write report.html, the whole report as one page that opens from disk")
     debug: bool = _opt(False, "show full tracebacks")
 
     def __post_init__(self) -> None:

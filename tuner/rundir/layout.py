@@ -107,6 +107,11 @@ class Run:
         return self.root / f"results.{extension}"
 
     @property
+    def html(self) -> Path:
+        """RUN/report.html: the whole report in one self-contained page."""
+        return self.root / "report.html"
+
+    @property
     def best(self) -> Path:
         """The published winner: model.keras and metadata.json, swapped in with one rename."""
         return self.root / "best"
@@ -117,6 +122,7 @@ class Run:
             shutil.rmtree(part, ignore_errors=True)
         for extension in RESULTS_FORMATS:
             self.results(extension).unlink(missing_ok=True)
+        self.html.unlink(missing_ok=True)
         self.settings.unlink(missing_ok=True)
 
     def write_record(self, record: RunRecord) -> None:
