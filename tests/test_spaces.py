@@ -81,3 +81,20 @@ def test_a_modern_random_search_runs_resumes_and_is_ranked_with_the_recipe_colum
         rows = list(csv.DictReader(file))
     assert len(rows) >= 1 and set(RECIPE) <= set(rows[0])
     assert (run_dir / "best" / "model.keras").is_file()
+
+
+def test_a_winner_at_the_edge_of_the_modern_spaces_ranges_is_noted_with_where_to_widen_them():
+    from tuner.report.notes import boundary_warnings
+
+    search = SearchSettings(space="modern", tuner="random")
+    space = {"learning_rate": [0.0002, 0.0095], "dropout": list(MODERN_RECIPE["dropout"]), "nodes": [32, 64, 128]}
+    messages = boundary_warnings({"learning_rate": 0.0095, "dropout": 0.5, "nodes": 128}, space, 28, search)
+    assert len(messages) == 3, messages
+    assert ("learning_rate=0.0095 lies in the top 10% of the range searched (0.0001..0.01, log scale); the best may "
+            "lie beyond it: widen its range in the modern space (tuner/config/spaces.py) upwards") in messages[0]
+    assert "dropout=0.5 is the largest value searched (0..0.5)" in messages[1] and "spaces.py" in messages[1]
+    assert "nodes=128 is the largest value searched" in messages[2] and "widen --nodes" in messages[2]
+    low = boundary_warnings({"learning_rate": 0.00011, "dropout": 0.0, "nodes": 64}, space, 28, search)
+    assert len(low) == 1 and "lies in the bottom 10% of the range searched" in low[0]
+    # Inside the range, or at a floor that cannot go lower (dropout 0): nothing to say.
+    assert boundary_warnings({"learning_rate": 0.001, "dropout": 0.0, "nodes": 64}, space, 28, search) == []
