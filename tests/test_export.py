@@ -99,3 +99,75 @@ def test_what_is_not_a_litert_model_is_refused_naming_the_file(tmp_path, content
     path.write_bytes(content)
     with pytest.raises(TunerUsageError, match=f"'{path}' is not a LiteRT model"):
         LiteRTModel.load(path)
+
+
+MODERN_PICK = {"conv_layers": 2, "nodes": 8, "dense_layers": 0, "filters": "double", "batch_norm": True, "head": "gap",
+               "dropout": 0.0, "learning_rate": 0.01, "augment": "off"}
+
+
+@pytest.fixture(scope="module")
+def modern_model(tmp_path_factory):
+    """(dataset, a trained batch-norm + doubling + global-average-pooling model of the modern space, its model folder).
+
+    The folder holds model.keras and metadata.json as report.py writes them, so predict.py can load it.
+    """
+    import keras
+
+    from tests.tiny_data import write_tiny_prepared
+    from tuner.cache import load_prepared
+    from tuner.hypermodel import CNNHyperModel, build_model
+    from tuner.pipeline import search_pipelines
+    from tuner.training import fit
+
+    base = tmp_path_factory.mktemp("modern")
+    dataset = load_prepared(write_tiny_prepared(base / "prepared", side=16, per_class=(20, 8, 8)))
+    keras.utils.set_random_seed(0)
+    model = build_model(CNNHyperModel((16, 16, 1), 2, space="modern", decay_steps=6), MODERN_PICK)
+    train, validation = search_pipelines(dataset, 16, 0)
+    fit(model, train, validation, epochs=2, callbacks=[])
+    folder = base / "best"
+    folder.mkdir()
+    model.save(folder / "model.keras")
+    (folder / "metadata.json").write_text(json.dumps({"class_names": list(dataset.class_names), "img_size": 16,
+                                                      "color": "grayscale", "hyperparameters": MODERN_PICK}))
+    return dataset, model, folder
+
+
+def test_a_batch_norm_gap_model_round_trips_safe_mode_and_predict_py_classifies_with_it(modern_model, tmp_path, capsys):
+    import cv2
+    import keras
+
+    import predict as predict_script
+
+    dataset, model, folder = modern_model
+    assert {"bn_0", "bn_1", "gap"} <= {layer.name for layer in model.layers}
+    expected = model.predict(dataset.x_test, verbose=0)
+    reloaded = keras.saving.load_model(folder / "model.keras", safe_mode=True)
+    np.testing.assert_array_equal(reloaded.predict(dataset.x_test, verbose=0), expected)
+    # The cosine schedule is saved with the optimizer and comes back from safe mode.
+    assert isinstance(reloaded.optimizer._learning_rate, keras.optimizers.schedules.CosineDecay)
+    paths = []
+    for index, image in enumerate(dataset.x_test):
+        paths.append(tmp_path / f"{index:02d}.png")
+        assert cv2.imwrite(str(paths[-1]), image)
+    assert predict_script.main(["--model", str(folder), "--format", "json", str(tmp_path)]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    indices, probabilities = decide(expected)
+    assert [row["label"] for row in rows] == [f"class{index}" for index in indices]
+    assert np.allclose([row["probability"] for row in rows], probabilities, atol=1e-6)
+
+
+def test_a_batch_norm_gap_model_exports_to_int8_with_bn_folded_and_the_keras_labels(modern_model, tmp_path):
+    from tuner.export import export_winner
+
+    dataset, model, _ = modern_model
+    labels, _ = decide(model.predict(dataset.x_test, verbose=0))
+    exports = export_winner(model, dataset, labels, int8=True, seed=0)
+    assert [item.kind for item in exports] == ["float", "int8"]
+    assert exports[0].check["agreement"] == 1.0 and exports[1].check["agreement"] == 1.0, [item.check for item in exports]
+    for item in exports:
+        path = tmp_path / item.file_name
+        path.write_bytes(item.content)
+        operations = {op["op_name"] for op in LiteRTModel.load(path).interpreter._get_ops_details()}
+        # Folded, batch normalization leaves no multiply-and-add of its own: only the convolutions' weights change.
+        assert "CONV_2D" in operations and not operations & {"MUL", "ADD", "SUB", "RSQRT"}, operations

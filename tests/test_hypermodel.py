@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tuner.config import smallest_side_for
-from tuner.hypermodel import CNNHyperModel
+from tuner.hypermodel import CNNHyperModel, block_filters, build_hypermodel, build_model, steps_per_epoch
 
 
 def test_defaults_are_the_tutorials_first_configuration():
@@ -99,3 +99,78 @@ def test_augmentation_acts_in_training_only_and_survives_a_safe_mode_reload(tmp_
     model.save(tmp_path / "model.keras")
     reloaded = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
     np.testing.assert_allclose(reloaded.predict(images, verbose=0), first, rtol=1e-6)
+
+
+MODERN_DEFAULTS = {"conv_layers": 1, "nodes": 32, "dense_layers": 0, "filters": "constant", "batch_norm": False,
+                   "head": "flatten", "dropout": 0.0, "learning_rate": 0.001, "augment": "off"}
+MODERN_PICK = {"conv_layers": 3, "nodes": 32, "dense_layers": 1, "filters": "double", "batch_norm": True, "head": "gap",
+               "dropout": 0.3, "learning_rate": 0.005, "augment": "off"}
+
+
+def test_the_modern_space_declares_the_core_and_the_whole_recipe_with_the_tutorials_values_as_defaults():
+    hp = keras_tuner.HyperParameters()
+    CNNHyperModel((28, 28, 1), 2, space="modern").build(hp)
+    assert hp.values == MODERN_DEFAULTS
+    kinds = {item.name: type(item).__name__ for item in hp.space}
+    assert kinds == {"conv_layers": "Choice", "nodes": "Choice", "dense_layers": "Choice", "filters": "Choice",
+                     "batch_norm": "Boolean", "head": "Choice", "dropout": "Choice", "learning_rate": "Float",
+                     "augment": "Choice"}
+    rate = hp._hps["learning_rate"][0]
+    assert (rate.min_value, rate.max_value, rate.sampling) == (1e-4, 1e-2, "log")
+
+
+def test_the_tutorial_space_ignores_the_decay_steps_and_keeps_its_constant_learning_rate():
+    hp = keras_tuner.HyperParameters()
+    model = CNNHyperModel((28, 28, 1), 2, decay_steps=50).build(hp)
+    assert hp.values == {"conv_layers": 1, "nodes": 32, "dense_layers": 0}
+    assert not isinstance(model.optimizer._learning_rate, keras.optimizers.schedules.LearningRateSchedule)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.001)
+
+
+def test_batch_norm_doubling_and_global_average_pooling_build_named_layers():
+    model = build_model(CNNHyperModel((28, 28, 1), 3, space="modern", decay_steps=10), MODERN_PICK)
+    names = [layer.name for layer in model.layers]
+    assert names == ["image", "rescale", "conv_0", "bn_0", "relu_0", "pool_0", "conv_1", "bn_1", "relu_1", "pool_1",
+                     "conv_2", "bn_2", "relu_2", "pool_2", "gap", "dense_0", "dropout", "output"]
+    assert [model.get_layer(f"conv_{index}").filters for index in range(3)] == [8, 16, 32]
+    assert not any(model.get_layer(f"conv_{index}").use_bias for index in range(3))
+    assert model.get_layer("dense_0").units == 32 and model.get_layer("dropout").rate == 0.3
+    assert model.output_shape == (None, 3)
+
+
+def test_doubling_ends_at_nodes_in_the_last_block_and_never_goes_below_one_filter():
+    assert block_filters(64, 3, "constant") == [64, 64, 64]
+    assert block_filters(64, 3, "double") == [16, 32, 64]
+    assert block_filters(64, 1, "double") == [64]
+    assert block_filters(2, 3, "double") == [1, 1, 2]
+
+
+def test_the_learning_rate_decays_along_a_cosine_from_the_trials_value_to_zero_over_the_decay_steps():
+    model = build_model(CNNHyperModel((16, 16, 1), 2, space="modern", decay_steps=100),
+                        {**MODERN_PICK, "conv_layers": 1, "learning_rate": 0.004})
+    schedule = model.optimizer._learning_rate
+    assert isinstance(schedule, keras.optimizers.schedules.CosineDecay) and schedule.decay_steps == 100
+    assert float(schedule(0)) == pytest.approx(0.004)
+    assert float(schedule(50)) == pytest.approx(0.002, rel=1e-4)  # half-way down the cosine
+    assert float(schedule(100)) == pytest.approx(0.0, abs=1e-9) and float(schedule(150)) == pytest.approx(0.0, abs=1e-9)
+    # A model trained for other steps than a trial's (the winner's retrain) gets a schedule over its own.
+    retrain = build_model(CNNHyperModel((16, 16, 1), 2, space="modern", decay_steps=100), MODERN_PICK | {"conv_layers": 1},
+                          total_steps=30)
+    assert retrain.optimizer._learning_rate.decay_steps == 30
+
+
+def test_the_decay_steps_are_the_steps_of_the_whole_epochs_on_the_train_split(tmp_path):
+    from tests.tiny_data import write_tiny_prepared
+    from tuner.cache import load_prepared
+    from tuner.config import SearchSettings
+
+    dataset = load_prepared(write_tiny_prepared(tmp_path / "prepared", per_class=(20, 8, 8)))  # 40 training images
+    hypermodel = build_hypermodel(SearchSettings(space="modern", tuner="random", batch_size=16, epochs=3), dataset)
+    assert steps_per_epoch(40, 16) == 3 and hypermodel.decay_steps == 9 and hypermodel.space == "modern"
+
+
+def test_the_modern_space_refuses_the_tutorials_extras():
+    with pytest.raises(ValueError, match="the modern space searches learning_rate, dropout and augment itself"):
+        CNNHyperModel((28, 28, 1), 2, dropouts=(0.5,), space="modern")
+    with pytest.raises(ValueError, match="space must be one of tutorial, modern"):
+        CNNHyperModel((28, 28, 1), 2, space="fancy")

@@ -8,7 +8,7 @@ import pytest
 
 import report as report_script
 from tuner.config import ReportSettings
-from tuner.importance import MIN_TRIALS, importances
+from tuner.importance import MIN_TRIALS, categories_of, importances
 from tuner.report import build_report, trials_dataframe
 from tuner.rows import TrialRow
 
@@ -116,3 +116,30 @@ def test_the_trials_a_budget_excluded_count_too(run_copy):
     report = build_report(ReportSettings(run_dir=str(run_copy), confirm=(0,), max_params=int(smallest)))
     assert len(report.ranking) == 1 and len(report.excluded) == 1
     assert report.importances.trials == 2 and report.importances.values[0] == ("conv_layers", 1.0)
+
+
+def test_a_continuous_hyperparameter_is_binned_into_quantile_bins_and_a_choice_is_not():
+    rates = [0.0001 * 1.5 ** index for index in range(12)]  # 12 distinct values: continuous
+    bins = categories_of(rates)
+    assert [category[1] for category in bins] == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
+    assert categories_of([0.1, 0.2, 0.1, 0.3]) == [("float", 0.1), ("float", 0.2), ("float", 0.1), ("float", 0.3)]
+    assert categories_of([1, 2, 3, 4, 5, 6]) == [("int", value) for value in range(1, 7)]  # whole numbers are choices
+    assert categories_of([True, 1]) == [("bool", True), ("int", 1)]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4, 5])
+def test_a_continuous_learning_rate_that_decides_the_loss_ranks_first(seed):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for index in range(40):
+        rate = float(10 ** rng.uniform(-4, -2))  # log-uniform, as the modern space samples it
+        values = {"conv_layers": int(rng.choice([1, 2, 3])), "nodes": int(rng.choice([32, 64, 128])),
+                  "learning_rate": rate, "dropout": float(rng.choice([0.0, 0.1, 0.2, 0.3, 0.4, 0.5]))}
+        # The best rates are near 1.8e-4 (the middle of the lowest quarter of the range, on the log scale):
+        # the loss grows with the distance from it.
+        loss = 0.1 + 0.2 * abs(math.log10(rate) + 3.75) + rng.normal(0.0, 0.01)
+        rows.append(TrialRow(f"{index:02d}", values, rank=0, val_loss=float(loss)))
+    result = importances(rows, ["conv_layers", "nodes", "learning_rate", "dropout"])
+    (first, top), (_, second), *_ = result.values
+    assert first == "learning_rate" and top > 2 * second, result.values
+    assert math.isclose(sum(value for _, value in result.values), 1.0)

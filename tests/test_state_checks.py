@@ -24,7 +24,7 @@ from tuner.hypermodel import CNNHyperModel
 from tuner.oracles import refuse_damaged_state
 from tuner.report import rank_trials
 from tuner.rundir import Run
-from tuner.state_checks import RunLimits, curve_problem, run_space, values_problem
+from tuner.state_checks import RunLimits, curve_problem, run_space, space_difference, values_problem
 from tuner.trials import scan_trials
 
 LIMITS = RunLimits(epochs=2, space={"conv_layers": (1, 2, 3), "nodes": (4,), "dense_layers": (0,)})
@@ -224,3 +224,52 @@ def test_a_report_refuses_a_file_where_it_writes_a_folder(run_copy, capsys):
     (run_copy / "plots").write_text("not a folder")
     assert report_script.main(["--run-dir", str(run_copy), "--no-retrain"]) == 2
     one_error_line(capsys, f"'{run_copy / 'plots'}' is a file where report.py writes a folder")
+
+
+def test_the_modern_run_space_is_the_space_the_hypermodel_declares_floats_included():
+    settings = SearchSettings(space="modern", tuner="random", conv_layers=(1, 2), nodes=(8, 16), dense_layers=(0, 1))
+    hp = keras_tuner.HyperParameters()
+    CNNHyperModel((16, 16, 1), 2, settings.conv_layers, settings.nodes, settings.dense_layers,
+                  space="modern").declare_hyperparameters(hp)
+    limits = RunLimits(epochs=2, space=run_space(settings))
+    assert [item.name for item in hp.space] == list(limits.space)
+    # The saved KerasTuner space (oracle.json) reads back as exactly the run's: Choice, Boolean and Float alike.
+    assert space_difference(hp.get_config(), limits) is None
+    assert values_problem(dict(hp.values), limits) is None
+
+
+MODERN_LIMITS = RunLimits(epochs=2, space=run_space(SearchSettings(space="modern", tuner="random")))
+MODERN_VALUES = {"conv_layers": 1, "nodes": 32, "dense_layers": 0, "filters": "double", "batch_norm": True,
+                 "head": "gap", "dropout": 0.2, "learning_rate": 0.000123, "augment": "on"}
+
+
+@pytest.mark.parametrize("change, problem", [
+    ({"learning_rate": 0.02}, r"learning_rate 0.02 is outside the run's range 0.0001..0.01 \(log scale\)"),
+    ({"learning_rate": 9e-5}, "learning_rate 9e-05 is outside the run's range"),
+    ({"learning_rate": True}, "learning_rate True is outside the run's range"),
+    ({"learning_rate": "0.001"}, "learning_rate '0.001' is outside the run's range"),
+    ({"batch_norm": 1}, r"batch_norm 1 is not one of the run's values \(False, True\)"),
+    ({"head": "attention"}, "head 'attention' is not one of the run's values"),
+    ({"dropout": 0.25}, "dropout 0.25 is not one of the run's values"),
+])
+def test_a_modern_value_outside_the_space_is_a_problem_a_float_by_its_range(change, problem):
+    assert values_problem(MODERN_VALUES, MODERN_LIMITS) is None
+    assert values_problem({**MODERN_VALUES, "learning_rate": 1e-4}, MODERN_LIMITS) is None  # the ends are in
+    assert values_problem({**MODERN_VALUES, "learning_rate": 1e-2}, MODERN_LIMITS) is None
+    assert re.search(problem, values_problem({**MODERN_VALUES, **change}, MODERN_LIMITS))
+
+
+def test_a_saved_space_with_another_float_range_or_another_kind_differs():
+    hp = keras_tuner.HyperParameters()
+    CNNHyperModel((16, 16, 1), 2, space="modern").declare_hyperparameters(hp)
+    config = hp.get_config()
+    for item in config["space"]:
+        if item["config"]["name"] == "learning_rate":
+            item["config"]["max_value"] = 0.1
+    limits = RunLimits(epochs=2, space=run_space(SearchSettings(space="modern", tuner="random")))
+    assert "learning_rate 0.0001..0.1 (log scale)" in space_difference(config, limits)
+    # A tutorial run's settings against a modern saved space: the space changed.
+    assert "is not settings.json's conv_layers 1 2 3; nodes 32 64 128; dense_layers 0 1 2" in space_difference(
+        hp.get_config(), RunLimits(epochs=2, space=run_space(SearchSettings())))
+    broken = {"space": [{"class_name": "Float", "config": {"name": "learning_rate", "min_value": "low"}}]}
+    assert "not a list of Choice, Boolean and Float hyperparameters" in space_difference(broken, limits)

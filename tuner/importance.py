@@ -9,10 +9,13 @@ chose as everyone did scores near 0. The scores are divided by their sum, so the
 Why PED-ANOVA and not fANOVA, at the 20-100 trials a run here has: fANOVA fits a random forest to
 the trials and reads the variance of its marginals, so at that size its answer moves with the
 forest's seed and needs scikit-learn; PED-ANOVA only counts values, is deterministic, needs numpy
-alone, and its question ("what do the good trials have in common?") is the one a reader asks. Every
-hyperparameter of the space is a Choice (hypermodel.py), so each value is a category, and the
-divergence is that of two categorical distributions, smoothed by a small prior so a value no top
-trial chose does not divide by zero.
+alone, and its question ("what do the good trials have in common?") is the one a reader asks. Each
+value of a Choice (hypermodel.py) is a category, and the divergence is that of two categorical
+distributions, smoothed by a small prior so a value no top trial chose does not divide by zero. A
+continuous hyperparameter (the modern space's learning rate: every trial has a value of its own) would
+be as many categories as trials, each chosen once, and say nothing; its values are binned into
+QUANTILE_BINS bins of equal counts first (optuna's PED-ANOVA uses a kernel density on a continuous one;
+bins need no bandwidth and, at these trial counts, say the same: which part of the range the top took).
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ MIN_TOP_TRIALS = 5
 MIN_TRIALS = 10
 # One pseudo-trial spread evenly over a hyperparameter's values, added to both distributions (optuna's prior_weight).
 PRIOR_WEIGHT = 1.0
+# A float hyperparameter with more distinct values than this is continuous and binned into this many quantile bins
+# (quartiles): at 20-100 trials, 5-25 trials a bin, enough for its count among the top to mean something.
+QUANTILE_BINS = 4
 
 
 @dataclass(frozen=True)
@@ -78,8 +84,9 @@ def importances(rows: Sequence[TrialRow], names: Sequence[str]) -> Importances:
     ranked = [row for row in rows if not row.failed]
     losses = np.array([_loss(row) for row in ranked], dtype=np.float64)
     top = _top(losses)
-    varied = [name for name in names if len({_category(row, name) for row in ranked}) > 1]
-    scores = {name: _pearson_divergence([_category(row, name) for row in ranked], top) for name in varied}
+    categories = {name: categories_of([row.hyperparameters.get(name) for row in ranked]) for name in names}
+    varied = [name for name in names if len(set(categories[name])) > 1]
+    scores = {name: _pearson_divergence(categories[name], top) for name in varied}
     total = sum(scores.values())
     if total > 0:
         shares = {name: scores.get(name, 0.0) / total for name in names}
@@ -108,10 +115,16 @@ def _top(losses: np.ndarray) -> np.ndarray:
     return losses <= cutoff  # trials tied with the last of the top are in it too, as in optuna
 
 
-def _category(row: TrialRow, name: str) -> Hashable:
+def categories_of(values: Sequence[Any]) -> list[Hashable]:
+    """The category of each trial's value of one hyperparameter: the value itself, or its quantile bin (0 to
+    QUANTILE_BINS - 1) when the values are floats with more than QUANTILE_BINS distinct values (continuous)."""
+    floats = [value for value in values if isinstance(value, float) and math.isfinite(value)]
+    if len(floats) == len(values) and len(set(floats)) > QUANTILE_BINS:
+        # Inner quantile edges; a value equal to an edge goes to the bin above it, so tied values share a bin.
+        edges = np.quantile(np.array(floats), np.arange(1, QUANTILE_BINS) / QUANTILE_BINS)
+        return [("bin", int(np.searchsorted(edges, value, side="right"))) for value in floats]
     # A conditional hyperparameter a trial did not set is None there: "unset" is a category of its own.
-    value = row.hyperparameters.get(name)
-    return (type(value).__name__, value)  # True and 1 stay apart
+    return [(type(value).__name__, value) for value in values]  # True and 1 stay apart
 
 
 def _pearson_divergence(categories: list[Hashable], top: np.ndarray) -> float:

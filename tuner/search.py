@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from tuner.cache import PreparedDataset
 from tuner.config import SearchSettings
+from tuner.config.spaces import UNCOUNTABLE_SPACE, has_grid
 from tuner.files import read_json
 from tuner.hypermodel import CNNHyperModel
 from tuner.kerastuner_internals import DeclaredSpaceMixin, local_oracle
@@ -146,7 +147,10 @@ def make_tuner(settings: SearchSettings, hypermodel: CNNHyperModel, run: Run,
 
 
 def space_size(settings: SearchSettings) -> int:
-    """How many configurations the settings' search space holds."""
+    """How many configurations the settings' search space holds (the grid's count); UNCOUNTABLE_SPACE for a space
+    with a continuous dimension (the modern space's learning rate), which no search exhausts."""
+    if not has_grid(settings.space):
+        return UNCOUNTABLE_SPACE
     size = len(settings.conv_layers) * len(settings.nodes) * len(settings.dense_layers)
     return size * max(len(settings.learning_rates), 1) * max(len(settings.dropouts), 1) * max(len(settings.augment), 1)
 

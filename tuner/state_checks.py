@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from tuner.config.spaces import MODERN, MODERN_RECIPE, Dimension, FloatRange
+
 if TYPE_CHECKING:
     from tuner.config import SearchSettings
     from tuner.rundir import RunRecord
@@ -26,14 +28,17 @@ MAX_LOSS = 1e6
 TUNER_VALUE_PREFIX = "tuner/"
 
 
-def run_space(search: SearchSettings) -> dict[str, tuple[Any, ...]]:
-    """The run's hyperparameter space (name -> the values it tries), as hypermodel.CNNHyperModel declares it.
+def run_space(search: SearchSettings) -> dict[str, Dimension]:
+    """The run's hyperparameter space (name -> the values it tries, or a FloatRange), as hypermodel.CNNHyperModel declares it.
 
-    A searched-over list left empty is not declared at all (a fixed default, not a hyperparameter);
+    The tutorial space leaves a searched-over list that is empty undeclared (a fixed default, not a
+    hyperparameter); the modern space declares its whole recipe (config.spaces.MODERN_RECIPE).
     tests/test_state_checks.py keeps this in step with declare_hyperparameters.
     """
-    space: dict[str, tuple[Any, ...]] = {"conv_layers": tuple(search.conv_layers), "nodes": tuple(search.nodes),
-                                         "dense_layers": tuple(search.dense_layers)}
+    space: dict[str, Dimension] = {"conv_layers": tuple(search.conv_layers), "nodes": tuple(search.nodes),
+                                   "dense_layers": tuple(search.dense_layers)}
+    if search.space == MODERN:
+        return {**space, **MODERN_RECIPE}
     for name, values in (("learning_rate", search.learning_rates), ("dropout", search.dropouts),
                          ("augment", search.augment)):
         if values:
@@ -46,7 +51,7 @@ class RunLimits:
     """What a run's files may hold: epochs 1..epochs and hyperparameters within space (None: not known, not checked)."""
 
     epochs: int | None = None
-    space: dict[str, tuple[Any, ...]] | None = field(default=None, hash=False)
+    space: dict[str, Dimension] | None = field(default=None, hash=False)
 
     @classmethod
     def of(cls, record: RunRecord | None) -> RunLimits:
@@ -131,9 +136,12 @@ def values_problem(values: dict[str, Any], limits: RunLimits) -> str | None:
             continue
         if name not in limits.space:
             return f"hyperparameter {name!r} is not in the run's space ({', '.join(limits.space)})"
-        if not any(_same_value(value, allowed) for allowed in limits.space[name]):
-            shown = ", ".join(str(allowed) for allowed in limits.space[name])
-            return f"{name} {value!r} is not one of the run's values ({shown})"
+        dimension = limits.space[name]
+        if isinstance(dimension, FloatRange):
+            if not dimension.contains(value):
+                return f"{name} {value!r} is outside the run's range {_shown_dimension(dimension)}"
+        elif not any(_same_value(value, allowed) for allowed in dimension):
+            return f"{name} {value!r} is not one of the run's values ({', '.join(str(allowed) for allowed in dimension)})"
     missing = [name for name in limits.space if name not in values]
     if missing:
         return f"it has no value for {', '.join(missing)}"
@@ -181,20 +189,46 @@ def space_difference(declared: Any, limits: RunLimits) -> str | None:
     """
     if limits.space is None or not isinstance(declared, dict) or not declared.get("space"):
         return None
-    saved: dict[str, tuple[Any, ...]] = {}
+    saved: dict[str, Dimension] = {}
     for item in declared["space"] if isinstance(declared["space"], list) else [None]:
-        config = item.get("config") if isinstance(item, dict) else None
-        if not isinstance(config, dict) or not isinstance(config.get("name"), str) \
-                or not isinstance(config.get("values"), list):
-            return "its hyperparameter space is not a list of Choice hyperparameters"
-        saved[config["name"]] = tuple(config["values"])
+        named = _saved_dimension(item)
+        if named is None:
+            return "its hyperparameter space is not a list of Choice, Boolean and Float hyperparameters"
+        saved[named[0]] = named[1]
     same = saved.keys() == limits.space.keys() and all(
-        len(saved[name]) == len(values) and all(map(_same_value, saved[name], values))
-        for name, values in limits.space.items())
+        _same_dimension(saved[name], dimension) for name, dimension in limits.space.items())
     if same:
         return None
     return f"its hyperparameter space {_shown(saved)} is not settings.json's {_shown(limits.space)}"
 
 
-def _shown(space: dict[str, tuple[Any, ...]]) -> str:
-    return "; ".join(f"{name} {' '.join(str(value) for value in values)}" for name, values in space.items())
+def _saved_dimension(item: Any) -> tuple[str, Dimension] | None:
+    """(name, dimension) of one saved hyperparameter of the kinds hypermodel.declare declares, or None."""
+    config = item.get("config") if isinstance(item, dict) else None
+    if not isinstance(config, dict) or not isinstance(config.get("name"), str):
+        return None
+    kind, name = item.get("class_name"), config["name"]
+    if kind == "Boolean":
+        return name, (False, True)
+    if kind == "Float":
+        low, high = config.get("min_value"), config.get("max_value")
+        if not (is_real_number(low) and is_real_number(high) and low < high and (low > 0 or config.get("sampling") != "log")):
+            return None
+        return name, FloatRange(float(low), float(high), log=config.get("sampling") == "log")
+    return (name, tuple(config["values"])) if isinstance(config.get("values"), list) else None
+
+
+def _same_dimension(saved: Dimension, expected: Dimension) -> bool:
+    if isinstance(saved, FloatRange) or isinstance(expected, FloatRange):
+        return saved == expected
+    return len(saved) == len(expected) and all(map(_same_value, saved, expected))
+
+
+def _shown_dimension(dimension: Dimension) -> str:
+    if isinstance(dimension, FloatRange):
+        return f"{dimension.low:g}..{dimension.high:g}" + (" (log scale)" if dimension.log else "")
+    return " ".join(str(value) for value in dimension)
+
+
+def _shown(space: dict[str, Dimension]) -> str:
+    return "; ".join(f"{name} {_shown_dimension(dimension)}" for name, dimension in space.items())

@@ -83,7 +83,7 @@ def retrain_best(run: Run, record: RunRecord, winner: TrialRow, retrain: bool = 
     """
     import keras  # TensorFlow loads only when a model is needed, so ranking stays fast.
 
-    from tuner.hypermodel import build_hypermodel, build_model
+    from tuner.hypermodel import build_hypermodel, build_model, steps_per_epoch
 
     dataset = load_run_dataset(record)
     if len(dataset.y_test) == 0:
@@ -91,11 +91,12 @@ def retrain_best(run: Run, record: RunRecord, winner: TrialRow, retrain: bool = 
     search = record.search
     values = winner.configuration()
     keras.utils.set_random_seed(search.seed)
-    model = build_model(build_hypermodel(search, dataset), values)
-    epochs = None
-    if retrain:
-        # Confirmed over seeds, the median epoch of the best val_loss is steadier than one run's.
-        epochs = int(winner.median_best_epoch or winner.best_epoch or search.epochs)
+    # Confirmed over seeds, the median epoch of the best val_loss is steadier than one run's.
+    epochs = int(winner.median_best_epoch or winner.best_epoch or search.epochs) if retrain else None
+    # The retrain's learning rate (a modern space's) decays over its own steps: train + validation, its epochs.
+    total_steps = steps_per_epoch(len(dataset.y_train) + len(dataset.y_val), search.batch_size) * epochs if epochs else None
+    model = build_model(build_hypermodel(search, dataset), values, total_steps)
+    if epochs:
         _fit_on_train_and_validation(model, dataset, search, epochs, run.retrain_tensorboard)
     else:
         checkpoint = run.checkpoint(winner.trial)

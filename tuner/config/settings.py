@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner.budget import Budget
+from tuner.config.spaces import DEFAULT_SPACE, MODERN, SPACE_NAMES, has_grid
 from tuner.errors import TunerUsageError
 
 DEFAULT_PREPARED_DIR = "data/prepared"
@@ -85,6 +86,11 @@ class SearchSettings:
     """What a search is: its space, tuner, training and pruning. Saved in settings.json and compared on resume."""
 
     tuner: str = _opt("grid", "search algorithm; grid is the tutorial's 27 configurations", choices=TUNER_NAMES)
+    # The tutorial's space (and no recipe) by default, so the benchmark and the seed's experiment stay reproducible;
+    # a settings.json written before spaces existed has no "space" and reads as this default.
+    space: str = _opt(DEFAULT_SPACE, "search space: tutorial (conv layers x nodes x dense layers, the tutorial's grid) "
+                                     "or modern (the same core plus batch norm, filter doubling, global average pooling, "
+                                     "dropout, a log-scale learning rate with cosine decay, augmentation)", choices=SPACE_NAMES)
     # The one setting a resume may change: a finished search can be extended with more trials.
     max_trials: int | None = _opt(None, "stop after this many trials (omitted: the whole grid, or 10 for random/bayesian)",
                                   may_change=True)
@@ -133,12 +139,27 @@ class SearchSettings:
                 raise TunerUsageError(f"--augment values must be off or on, got {choice!r}; e.g. --augment off on.")
         if len(set(self.augment)) != len(self.augment):
             raise TunerUsageError(f"--augment lists a value twice ({' '.join(self.augment)}); give off, on, or both.")
+        self._check_space()
         if self.prune not in PRUNE_RULES:
             raise TunerUsageError(f"--prune must be one of {', '.join(PRUNE_RULES)}, got {self.prune!r}.")
         if self.prune_warmup_trials < 1:
             raise TunerUsageError(f"--prune-warmup-trials must be at least 1 (a median needs a trial), got {self.prune_warmup_trials}.")
         if self.prune_warmup_epochs < 0:
             raise TunerUsageError(f"--prune-warmup-epochs must be 0 or more, got {self.prune_warmup_epochs}.")
+
+    def _check_space(self) -> None:
+        if self.space not in SPACE_NAMES:
+            raise TunerUsageError(f"--space must be one of {', '.join(SPACE_NAMES)}, got {self.space!r}.")
+        if self.space != MODERN:
+            return
+        if self.tuner == "grid" and not has_grid(self.space):
+            raise TunerUsageError("--space modern searches a continuous learning rate, so it has no grid; "
+                                  "use --tuner random, bayesian or hyperband with it, or --space tutorial for the grid.")
+        extras = [flag for flag, values in (("--learning-rates", self.learning_rates), ("--dropouts", self.dropouts),
+                                            ("--augment", self.augment)) if values]
+        if extras:
+            raise TunerUsageError(f"--space modern searches learning_rate, dropout and augment over its own ranges, so "
+                                  f"{' and '.join(extras)} (extras of --space tutorial) must be left out.")
 
 
 # Derived, so a new run-defining setting is compared on resume without anyone having to list it:

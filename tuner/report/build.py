@@ -54,7 +54,7 @@ def build_report(settings: ReportSettings) -> Report:
     ranking = rank_confirmed(fitting, confirmations) if confirmations else fitting
     front = pareto_front(ranked)
     space = search_space(record, ranked, names)
-    notes = boundary_warnings(ranking[0].hyperparameters, space, record.dataset.img_size)
+    notes = boundary_warnings(ranking[0].hyperparameters, space, record.dataset.img_size, record.search)
     if running:
         notes.append(f"{running} trial(s) are still running or were interrupted; this ranking is provisional.")
     notes += damage_warnings(damaged)

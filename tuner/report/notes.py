@@ -6,24 +6,31 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from tuner.budget import Budget
-from tuner.config import smallest_side_for
+from tuner.config import SearchSettings, flag_of, smallest_side_for
+from tuner.config.spaces import MODERN_RECIPE, TUTORIAL, FloatRange
 from tuner.confirm import Confirmation
 from tuner.plots import format_value
 from tuner.report.tables import over_seeds
 from tuner.rows import TrialRow
 from tuner.rundir import RunRecord
+from tuner.state_checks import run_space
 from tuner.stats import compare_seeds
 from tuner.trials import DamagedFile
 
-# For each hyperparameter of the search space: the SearchSettings field and flag that set its range, and the
-# lowest value that flag accepts (a winner at that floor cannot be helped by widening downwards).
-SEARCH_FLAGS: dict[str, tuple[str, str, float | None]] = {
-    "conv_layers": ("conv_layers", "--conv-layers", 1),
-    "nodes": ("nodes", "--nodes", 1),
-    "dense_layers": ("dense_layers", "--dense-layers", 0),
-    "learning_rate": ("learning_rates", "--learning-rates", None),
-    "dropout": ("dropouts", "--dropouts", 0.0),
+# For each hyperparameter a flag sets (in the tutorial space; in the modern space only the core's): the
+# SearchSettings field, and the lowest value the hyperparameter takes (a winner at that floor cannot be helped
+# by widening downwards). The flag is the field's (config.flag_of).
+_FIELDS_AND_FLOORS: dict[str, tuple[str, float | None]] = {
+    "conv_layers": ("conv_layers", 1), "nodes": ("nodes", 1), "dense_layers": ("dense_layers", 0),
+    "learning_rate": ("learning_rates", None), "dropout": ("dropouts", 0.0),
 }
+SEARCH_FLAGS: dict[str, tuple[str, str, float | None]] = {
+    name: (field, flag_of(field), floor) for name, (field, floor) in _FIELDS_AND_FLOORS.items()}
+# The hyperparameters whose flags set them in every space.
+CORE = ("conv_layers", "nodes", "dense_layers")
+# A continuous hyperparameter's winner within this share of either end of its range (on the range's own scale,
+# log for a learning rate) is at the edge: sampled values rarely land on the end itself.
+EDGE_SHARE = 0.1
 
 
 def counts_line(ranked: Sequence[TrialRow], failed: Sequence[TrialRow], running: int, excluded: int = 0) -> str:
@@ -81,13 +88,14 @@ def front_line(front: Sequence[TrialRow]) -> str:
 
 
 def search_space(record: RunRecord, rows: Sequence[TrialRow], names: Sequence[str]) -> dict[str, list[Any]]:
-    """The values searched for each hyperparameter: the run's settings, else the values its trials tried."""
+    """The values searched for each hyperparameter: the run's space, else (a continuous one, or a name the space
+    does not declare) the values its trials tried."""
+    declared = run_space(record.search)
     space: dict[str, list[Any]] = {}
     for name in names:
-        field = SEARCH_FLAGS.get(name, (name, "", None))[0]
-        configured = getattr(record.search, field, None)
-        if isinstance(configured, tuple) and configured:
-            space[name] = list(configured)
+        dimension = declared.get(name)
+        if isinstance(dimension, tuple) and dimension:
+            space[name] = list(dimension)
         else:
             tried = {row.hyperparameters.get(name) for row in rows} - {None}
             space[name] = sorted(tried, key=_sort_key)
@@ -98,32 +106,42 @@ def _sort_key(value: Any) -> tuple[int, Any]:
     return (0, value) if isinstance(value, (int, float)) else (1, str(value))
 
 
-def boundary_warnings(winner: dict[str, Any], space: dict[str, list[Any]], image_side: int | None = None) -> list[str]:
+def boundary_warnings(winner: dict[str, Any], space: dict[str, list[Any]], image_side: int | None = None,
+                      search: SearchSettings | None = None) -> list[str]:
     """Say which of the winner's values sit at the edge of a range that could be widened.
 
     A value is at the edge when its hyperparameter was searched over more than one value
     and the winner took the smallest or the largest; the edge is only reported if the
     range can grow that way (no fewer than 1 conv layer, no more conv layers than the
-    images are big enough for, no dropout below 0).
+    images are big enough for, no dropout below 0). A continuous hyperparameter (the modern
+    space's learning rate) is at the edge when the winner's value lies in the outer EDGE_SHARE of its range.
 
     Args:
         winner: the winner's hyperparameters (the first ranked row's).
         space: hyperparameter name -> the values searched.
         image_side: the side of the images, to know whether one more conv layer would fit.
+        search: the run's settings, which say which flag sets each range and which ranges are continuous
+            (None: the tutorial space's flags, no continuous range).
 
     Returns:
         One message per hyperparameter at an edge.
     """
+    ranges = {name: item for name, item in run_space(search).items() if isinstance(item, FloatRange)} if search else {}
     messages = []
     for name, values in space.items():
         value = winner.get(name)
-        numeric = [item for item in values if isinstance(item, (int, float)) and not isinstance(item, bool)]
-        if len(set(numeric)) < 2 or not isinstance(value, (int, float)) or isinstance(value, bool):
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
             continue
-        _, flag, floor = SEARCH_FLAGS.get(name, (name, "", None))
+        how = _how_to_widen(name, search)
+        if name in ranges:
+            messages += _range_edge(name, value, ranges[name], how)
+            continue
+        numeric = [item for item in values if isinstance(item, (int, float)) and not isinstance(item, bool)]
+        if len(set(numeric)) < 2:
+            continue
+        floor = SEARCH_FLAGS.get(name, (name, "", None))[2]
         low, high = min(numeric), max(numeric)
         shown = f"{format_value(low)}..{format_value(high)}"
-        how = f"widen {flag}" if flag else "widen its range"
         if value == high and _can_grow(name, value, image_side):
             messages.append(f"the winner's {name}={format_value(value)} is the largest value searched ({shown}); "
                             f"the best may lie beyond it: {how} upwards and search again.")
@@ -131,6 +149,29 @@ def boundary_warnings(winner: dict[str, Any], space: dict[str, list[Any]], image
             messages.append(f"the winner's {name}={format_value(value)} is the smallest value searched ({shown}); "
                             f"the best may lie below it: {how} downwards and search again.")
     return messages
+
+
+def _how_to_widen(name: str, search: SearchSettings | None) -> str:
+    flag = SEARCH_FLAGS.get(name, (name, "", None))[1]
+    if flag and (search is None or search.space == TUTORIAL or name in CORE):
+        return f"widen {flag}"
+    if search is not None and search.space != TUTORIAL and name in MODERN_RECIPE:
+        return f"widen its range in the {search.space} space (tuner/config/spaces.py)"
+    return "widen its range"
+
+
+def _range_edge(name: str, value: float, dimension: FloatRange, how: str) -> list[str]:
+    if not dimension.contains(value):
+        return []
+    position = dimension.position(value)
+    shown = f"{format_value(dimension.low)}..{format_value(dimension.high)}{', log scale' if dimension.log else ''}"
+    if position >= 1 - EDGE_SHARE:
+        return [f"the winner's {name}={format_value(value)} lies in the top {EDGE_SHARE:.0%} of the range searched "
+                f"({shown}); the best may lie beyond it: {how} upwards and search again."]
+    if position <= EDGE_SHARE:
+        return [f"the winner's {name}={format_value(value)} lies in the bottom {EDGE_SHARE:.0%} of the range searched "
+                f"({shown}); the best may lie below it: {how} downwards and search again."]
+    return []
 
 
 def _can_grow(name: str, value: Any, image_side: int | None) -> bool:

@@ -1,0 +1,100 @@
+"""The two named spaces: the tutorial's exactly as it was (27 trials, old runs resume), the modern one end to end."""
+
+import csv
+import json
+
+import keras_tuner
+import pytest
+
+import report as report_script
+import search as search_script
+from tests.helpers import one_error_line
+from tests.tiny_data import write_tiny_prepared
+from tuner.config import SearchSettings
+from tuner.config.spaces import MODERN_RECIPE
+from tuner.rundir import Run, RunRecord
+from tuner.search import space_size
+from tuner.state_checks import run_space
+from tuner.trials import scan_trials
+
+RECIPE = list(MODERN_RECIPE)
+
+
+def test_the_default_space_is_the_tutorials_and_plans_exactly_its_27_trials(tmp_path):
+    from tuner.hypermodel import CNNHyperModel
+    from tuner.oracles import planned_trials
+    from tuner.search import make_tuner
+
+    settings = SearchSettings()
+    assert settings.space == "tutorial" and settings.tuner == "grid" and space_size(settings) == 27
+    hp = keras_tuner.HyperParameters()
+    CNNHyperModel((28, 28, 1), 2, settings.conv_layers, settings.nodes, settings.dense_layers).declare_hyperparameters(hp)
+    assert [item.name for item in hp.space] == ["conv_layers", "nodes", "dense_layers"] == list(run_space(settings))
+    tuner = make_tuner(settings, CNNHyperModel((28, 28, 1), 2), Run(tmp_path / "run"))
+    assert planned_trials(tuner.oracle, space_size(settings)) == 27
+
+
+def test_a_settings_json_written_before_spaces_reads_as_the_tutorial_space_and_resumes():
+    record = RunRecord.from_json({"search": {"tuner": "random", "epochs": 10, "conv_layers": [1, 2, 3]},
+                                  "dataset": {"path": "/data", "identity": "x", "class_names": ["a", "b"],
+                                              "input_shape": [28, 28, 1], "img_size": 28, "color": "grayscale"}})
+    assert record.search.space == "tutorial"
+    assert record.difference(RunRecord(SearchSettings(tuner="random"), record.dataset)) is None
+    assert "was made with --space tutorial, not modern" in record.difference(
+        RunRecord(SearchSettings(space="modern", tuner="random"), record.dataset))
+    assert record.to_json()["search"]["space"] == "tutorial"  # written from now on
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--space", "modern"], "--space modern searches a continuous learning rate, so it has no grid; use --tuner random"),
+    (["--space", "modern", "--tuner", "random", "--dropouts", "0.5", "--augment", "on"],
+     "--dropouts and --augment (extras of --space tutorial) must be left out"),
+    (["--space", "fancy"], "argument --space: invalid choice: 'fancy'"),
+])
+def test_what_the_modern_space_cannot_take_is_refused_in_one_line(argv, message, capsys):
+    assert search_script.main(argv) == 2
+    one_error_line(capsys, message)
+
+
+def test_a_modern_random_search_runs_resumes_and_is_ranked_with_the_recipe_columns(tmp_path, capsys):
+    prepared = write_tiny_prepared(tmp_path / "prepared", side=16, per_class=(20, 8, 8))
+    run_dir = tmp_path / "run"
+    argv = ["--data", str(prepared), "--run-dir", str(run_dir), "--space", "modern", "--tuner", "random",
+            "--max-trials", "3", "--epochs", "2", "--conv-layers", "1", "2", "--nodes", "4", "8",
+            "--dense-layers", "0", "1", "--workers", "0", "--quiet"]
+    assert search_script.main(argv) == 0
+    run = Run(run_dir)
+    assert json.loads(run.settings.read_text())["search"]["space"] == "modern"
+    trials, damaged = scan_trials(run)
+    assert len(trials) == 3 and not damaged  # every value within the modern space, learning rates by their range
+    for trial in trials:
+        assert list(trial.hyperparameters) == ["conv_layers", "nodes", "dense_layers", *RECIPE]
+        assert 1e-4 <= trial.hyperparameters["learning_rate"] <= 1e-2
+    # The same command resumes (the saved Float space is the run's) and finds nothing left to do.
+    assert search_script.main(argv) == 0
+    assert len(scan_trials(run)[0]) == 3
+    capsys.readouterr()
+    assert report_script.main(["--run-dir", str(run_dir), "--no-retrain", "--confirm", "0"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out.splitlines()[0] for name in RECIPE), out  # the ranking table shows the recipe
+    with open(run_dir / "results.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) >= 1 and set(RECIPE) <= set(rows[0])
+    assert (run_dir / "best" / "model.keras").is_file()
+
+
+def test_a_winner_at_the_edge_of_the_modern_spaces_ranges_is_noted_with_where_to_widen_them():
+    from tuner.report.notes import boundary_warnings
+
+    search = SearchSettings(space="modern", tuner="random")
+    space = {"learning_rate": [0.0002, 0.0095], "dropout": list(MODERN_RECIPE["dropout"]), "nodes": [32, 64, 128]}
+    messages = boundary_warnings({"learning_rate": 0.0095, "dropout": 0.5, "nodes": 128}, space, 28, search)
+    assert len(messages) == 3, messages
+    assert ("learning_rate=0.0095 lies in the top 10% of the range searched (0.0001..0.01, log scale); the best may "
+            "lie beyond it: widen its range in the modern space (tuner/config/spaces.py) upwards") in messages[0]
+    assert "dropout=0.5 is the largest value searched (0..0.5)" in messages[1] and "spaces.py" in messages[1]
+    assert "nodes=128 is the largest value searched" in messages[2] and "widen --nodes" in messages[2]
+    low = boundary_warnings({"learning_rate": 0.00011, "dropout": 0.0, "nodes": 64}, space, 28, search)
+    assert len(low) == 1 and "lies in the bottom 10% of the range searched" in low[0]
+    # Inside the range, or at a floor that cannot go lower (dropout 0): nothing to say.
+    assert boundary_warnings({"learning_rate": 0.001, "dropout": 0.0, "nodes": 64}, space, 28, search) == []
