@@ -331,16 +331,17 @@ def test_asha_promotes_and_a_promoted_trial_continues_its_earlier_rung(prepared,
     assert all(row.pruned == row.epochs for row in ranked)  # no configuration reached 9 epochs with 8 of them
 
 
-@pytest.mark.slow
 def test_asha_under_the_default_workers_trains_each_configuration_once_per_rung(prepared, tmp_path, capsys):
+    # No --workers: a chief here and a worker process per core. A worker that finds nothing to promote
+    # and the budget used waits (IDLE) until the last first-rung result makes the promotion.
     run = Run(tmp_path / "run")
-    argv = ["--data", str(prepared), "--run-dir", str(run.root), "--epochs", "3", "--max-trials", "6", *ASHA_FLAGS]
+    argv = ["--data", str(prepared), "--run-dir", str(run.root), "--epochs", "3", "--max-trials", "3", *ASHA_FLAGS]
     assert search_script.main(argv) == 0, capsys.readouterr().err[-3000:]
+    assert "4 trial(s) completed, 0 failed" in capsys.readouterr().out
     counts, records = configurations_per_rung(run)
-    assert set(counts.values()) == {1} and Counter(rung for _, rung in counts)[0] == 6
-    # Asynchronous promotions: the best third (2), or a little more when an early one was premature.
-    assert 2 <= Counter(rung for _, rung in counts)[1] <= 4
+    assert set(counts.values()) == {1} and Counter(rung for _, rung in counts) == {0: 3, 1: 1}
     assert all(record.status == "COMPLETED" for record in records.values())
+    assert {path.stem for path in run.project.glob("*.json")} - {"oracle"} >= {"chief", "worker0"}
 
 
 @pytest.mark.slow
