@@ -281,3 +281,84 @@ def test_the_resume_line_names_an_interrupted_first_trial(prepared, tmp_path, ca
     caplog.set_level(logging.INFO, logger="tuner")  # search.py --quiet in another test may have raised it
     assert run_search(*tiny_settings(prepared, run.root, conv_layers=(1,))).completed == 1
     assert "0 trial(s) finished; interrupted trial(s) 0 will run again from the start." in caplog.text
+
+
+ASHA_FLAGS = ["--tuner", "asha", "--conv-layers", "1", "2", "--nodes", "4", "8", "--dense-layers", "0", "1",
+              "--patience", "0"]
+
+
+def configurations_per_rung(run):
+    """{(configuration, rung): trials} over a run's trial files, and the records by trial id."""
+    records = {record.trial_id: record for record in iter_trials(run)}
+    counts = Counter((json.dumps(record.hyperparameters, sort_keys=True), record.halving["rung"])
+                     for record in records.values() if record.halving)
+    return counts, records
+
+
+def test_asha_promotes_and_a_promoted_trial_continues_its_earlier_rung(prepared, tmp_path, capsys, caplog):
+    import h5py
+
+    from tuner.report.ranking import rank_trials
+
+    caplog.set_level(logging.INFO)
+    run = Run(tmp_path / "run")
+    argv = ["--data", str(prepared), "--run-dir", str(run.root), "--epochs", "9", "--max-trials", "8",
+            "--workers", "0", *ASHA_FLAGS]
+    assert search_script.main(argv) == 0, capsys.readouterr().err[-3000:]
+    counts, records = configurations_per_rung(run)
+    assert set(counts.values()) == {1}
+    rungs = Counter(rung for _, rung in counts)
+    # 8 configurations at 1 epoch, at least the best third of them (2) continued to 3 epochs.
+    assert rungs[0] == 8 and rungs[1] >= 2 and len(records) == sum(rungs.values())
+    assert "[1/10] trial" in caplog.text and "to rung 1 (3 epochs): val_loss" in caplog.text
+    promoted = [record for record in records.values() if record.continues]
+    steps = -(-2 * 24 // 32)  # two classes of 24 training images, batches of 32
+    for record in promoted:
+        earlier = records[record.continues]
+        rung = record.halving["rung"]
+        start = record.halving["epochs"][rung - 1]
+        # One curve per configuration: the earlier rung's rows, then its own from initial_epoch + 1.
+        assert [row["epoch"] for row in record.history] == list(range(1, record.halving["epochs"][rung] + 1))
+        assert record.history[:start] == earlier.history
+        # It continued the earlier model: its first epoch goes on from where the earlier rung ended.
+        assert record.history[start]["loss"] < earlier.history[0]["loss"]
+        # The optimizer state went on too: the step count a learning-rate schedule reads is the full training's.
+        with h5py.File(run.trial_state(record.trial_id).parent / "last_epoch.weights.h5") as saved:
+            assert int(saved["optimizer/vars/0"][()]) == record.halving["epochs"][rung] * steps
+    # The report ranks each configuration once, at its highest rung, marking where it stopped.
+    ranked, _, _ = rank_trials(run)
+    assert len(ranked) == 8 and not {record.continues for record in promoted} & {row.trial for row in ranked}
+    assert all(row.pruned == row.epochs for row in ranked)  # no configuration reached 9 epochs with 8 of them
+
+
+def test_asha_under_the_default_workers_trains_each_configuration_once_per_rung(prepared, tmp_path, capsys):
+    # No --workers: a chief here and a worker process per core. A worker that finds nothing to promote
+    # and the budget used waits (IDLE) until the last first-rung result makes the promotion.
+    run = Run(tmp_path / "run")
+    argv = ["--data", str(prepared), "--run-dir", str(run.root), "--epochs", "3", "--max-trials", "3", *ASHA_FLAGS]
+    assert search_script.main(argv) == 0, capsys.readouterr().err[-3000:]
+    assert "4 trial(s) completed, 0 failed" in capsys.readouterr().out
+    counts, records = configurations_per_rung(run)
+    assert set(counts.values()) == {1} and Counter(rung for _, rung in counts) == {0: 3, 1: 1}
+    assert all(record.status == "COMPLETED" for record in records.values())
+    assert {path.stem for path in run.project.glob("*.json")} - {"oracle"} >= {"chief", "worker0"}
+
+
+@pytest.mark.slow
+def test_kill_9_during_asha_then_resume_trains_each_configuration_once_per_rung(tmp_path):
+    prepared = write_tiny_prepared(tmp_path / "prepared", per_class=(300, 20, 20))
+    run_dir = tmp_path / "run"
+    argv = ["--data", str(prepared), "--run-dir", str(run_dir), "--epochs", "9", "--max-trials", "6", "--quiet",
+            "--workers", "0", *ASHA_FLAGS]
+    for finished in (2, 4):
+        assert run_until_killed(argv, run_dir, kill_after_finished=finished), "the search ended before the kill"
+    result = subprocess.run([sys.executable, "search.py", *argv], cwd=ROOT, capture_output=True, text=True,
+                            timeout=600, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    counts, records = configurations_per_rung(Run(run_dir))
+    assert set(counts.values()) == {1} and Counter(rung for _, rung in counts)[0] == 6
+    assert Counter(rung for _, rung in counts)[1] >= 2
+    assert all(record.status == "COMPLETED" for record in records.values())
+    for record in records.values():
+        if record.continues:
+            assert record.history[0] == records[record.continues].history[0]

@@ -135,3 +135,58 @@ def test_the_retrain_logs_each_epoch_and_records_the_same_keys(searched, tmp_pat
     lines = [record.getMessage() for record in caplog.records if "retrain epoch" in record.getMessage()]
     assert [line.split(":")[0] for line in lines] == ["retrain epoch 1/2", "retrain epoch 2/2"]
     assert (tmp_path / "best").is_dir()
+
+
+class FirstStepLearningRate(keras.callbacks.Callback):
+    """Records the optimizer's learning rate and step count at the first batch of a fit."""
+
+    def on_train_begin(self, logs=None):
+        self.seen = None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.seen is None:
+            optimizer = self.model.optimizer
+            self.seen = (int(optimizer.iterations.numpy()), float(optimizer.learning_rate.numpy()))
+
+
+def test_a_continued_fit_goes_on_along_the_full_length_learning_rate_schedule():
+    import numpy as np
+    import tensorflow as tf
+
+    from tuner.training import fit, steps_per_epoch
+
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 4)).astype("float32")
+    train = tf.data.Dataset.from_tensor_slices((x, (x.sum(1) > 2).astype("float32"))).batch(8)
+    steps = steps_per_epoch(train)
+    assert steps == 5
+    schedule = keras.optimizers.schedules.CosineDecay(0.01, decay_steps=steps * 6)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="binary_crossentropy")
+    probe = FirstStepLearningRate()
+    # A model that never trained (e.g. one whose earlier rung left only weights) starts at epoch 4 of 6.
+    fit(model, train, epochs=6, callbacks=[probe], initial_epoch=4)
+    assert probe.seen[0] == 4 * steps
+    assert probe.seen[1] == pytest.approx(float(schedule(4 * steps)), rel=1e-6)
+    assert probe.seen[1] < 0.01 / 2  # past the cosine's midpoint: not the schedule started again
+    assert int(model.optimizer.iterations.numpy()) == 6 * steps
+
+
+def test_a_halving_trial_saves_its_last_epoch_and_its_curve_continues_the_earlier_rung(tmp_path):
+    from tuner.training import Rung
+
+    earlier = ({"epoch": 1, "loss": 0.9, "val_loss": 0.8, "seconds": 2.0},)
+    path = tmp_path / "history" / "trial_1.json"
+    curve = CurveWriter(path, "1", pruned_tensorboard=tmp_path / "tensorboard" / "1",
+                        rung=Rung(1, (1, 3, 9), "0", earlier, 2.0), last_weights=tmp_path / "last_epoch.weights.h5")
+    curve.set_model(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]))
+    curve.on_train_begin()
+    curve.on_epoch_end(1, {"loss": 0.7, "val_loss": 0.6})
+    curve.on_train_end()
+    record = json.loads(path.read_text())
+    assert [row["epoch"] for row in record["epochs"]] == [1, 2] and record["epochs"][0] == earlier[0]
+    assert record["seconds"] >= 2.0
+    assert record["halving"] == {"rung": 1, "epochs": [1, 3, 9], "continues": "0"}
+    assert (tmp_path / "last_epoch.weights.h5").is_file()
+    assert not list(tmp_path.glob("partial.*"))
+    assert (tmp_path / "tensorboard" / "1" / "promoted").is_dir()

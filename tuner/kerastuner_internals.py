@@ -137,6 +137,60 @@ def hyperband_brackets(oracle: Any) -> list[list[int]] | None:
     return one_iteration * int(oracle.hyperband_iterations)
 
 
+# --- Successive halving --------------------------------------------------------------------
+
+# KerasTuner's names for a trial's place in a schedule of growing trainings (HyperbandOracle's docstring):
+# the trial it continues, the epochs it trains to and from, its bracket and its round (our rung).
+CONTINUES, EPOCHS, INITIAL_EPOCH, BRACKET, ROUND = (
+    "tuner/trial_id", "tuner/epochs", "tuner/initial_epoch", "tuner/bracket", "tuner/round")
+SCHEDULE_PREFIX = "tuner/"
+# The weights and optimizer state of a trial's last epoch, beside KerasTuner's best-epoch checkpoint.
+LAST_EPOCH_WEIGHTS = "last_epoch.weights.h5"
+
+
+class ConfigurationHashMixin:
+    """An Oracle mixin: a trial's hash is its configuration's, without the schedule's `tuner/` values.
+
+    The base Oracle never hands out a hash twice (`_tried_so_far`); a first-rung trial carries its
+    schedule, so without this a random draw could repeat a configuration already trained.
+    """
+
+    def _compute_values_hash(self, values: dict[str, Any]) -> str:
+        configuration = {name: value for name, value in values.items() if not name.startswith(SCHEDULE_PREFIX)}
+        return super()._compute_values_hash(configuration)  # type: ignore[misc]
+
+
+class ContinuingTuner(keras_tuner.Hyperband):
+    """KerasTuner's Hyperband tuner over any oracle: a trial with `tuner/trial_id` continues that trial.
+
+    Hyperband's run_trial trains from `tuner/initial_epoch` to `tuner/epochs`. Its model loading is
+    replaced: Hyperband loads the earlier trial's BEST epoch's weights into a model whose optimizer
+    is not built yet, so Keras skips the saved optimizer state (a warning) and Adam starts again
+    with empty moments. Here the optimizer is built first and the earlier trial's LAST epoch
+    (weights, optimizer moments and step count) is loaded, so the training goes on as if it had
+    never stopped; KerasTuner's best-epoch checkpoint is the fallback for a trial without one.
+    """
+
+    def __init__(self, oracle: keras_tuner.Oracle, **kwargs: Any) -> None:
+        # Hyperband's own __init__ would build a HyperbandOracle; the Tuner's takes the one given.
+        keras_tuner.Tuner.__init__(self, oracle=oracle, **kwargs)
+
+    def last_epoch_weights(self, trial_id: str) -> str:
+        """Where a trial's last epoch is saved (training.CurveWriter writes it)."""
+        return os.path.join(self.get_trial_dir(trial_id), LAST_EPOCH_WEIGHTS)
+
+    def _build_hypermodel(self, hp: keras_tuner.HyperParameters) -> Any:
+        model = keras_tuner.Tuner._build_hypermodel(self, hp)
+        earlier = hp.values.get(CONTINUES)
+        if earlier is not None:
+            path = self.last_epoch_weights(earlier)
+            if not os.path.exists(path):
+                path = self._get_checkpoint_fname(earlier)
+            model.optimizer.build(model.trainable_variables)
+            model.load_weights(path)
+        return model
+
+
 # --- The tuner -------------------------------------------------------------------------------
 
 class DeclaredSpaceMixin:

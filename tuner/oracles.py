@@ -10,9 +10,11 @@ import keras_tuner
 
 from tuner.errors import TunerUsageError
 from tuner.files import read_json
+from tuner.halving import SuccessiveHalvingOracle
 from tuner.kerastuner_internals import (
     already_tried,
     hyperband_brackets,
+    local_oracle,
     oldest_queued_first,
     record_values,
     requeue,
@@ -96,7 +98,10 @@ def planned_trials(oracle: keras_tuner.Oracle, space_size: int) -> int:
     Every oracle runs max_trials or the whole space, whichever is smaller. Hyperband runs its
     schedule, capped by max_trials when --max-trials gave one: a continued trial counts again,
     and the search stops in the first bracket whose new configurations the space runs out of.
+    Successive halving (asha) plans its configurations and their promotions (SuccessiveHalvingOracle.planned_trials).
     """
+    if isinstance(local_oracle(oracle), SuccessiveHalvingOracle):
+        return local_oracle(oracle).planned_trials(space_size)
     # A worker's OracleClient reads max_trials from the oracle it wraps, built from the same flags.
     cap = oracle.max_trials
     brackets = hyperband_brackets(oracle)

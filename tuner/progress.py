@@ -27,20 +27,26 @@ class SearchProgress:
         self.started = time.monotonic()
 
     def trial_ended(self, trial_id: str, status: str, values: dict[str, Any], val_loss: float | None,
-                    reason: str | None, pruned_at: int | None = None) -> None:
+                    reason: str | None, pruned_at: int | None = None,
+                    promoted: tuple[str, int, int] | None = None) -> None:
+        """Log the line of a finished trial; `promoted` is (the trial it continues, its rung, epochs) for a continued one."""
         self.finished, self.best = _finished_so_far(self.run)
         shown = " ".join(f"{name}={value}" for name, value in values.items() if not name.startswith("tuner/"))
-        number = f"{self.finished}/{self.total}" if self.total else str(self.finished)
+        # Successive halving plans its trials as if no promotion were premature; a few more may run (halving.py).
+        total = max(self.total, self.finished) if self.total else None
+        number = f"{self.finished}/{total}" if total else str(self.finished)
         if status == COMPLETED and val_loss is not None:
             outcome = f"val_loss {val_loss:.4f}" + (f" (pruned at epoch {pruned_at})" if pruned_at else "")
         else:
             outcome = f"FAILED: {reason}"
+        if promoted is not None:
+            outcome = f"promoted trial {promoted[0]} to rung {promoted[1]} ({promoted[2]} epochs): {outcome}"
         best = f"best {self.best[0]:.4f} (trial {self.best[1]})" if self.best else "best -"
         elapsed = time.monotonic() - self.started
         left = ""
         finished_since_start = max(self.finished - self.finished_at_start, 1)
-        if self.total:
-            remaining = max(self.total - self.finished, 0)
+        if total:
+            remaining = max(total - self.finished, 0)
             left = f", ~{_clock(elapsed / finished_since_start * remaining)} left"
         log.info("[%s] trial %s %s: %s | %s | %s elapsed%s", number, trial_id, shown, outcome, best, _clock(elapsed), left)
 

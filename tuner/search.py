@@ -18,14 +18,24 @@ from tuner.cache import PreparedDataset
 from tuner.config import SearchSettings
 from tuner.config.spaces import UNCOUNTABLE_SPACE, has_grid
 from tuner.files import read_json
+from tuner.halving import DEFAULT_CONFIGURATIONS, SuccessiveHalvingOracle, rung_epochs
 from tuner.hypermodel import CNNHyperModel
-from tuner.kerastuner_internals import DeclaredSpaceMixin, local_oracle
+from tuner.kerastuner_internals import (
+    CONTINUES,
+    EPOCHS,
+    INITIAL_EPOCH,
+    LAST_EPOCH_WEIGHTS,
+    ROUND,
+    ContinuingTuner,
+    DeclaredSpaceMixin,
+    local_oracle,
+)
 from tuner.oracles import ResumableGridOracle
 from tuner.pipeline import search_pipelines
 from tuner.progress import SearchProgress
 from tuner.pruning import MedianPruner
 from tuner.rundir import Run
-from tuner.training import TrainingPlan, build_callbacks
+from tuner.training import Rung, TrainingPlan, build_callbacks
 from tuner.trials import COMPLETED, best_val_loss, failure_reason
 
 log = logging.getLogger(__name__)
@@ -42,6 +52,8 @@ ORACLES: dict[str, type[keras_tuner.Oracle]] = {
     "grid": ResumableGridOracle,
     "random": keras_tuner.oracles.RandomSearchOracle,
     "bayesian": keras_tuner.oracles.BayesianOptimizationOracle,
+    # Built with the run's epochs by make_tuner, and trained by HalvingSearchTuner.
+    "asha": SuccessiveHalvingOracle,
 }
 
 
@@ -76,22 +88,30 @@ class _SearchMixin(DeclaredSpaceMixin):
         # and a stale curve from an interrupted attempt must not be read as this attempt's.
         shutil.rmtree(self.run.trial_tensorboard(trial_id), ignore_errors=True)
         self.run.history(trial_id).unlink(missing_ok=True)
-        callbacks, _ = build_callbacks(trial_plan(self.run, trial_id, patience, self.pruner))
+        plan = trial_plan(self.run, trial_id, patience, self.pruner, self.rung_of(trial, epochs))
+        callbacks, _ = build_callbacks(plan)
         # KerasTuner adds the trial's TensorBoard folder with its HParams and its checkpoint, then
         # trains through CNNHyperModel.fit, which is training.fit.
         with self.trial_guard(trial_id):
             return super().run_trial(trial, train, validation_data=validation, epochs=epochs, callbacks=callbacks)
+
+    def rung_of(self, trial: Any, epochs: int) -> Rung | None:
+        """A successive-halving trial's rung (None for any other tuner's), with the curve of the trial it continues."""
+        return None
 
     def on_trial_end(self, trial: Any) -> None:
         super().on_trial_end(trial)
         if self.progress is not None:
             history = read_json(self.run.history(trial.trial_id))
             history = history if isinstance(history, dict) else {}
-            val_loss = best_val_loss(history.get("epochs", []))
+            # A continued trial's curve starts with the earlier rungs' epochs; its own result is its own epochs'.
+            values = trial.hyperparameters.values
+            own = [row for row in history.get("epochs", []) if row.get("epoch", 0) > values.get(INITIAL_EPOCH, 0)]
+            val_loss = best_val_loss(own)
             pruned_at = history["pruned"].get("epoch") if isinstance(history.get("pruned"), dict) else None
             reason = failure_reason(trial.message) if trial.status != COMPLETED else None
-            self.progress.trial_ended(trial.trial_id, trial.status, dict(trial.hyperparameters.values), val_loss, reason,
-                                      pruned_at)
+            promoted = (values[CONTINUES], values[ROUND], values[EPOCHS]) if CONTINUES in values else None
+            self.progress.trial_ended(trial.trial_id, trial.status, dict(values), val_loss, reason, pruned_at, promoted)
         # KerasTuner clears the Keras session and collects garbage before it builds the next model,
         # so the finished model is released there; collecting here too would only cost time.
         log.debug("rss %.1f MB after trial %s", psutil.Process().memory_info().rss / 2**20, trial.trial_id)
@@ -103,6 +123,23 @@ class SearchTuner(_SearchMixin, keras_tuner.Tuner):
 
 class HyperbandSearchTuner(_SearchMixin, keras_tuner.Hyperband):
     """KerasTuner's Hyperband (which continues promising trials from their checkpoints)."""
+
+
+class HalvingSearchTuner(_SearchMixin, ContinuingTuner):
+    """Successive halving (asha): a promoted trial continues its earlier rung's last epoch, curve and clock."""
+
+    def rung_of(self, trial: Any, epochs: int) -> Rung | None:
+        values = trial.hyperparameters.values
+        if ROUND not in values:
+            return None
+        earlier = values.get(CONTINUES)
+        history = read_json(self.run.history(earlier)) if earlier is not None else None
+        history = history if isinstance(history, dict) else {}
+        # Only the epochs the earlier rung trained (a resumed trial's file is complete, but never longer).
+        rows = [row for row in history.get("epochs", []) if isinstance(row, dict)
+                and isinstance(row.get("epoch"), int) and row["epoch"] <= values[INITIAL_EPOCH]]
+        seconds = history.get("seconds") if isinstance(history.get("seconds"), (int, float)) else 0.0
+        return Rung(values[ROUND], rung_epochs(epochs) if epochs else (), earlier, tuple(rows), float(seconds))
 
 
 def make_tuner(settings: SearchSettings, hypermodel: CNNHyperModel, run: Run,
@@ -118,7 +155,9 @@ def make_tuner(settings: SearchSettings, hypermodel: CNNHyperModel, run: Run,
     Returns:
         A KerasTuner tuner whose search() takes `dataset=` instead of x/y arrays.
     """
-    pruner = MedianPruner(run, settings.prune_warmup_trials, settings.prune_warmup_epochs) if settings.prune == "median" else None
+    # Successive halving is its own early stopping: the median rule would judge a continued trial by others' first epochs.
+    pruned = settings.prune == "median" and settings.tuner != "asha"
+    pruner = MedianPruner(run, settings.prune_warmup_trials, settings.prune_warmup_epochs) if pruned else None
     common: dict[str, Any] = dict(
         hypermodel=hypermodel, directory=str(run.project.parent), project_name=run.project.name,
         overwrite=False, run=run, base_seed=settings.seed, batch_size=settings.batch_size, progress=progress,
@@ -134,6 +173,12 @@ def make_tuner(settings: SearchSettings, hypermodel: CNNHyperModel, run: Run,
             # created max_trials trials (a continued trial counts again). Set on the oracle built here,
             # which on a worker is the one its client wraps, before any trial is created.
             local_oracle(tuner.oracle).max_trials = settings.max_trials
+        elif settings.tuner == "asha":
+            # --max-trials counts new configurations here; their promotions are further trials.
+            oracle = SuccessiveHalvingOracle(objective=OBJECTIVE, epochs=settings.epochs,
+                                             configurations=settings.max_trials or DEFAULT_CONFIGURATIONS,
+                                             seed=settings.seed, **failures)
+            tuner = HalvingSearchTuner(oracle=oracle, **common)
         else:
             max_trials = settings.max_trials
             if max_trials is None:
@@ -155,12 +200,16 @@ def space_size(settings: SearchSettings) -> int:
     return size * max(len(settings.learning_rates), 1) * max(len(settings.dropouts), 1) * max(len(settings.augment), 1)
 
 
-def trial_plan(run: Run, trial_id: str, patience: int, pruner: MedianPruner | None = None) -> TrainingPlan:
+def trial_plan(run: Run, trial_id: str, patience: int, pruner: MedianPruner | None = None,
+               rung: Rung | None = None) -> TrainingPlan:
     """How a search trial is trained: TensorBoard under the run's root (KerasTuner adds the trial's folder),
-    early stopping, its curve in RUN/history, pruning if asked, and its size and speed measured at the end."""
+    early stopping, its curve in RUN/history, pruning if asked, and its size and speed measured at the end;
+    a successive-halving trial also saves its last epoch for the next rung (`rung`: its place)."""
+    last_weights = run.trial_state(trial_id).parent / LAST_EPOCH_WEIGHTS if rung is not None else None
     return TrainingPlan(tensorboard_dir=run.tensorboard, patience=patience, curve_file=run.history(trial_id),
                         trial_id=trial_id, pruner=pruner, pruned_tensorboard=run.trial_tensorboard(trial_id),
-                        footprint_tensorboard=run.trial_footprint_tensorboard(trial_id))
+                        footprint_tensorboard=run.trial_footprint_tensorboard(trial_id), rung=rung,
+                        last_weights=last_weights)
 
 
 def run_trials(tuner: keras_tuner.Tuner, settings: SearchSettings, run: Run, dataset: PreparedDataset) -> None:

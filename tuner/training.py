@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,10 +39,14 @@ class TrainingPlan:
             history file); None keeps the rows in memory only.
         trial_id: the trial the curve file belongs to.
         pruner: judges the curve after every epoch and stops a hopeless training.
-        pruned_tensorboard: where a pruning verdict is written as text, beside the trial's curves.
+        pruned_tensorboard: the trial's own TensorBoard folder, where a pruning verdict or a
+            promotion (successive halving) is written as text, beside its curves.
         footprint_tensorboard: measure the trained model's size and speed when training ends, add
             them to the curve file and write them here for TensorBoard's HParams view.
         progress_label: log one line per epoch, starting with this label (e.g. "retrain").
+        rung: a successive-halving trial's place in its schedule, recorded in the curve file.
+        last_weights: save the last epoch's weights and optimizer state here when training ends,
+            for a later rung to continue from.
     """
 
     tensorboard_dir: Path | None = None
@@ -52,6 +57,30 @@ class TrainingPlan:
     pruned_tensorboard: Path | None = None
     footprint_tensorboard: Path | None = None
     progress_label: str | None = None
+    rung: Rung | None = None
+    last_weights: Path | None = None
+
+
+@dataclass(frozen=True)
+class Rung:
+    """A successive-halving trial's place: its rung, every rung's epochs, and the trial it continues.
+
+    A continued trial's curve starts with the earlier trial's rows and clock (`earlier_rows`,
+    `earlier_seconds`), so each configuration's curve file is one curve from its first epoch.
+    """
+
+    rung: int
+    epochs: tuple[int, ...]
+    continues: str | None = None
+    earlier_rows: tuple[dict[str, Any], ...] = ()
+    earlier_seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rung": self.rung, "epochs": list(self.epochs), "continues": self.continues}
+
+    def describe(self) -> str:
+        return (f"promoted trial {self.continues} to rung {self.rung} ({self.epochs[self.rung]} epochs): "
+                f"trains epochs {self.epochs[self.rung - 1] + 1} to {self.epochs[self.rung]} from its last epoch")
 
 
 def build_callbacks(plan: TrainingPlan) -> tuple[list[keras.callbacks.Callback], CurveWriter]:
@@ -70,7 +99,8 @@ def build_callbacks(plan: TrainingPlan) -> tuple[list[keras.callbacks.Callback],
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(plan.tensorboard_dir), write_graph=False, profile_batch=0))
     if plan.patience:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=plan.patience))
-    curve = CurveWriter(plan.curve_file, plan.trial_id, plan.pruner, plan.pruned_tensorboard, plan.footprint_tensorboard)
+    curve = CurveWriter(plan.curve_file, plan.trial_id, plan.pruner, plan.pruned_tensorboard, plan.footprint_tensorboard,
+                        plan.rung, plan.last_weights)
     callbacks.append(curve)
     if plan.progress_label:
         callbacks.append(EpochProgress(plan.progress_label))
@@ -87,15 +117,39 @@ def fit(model: keras.Model, train: Any, validation_data: Any = None, *, epochs: 
         validation_data: the validation pipeline, None for the retrain on train + validation.
         epochs: the epoch to stop after (counted from 0, as Keras does, so with `initial_epoch`).
         callbacks: build_callbacks' list (plus, for a search trial, what KerasTuner adds).
-        initial_epoch: where a continued training starts (Hyperband's later rounds).
+        initial_epoch: where a continued training starts (a later rung of successive halving, Hyperband's later rounds).
 
     Returns:
         Keras' History, which KerasTuner reads a trial's objective from.
     """
+    if initial_epoch > 0:
+        continue_schedule(model, train, initial_epoch)
     # The pipelines are already shuffled by tf.data (Keras would only warn about shuffle=True), and
     # the tool logs its own lines instead of Keras' progress bars.
     return model.fit(train, validation_data=validation_data, epochs=epochs, initial_epoch=initial_epoch,
                      callbacks=callbacks, verbose=0, shuffle=False)
+
+
+def continue_schedule(model: keras.Model, train: Any, initial_epoch: int) -> None:
+    """Set the optimizer's step count to where `initial_epoch` epochs of `train` leave it.
+
+    A learning-rate schedule (e.g. a cosine decay over all the epochs) reads the step count, so a
+    training continued at a later epoch goes on along the full-length schedule instead of
+    starting it again. Unchanged when the pipeline's length is unknown.
+    """
+    steps = steps_per_epoch(train)
+    if steps is None:
+        log.warning("cannot continue the learning-rate schedule at epoch %d: the training pipeline's length is unknown",
+                    initial_epoch)
+        return
+    model.optimizer.iterations.assign(initial_epoch * steps)
+
+
+def steps_per_epoch(train: Any) -> int | None:
+    """Batches in one pass over a tf.data pipeline, None if it does not know (infinite or unknown)."""
+    cardinality = getattr(train, "cardinality", None)
+    steps = int(cardinality()) if cardinality is not None else -1
+    return steps if steps > 0 else None
 
 
 def curve_row(epoch: int, logs: dict[str, Any] | None, seconds: float) -> dict[str, Any]:
@@ -126,9 +180,12 @@ class CurveWriter(keras.callbacks.Callback):
     """
 
     def __init__(self, path: Path | None = None, trial_id: str | None = None, pruner: MedianPruner | None = None,
-                 pruned_tensorboard: Path | None = None, footprint_tensorboard: Path | None = None) -> None:
+                 pruned_tensorboard: Path | None = None, footprint_tensorboard: Path | None = None,
+                 rung: Rung | None = None, last_weights: Path | None = None) -> None:
         super().__init__()
         self.path = path
+        self.rung = rung
+        self.last_weights = last_weights
         self.trial_id = trial_id
         self.pruner = pruner
         self.pruned_tensorboard = pruned_tensorboard
@@ -138,9 +195,13 @@ class CurveWriter(keras.callbacks.Callback):
         self.started = time.monotonic()
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        self.started = time.monotonic()
-        self.epochs = []
+        # A continued trial's clock and curve go on from the trial it continues.
+        earlier = self.rung.earlier_seconds if self.rung else 0.0
+        self.started = time.monotonic() - earlier
+        self.epochs = [dict(row) for row in self.rung.earlier_rows] if self.rung else []
         self.record = {}
+        if self.rung is not None and self.rung.continues is not None:
+            self._tell_tensorboard_text("promoted", self.rung.describe(), self.rung.epochs[self.rung.rung - 1])
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         row = curve_row(epoch, logs, time.monotonic() - self.started)
@@ -148,6 +209,8 @@ class CurveWriter(keras.callbacks.Callback):
         if self.path is None:
             return
         self.record = record = {"trial_id": self.trial_id, "epochs": self.epochs, "seconds": row["seconds"]}
+        if self.rung is not None:
+            record["halving"] = self.rung.to_json()
         # A training at its last epoch has finished anyway: it is completed, and counts in later medians.
         last_epoch = epoch + 1 >= (self.params or {}).get("epochs", math.inf)
         verdict = None
@@ -161,6 +224,11 @@ class CurveWriter(keras.callbacks.Callback):
             self._tell_tensorboard(verdict)
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if self.last_weights is not None:
+            # Weights and optimizer state (Keras saves both), written whole or not at all, for the next rung.
+            partial = self.last_weights.with_name(f"partial.{self.last_weights.name}")
+            self.model.save_weights(str(partial))
+            os.replace(partial, self.last_weights)
         # Measured after the curve's last write, so the trial's seconds are its training alone.
         if self.footprint_tensorboard is None or self.path is None or not self.record:
             return
@@ -175,15 +243,19 @@ class CurveWriter(keras.callbacks.Callback):
         write_footprint_summary(self.footprint_tensorboard, footprint)
 
     def _tell_tensorboard(self, verdict: Verdict) -> None:
+        self._tell_tensorboard_text("pruned", verdict.describe(), verdict.epoch, ("pruned_at_epoch", verdict.epoch))
+
+    def _tell_tensorboard_text(self, name: str, text: str, step: int, scalar: tuple[str, int] | None = None) -> None:
         # A text entry in the trial's own TensorBoard folder (TEXT tab), beside its curves.
         if self.pruned_tensorboard is None:
             return
         import tensorflow as tf
 
-        writer = tf.summary.create_file_writer(str(self.pruned_tensorboard / "pruned"))
+        writer = tf.summary.create_file_writer(str(self.pruned_tensorboard / name))
         with writer.as_default():
-            tf.summary.text("pruned", verdict.describe(), step=verdict.epoch)
-            tf.summary.scalar("pruned_at_epoch", verdict.epoch, step=verdict.epoch)
+            tf.summary.text(name, text, step=step)
+            if scalar is not None:
+                tf.summary.scalar(scalar[0], scalar[1], step=step)
         writer.close()
 
 

@@ -57,7 +57,8 @@ class TrialRecord:
     the pruner's verdict (epoch, best_val_loss, median, trials). `footprint` is the trained
     model's size and speed, None where it was not measured (a run from before it was).
     `score` and `best_step` are KerasTuner's own record of the best epoch, which still ranks
-    a trial whose history file is gone.
+    a trial whose history file is gone. `halving` is a successive-halving trial's place (rung,
+    every rung's epochs, the trial it continues; its history then starts with that trial's).
     """
 
     trial_id: str
@@ -70,6 +71,17 @@ class TrialRecord:
     best_step: int | None = None
     pruned: dict[str, Any] | None = None
     footprint: Footprint | None = None
+    halving: dict[str, Any] | None = None
+
+    @property
+    def continues(self) -> str | None:
+        """The trial this one continues at a higher rung of successive halving, None for any other."""
+        return self.halving.get("continues") if self.halving else None
+
+    @property
+    def below_top_rung(self) -> bool:
+        """True for a successive-halving trial trained to a rung below the full epochs."""
+        return bool(self.halving) and self.halving["rung"] < len(self.halving["epochs"]) - 1
 
     @property
     def best_val_loss(self) -> float | None:
@@ -123,7 +135,7 @@ def curve_file_problems(data: Any, trial_id: str, limits: RunLimits) -> dict[str
     """What is wrong with each part of a trial's history file (a part -> the problem); {} for a sound one.
 
     The parts are "file" (not a history of this trial: nothing of it is used), "epochs", "seconds",
-    "pruned" and "footprint"; a trial is still read with the parts that are sound.
+    "pruned", "footprint" and "halving"; a trial is still read with the parts that are sound.
     """
     if not isinstance(data, dict) or not isinstance(data.get("epochs", []), list):
         return {"file": "not a per-epoch history"}
@@ -136,8 +148,24 @@ def curve_file_problems(data: Any, trial_id: str, limits: RunLimits) -> dict[str
         epoch_problem(data["pruned"].get("epoch"), limits, "pruned epoch") if isinstance(data["pruned"], dict)
         else "its pruning verdict is not an object",
         "footprint": footprint_problem(data["footprint"]) if "footprint" in data else None,
+        "halving": halving_problem(data["halving"], limits) if "halving" in data else None,
     }
     return {part: problem for part, problem in problems.items() if problem}
+
+
+def halving_problem(halving: Any, limits: RunLimits) -> str | None:
+    """What is wrong with a curve file's successive-halving record (rung, epochs, continues), or None."""
+    if not isinstance(halving, dict):
+        return "its successive-halving record is not an object"
+    epochs = halving.get("epochs")
+    if not isinstance(epochs, list) or not epochs or any(epoch_problem(epoch, limits, "rung epochs") for epoch in epochs):
+        return f"its rungs' epochs {epochs!r} are not epochs of the run"
+    rung, continues = halving.get("rung"), halving.get("continues")
+    if not isinstance(rung, int) or isinstance(rung, bool) or not 0 <= rung < len(epochs):
+        return f"its rung {rung!r} is none of 0..{len(epochs) - 1}"
+    if (continues is None) != (rung == 0) or not (continues is None or isinstance(continues, str)):
+        return f"rung {rung} continues {continues!r} (rung 0 continues no trial, every later rung one)"
+    return None
 
 
 def scan_trials(run: Run, record: RunRecord | None = None) -> tuple[list[TrialRecord], list[DamagedFile]]:
@@ -185,6 +213,7 @@ def scan_trials(run: Run, record: RunRecord | None = None) -> tuple[list[TrialRe
             best_step=step,
             pruned=pruned,
             footprint=Footprint.from_json(history.get("footprint")),
+            halving=history.get("halving"),
         ))
     return records, damaged
 

@@ -16,7 +16,7 @@ from tuner.errors import TunerUsageError
 DEFAULT_PREPARED_DIR = "data/prepared"
 DEFAULT_SAMPLE_DIR = "data/sample"
 DEFAULT_RUNS_DIR = "runs"
-TUNER_NAMES = ("grid", "random", "bayesian", "hyperband")
+TUNER_NAMES = ("grid", "random", "bayesian", "hyperband", "asha")
 COLOR_MODES = ("grayscale", "rgb")
 REPORT_FORMATS = ("table", "markdown", "csv", "json")
 PREDICT_FORMATS = ("tsv", "csv", "json")
@@ -92,7 +92,7 @@ class SearchSettings:
                                      "or modern (the same core plus batch norm, filter doubling, global average pooling, "
                                      "dropout, a log-scale learning rate with cosine decay, augmentation)", choices=SPACE_NAMES)
     # The one setting a resume may change: a finished search can be extended with more trials.
-    max_trials: int | None = _opt(None, "stop after this many trials (omitted: the whole grid, or 10 for random/bayesian)",
+    max_trials: int | None = _opt(None, "stop after this many trials (omitted: the whole grid, or 10 for random/bayesian); for asha, the new configurations (omitted: 27)",
                                   may_change=True)
     epochs: int = _opt(10, "epochs per trial, as in the tutorial (the maximum for hyperband)")
     conv_layers: tuple[int, ...] = _opt((1, 2, 3), "numbers of conv+pool blocks to try")
@@ -124,6 +124,10 @@ class SearchSettings:
         if self.tuner == "hyperband" and self.epochs < 2:
             raise TunerUsageError(
                 f"--tuner hyperband needs --epochs of at least 2 (it trains in growing rounds), got {self.epochs}."
+            )
+        if self.tuner == "asha" and self.epochs < 3:
+            raise TunerUsageError(
+                f"--tuner asha needs --epochs of at least 3 (rungs of 1 and 3 epochs at least), got {self.epochs}."
             )
         _require_values("--conv-layers", self.conv_layers, low=1, high=8)
         _require_values("--nodes", self.nodes, low=1, high=4096)

@@ -21,6 +21,9 @@ def rank_trials(run: Run) -> tuple[list[TrialRow], list[TrialRow], int]:
     wins only if that is genuinely the lowest.
     Trials with equal best val_loss share a rank (1, 1, 3); among them the higher
     val_accuracy, then the lower trial id, comes first, and the first row is the winner.
+    Successive halving ranks each configuration once, by its trial at the highest rung it
+    finished (whose curve holds the lower rungs' epochs too); a configuration stopped below the
+    full epochs is ranked by what it reached, its `pruned` the epoch it stopped at.
 
     Args:
         run: the run directory.
@@ -38,6 +41,8 @@ def rank_trials(run: Run) -> tuple[list[TrialRow], list[TrialRow], int]:
 def rank_records(records: Sequence[TrialRecord]) -> tuple[list[TrialRow], list[TrialRow], int]:
     """rank_trials of trials already read (scan_trials), so a caller reads the files once."""
     names = hyperparameter_names(record.hyperparameters for record in records)
+    # A configuration continued at a higher rung is ranked there: its lower-rung trials are not rows.
+    continued = {record.continues for record in records if record.status in RANKED and record.best_epoch() is not None}
     ranked: list[TrialRow] = []
     failed: list[TrialRow] = []
     running = 0
@@ -48,7 +53,7 @@ def rank_records(records: Sequence[TrialRecord]) -> tuple[list[TrialRow], list[T
             running += 1
         elif record.status == FAILED:
             failed.append(TrialRow(record.trial_id, values, reason=failure_reason(record.message)))
-        elif record.status in RANKED:
+        elif record.status in RANKED and record.trial_id not in continued:
             best = record.best_epoch()
             if best is None:
                 failed.append(TrialRow(record.trial_id, values, reason=DIVERGED))
@@ -57,12 +62,21 @@ def rank_records(records: Sequence[TrialRecord]) -> tuple[list[TrialRow], list[T
                 record.trial_id, values, rank=0,
                 val_loss=best["val_loss"], val_accuracy=best.get("val_accuracy"), best_epoch=best["epoch"],
                 epochs=len(record.history) or None,
-                pruned=record.pruned.get("epoch") if record.pruned else None,
+                pruned=stopped_at(record),
                 seconds=round(record.seconds, 1) if record.seconds is not None else None,
                 **footprint_fields(record.footprint),
             ))
     ranked.sort(key=lambda row: (row.val_loss, -(row.val_accuracy or 0.0), row.trial))
     return assign_ranks(ranked), failed, running
+
+
+def stopped_at(record: TrialRecord) -> int | None:
+    """The epoch a trial was stopped at before the full epochs: by the pruner, or at a rung of successive halving."""
+    if record.pruned:
+        return record.pruned.get("epoch")
+    if record.below_top_rung and record.history:
+        return record.history[-1]["epoch"]
+    return None
 
 
 def assign_ranks(rows: Sequence[TrialRow]) -> list[TrialRow]:

@@ -1,0 +1,146 @@
+"""tuner.halving: ASHA's rungs and promotion rule, driven through the oracle on synthetic results (no training)."""
+
+import keras_tuner
+import pytest
+
+from tuner.halving import SuccessiveHalvingOracle, planned_configurations, rung_epochs
+from tuner.kerastuner_internals import configure_keras_tuner
+from tuner.oracles import planned_trials, repair_after_reload
+from tuner.trials import COMPLETED, IDLE, RUNNING, STOPPED
+
+
+@pytest.fixture(autouse=True)
+def atomic_keras_tuner():
+    configure_keras_tuner()
+
+
+@pytest.mark.parametrize("epochs, rungs", [(9, (1, 3, 9)), (10, (1, 3, 10)), (20, (2, 7, 20)), (27, (1, 3, 9, 27)),
+                                           (3, (1, 3)), (5, (2, 5)), (2, (2,))])
+def test_rungs_follow_the_epochs_by_factor_3_rounded_to_the_nearest_epoch(epochs, rungs):
+    assert rung_epochs(epochs) == rungs
+
+
+def test_the_plan_keeps_a_third_at_each_rung():
+    assert planned_configurations(27, 3) == [27, 9, 3]
+    assert planned_configurations(10, 3) == [10, 3, 1]
+
+
+def halving_oracle(directory, epochs=9, configurations=9):
+    """An ASHA oracle over conv_layers 1 2 3 x nodes 4 8 16 (9 configurations) in `directory`, reloaded if saved."""
+    oracle = SuccessiveHalvingOracle(objective=keras_tuner.Objective("val_loss", "min"), epochs=epochs,
+                                     configurations=configurations, seed=1)
+    oracle._set_project_dir(str(directory), "trials")
+    space = keras_tuner.HyperParameters()
+    space.Choice("conv_layers", [1, 2, 3])
+    space.Choice("nodes", [4, 8, 16])
+    oracle.update_space(space)
+    if (directory / "trials" / "oracle.json").exists():
+        oracle.reload()
+    return oracle
+
+
+def finish(oracle, trial, val_loss):
+    oracle.update_trial(trial.trial_id, {"val_loss": val_loss})
+    trial.status = COMPLETED
+    oracle.end_trial(trial)
+
+
+# A tuner id holds one trial at a time (KerasTuner hands it back its ongoing one): trials running at once
+# are asked for by different workers.
+
+
+def schedule(trial):
+    values = trial.hyperparameters.values
+    return (values.get("tuner/round"), values.get("tuner/initial_epoch"), values.get("tuner/epochs"),
+            values.get("tuner/trial_id"))
+
+
+def configuration(trial):
+    return {name: value for name, value in trial.hyperparameters.values.items() if not name.startswith("tuner/")}
+
+
+def test_the_best_third_of_a_rung_is_promoted_as_soon_as_it_is_known_and_continues_its_trial(tmp_path):
+    oracle = halving_oracle(tmp_path)
+    first = [oracle.create_trial(f"worker{index}") for index in range(3)]
+    assert [schedule(trial) for trial in first] == [(0, 0, 1, None)] * 3
+    for trial, loss in zip(first, (0.3, 0.1, 0.2)):
+        finish(oracle, trial, loss)
+    promoted = oracle.create_trial("tuner0")
+    assert schedule(promoted) == (1, 1, 3, first[1].trial_id)
+    assert configuration(promoted) == configuration(first[1])
+    # Asynchronous: while the promoted trial trains, the next worker starts a new configuration.
+    fresh = oracle.create_trial("tuner1")
+    assert schedule(fresh) == (0, 0, 1, None) and configuration(fresh) not in [configuration(t) for t in first]
+
+
+def test_the_highest_rung_goes_first_and_a_new_result_can_earn_a_promotion_later(tmp_path):
+    oracle = halving_oracle(tmp_path)
+    rung0 = [oracle.create_trial(f"worker{index}") for index in range(6)]
+    for trial, loss in zip(rung0[:3], (0.5, 0.4, 0.6)):
+        finish(oracle, trial, loss)
+    to_rung1 = [oracle.create_trial("a")]
+    assert schedule(to_rung1[0])[3] == rung0[1].trial_id
+    # Three more results: the top third of six is two, and rung0[4] (0.1) is in it and not promoted yet.
+    for trial, loss in zip(rung0[3:], (0.9, 0.1, 0.8)):
+        finish(oracle, trial, loss)
+    to_rung1.append(oracle.create_trial("b"))
+    assert schedule(to_rung1[1]) == (1, 1, 3, rung0[4].trial_id)
+    for trial, loss in zip(to_rung1, (0.3, 0.2)):
+        finish(oracle, trial, loss)
+    # Rung 1 has two results: none is in its top third yet, so rung 0 is looked at; nothing there either.
+    assert schedule(oracle.create_trial("c")) == (0, 0, 1, None)
+
+
+def test_with_the_budget_used_a_worker_waits_while_others_train_then_the_search_stops(tmp_path):
+    oracle = halving_oracle(tmp_path, epochs=3, configurations=3)
+    trials = [oracle.create_trial(f"tuner{index}") for index in range(3)]
+    assert oracle.create_trial("tuner3").status == IDLE  # the budget is used, results may still earn a promotion
+    for trial, loss in zip(trials, (0.2, 0.1, 0.3)):
+        finish(oracle, trial, loss)
+    last = oracle.create_trial("tuner0")
+    assert schedule(last) == (1, 1, 3, trials[1].trial_id)
+    assert oracle.create_trial("tuner1").status == IDLE
+    finish(oracle, last, 0.05)
+    assert oracle.create_trial("tuner0").status == STOPPED
+    assert planned_trials(oracle, space_size=9) == 4 and len(oracle.trials) == 4
+
+
+def test_a_reloaded_oracle_decides_as_the_one_before_the_kill(tmp_path):
+    oracle = halving_oracle(tmp_path)
+    trials = [oracle.create_trial(f"worker{index}") for index in range(3)]
+    for trial, loss in zip(trials, (0.3, 0.1, 0.2)):
+        finish(oracle, trial, loss)
+    interrupted = oracle.create_trial("tuner0")  # the process dies while it trains the promotion
+    oracle = halving_oracle(tmp_path)
+    assert repair_after_reload(oracle) == [interrupted.trial_id]
+    again = oracle.create_trial("tuner0")
+    assert again.trial_id == interrupted.trial_id and again.status == RUNNING
+    assert schedule(again) == (1, 1, 3, trials[1].trial_id)
+    # Nothing is promoted twice: the next trial is a new configuration.
+    assert schedule(oracle.create_trial("tuner1")) == (0, 0, 1, None)
+
+
+def test_a_failed_or_diverged_trial_is_never_promoted(tmp_path):
+    oracle = halving_oracle(tmp_path, epochs=3, configurations=4)
+    trials = [oracle.create_trial(f"worker{index}") for index in range(4)]
+    trials[0].status = "FAILED"
+    oracle.end_trial(trials[0])
+    for trial, loss in zip(trials[1:], (0.4, 0.3, 0.5)):
+        finish(oracle, trial, loss)
+    assert schedule(oracle.create_trial("tuner0"))[3] == trials[2].trial_id
+
+
+def test_a_space_smaller_than_the_budget_runs_no_configuration_twice_at_a_rung(tmp_path):
+    oracle = halving_oracle(tmp_path, epochs=3, configurations=20)
+    seen = []
+    trial = oracle.create_trial("tuner0")
+    while trial.status != STOPPED:
+        seen.append((schedule(trial)[0], tuple(sorted(configuration(trial).items()))))
+        finish(oracle, trial, 0.1 + 0.01 * len(seen))
+        trial = oracle.create_trial("tuner0")
+    assert len(seen) == len(set(seen))
+    # Random draws give up after KerasTuner's 20 collisions in a row, so the last configuration may stay untried;
+    # results that only get worse promote no configuration by mistake: the plan, exactly.
+    started = sum(rung == 0 for rung, _ in seen)
+    assert started in (8, 9) and len(seen) == started + started // 3
+    assert planned_trials(oracle, space_size=9) == 12

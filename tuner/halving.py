@@ -1,0 +1,144 @@
+"""Asynchronous successive halving (ASHA): one bracket, reduction factor 3, as a KerasTuner oracle.
+
+Li et al. 2018, "A System for Massively Parallel Hyperparameter Tuning" (Algorithm 2): whenever
+a worker asks for a trial, promote a configuration from the highest rung that has one in the
+top third of its finished configurations not promoted yet; otherwise start a new configuration
+at the first rung. No worker waits for a rung to fill. A promoted configuration is a new trial
+that continues the earlier one's training (kerastuner_internals.ContinuingTuner), named by the
+schedule values KerasTuner's Hyperband uses (`tuner/trial_id`, `tuner/epochs`, ...).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras_tuner
+
+from tuner.kerastuner_internals import (
+    BRACKET,
+    CONTINUES,
+    EPOCHS,
+    INITIAL_EPOCH,
+    ROUND,
+    ConfigurationHashMixin,
+)
+from tuner.trials import COMPLETED, IDLE, RUNNING, STOPPED, is_finite_number
+
+REDUCTION_FACTOR = 3
+# New configurations when --max-trials is not given: the tutorial grid's 27, and 3**3, so the rungs
+# fill exactly (27 configurations, 9 continued, 3 to the full epochs). With --epochs 10 (rungs of 1,
+# 3 and 10 epochs) that is 27 + 9 * 2 + 3 * 7 = 66 epochs of training, a quarter of the grid's 270.
+DEFAULT_CONFIGURATIONS = 27
+
+
+def rung_epochs(epochs: int, factor: int = REDUCTION_FACTOR) -> tuple[int, ...]:
+    """The epochs a configuration has trained when it finishes each rung, the last one `epochs`.
+
+    As many rungs as keep the first at least one epoch (factor**K <= epochs); rung k trains to
+    epochs / factor**(K - k), rounded to the nearest epoch (halves up): --epochs 9 gives 1 3 9,
+    10 gives 1 3 10, 20 gives 2 7 20, 5 gives 2 5, 2 gives one rung of 2 (a plain random search).
+    """
+    top = 0
+    while factor ** (top + 1) <= epochs:
+        top += 1
+    return tuple(max(1, int(epochs / factor ** (top - rung) + 0.5)) for rung in range(top + 1))
+
+
+def planned_configurations(configurations: int, rungs: int, factor: int = REDUCTION_FACTOR) -> list[int]:
+    """How many configurations reach each rung when every one finishes: n, n // 3, n // 9, ..."""
+    sizes = [configurations]
+    for _ in range(rungs - 1):
+        sizes.append(sizes[-1] // factor)
+    return sizes
+
+
+class SuccessiveHalvingOracle(ConfigurationHashMixin, keras_tuner.oracles.RandomSearchOracle):
+    """ASHA over KerasTuner's random proposals: `configurations` new ones, each promoted as it earns it.
+
+    The oracle keeps no state of its own: a trial's rung and the trial it continues are in its
+    values (`tuner/round`, `tuner/trial_id`), which KerasTuner saves in each trial.json, so a
+    reload after kill -9 (oracles.repair_after_reload), a chief restart or a worker's copy
+    decides exactly as the oracle before it would have.
+
+    Args:
+        epochs: the full training of a configuration (the top rung); the rungs follow (rung_epochs).
+        configurations: new configurations to try (--max-trials).
+        objective, seed, max_retries_per_trial, max_consecutive_failed_trials: as KerasTuner's.
+    """
+
+    def __init__(self, objective: Any, epochs: int, configurations: int = DEFAULT_CONFIGURATIONS,
+                 seed: int | None = None, **kwargs: Any) -> None:
+        self.rungs = rung_epochs(epochs)
+        self.configurations = configurations
+        # The base Oracle stops at max_trials trials: no configuration trains twice at a rung, so
+        # configurations x rungs is never reached; it also sets the width of the trial ids.
+        super().__init__(objective=objective, max_trials=configurations * len(self.rungs), seed=seed, **kwargs)
+
+    def planned_trials(self, space_size: int | None = None) -> int:
+        """Trials in all if every configuration finishes and none is promoted by mistake (the synchronous plan).
+
+        A space smaller than the budget (`space_size` configurations) runs each of its configurations.
+
+        An asynchronous promotion can turn out, once more results are in, not to be in the top
+        third ("mispromotions" in Li et al.): a search may then run a few trials more, never
+        more than configurations x rungs.
+        """
+        configurations = min(self.configurations, space_size) if space_size else self.configurations
+        return sum(planned_configurations(configurations, len(self.rungs)))
+
+    # populate_space is KerasTuner's hook for a subclass: the base Oracle calls it for each new trial.
+
+    def populate_space(self, trial_id: str) -> dict[str, Any]:
+        promotion = self.next_promotion()
+        if promotion is not None:
+            earlier, rung = promotion
+            values = dict(earlier.hyperparameters.values)
+            values.update(self.schedule(rung, continues=earlier.trial_id))
+            return {"status": RUNNING, "values": values}
+        started = sum(rung_of(trial) == 0 for trial in self.trials.values())
+        if started < self.configurations:
+            proposal = super().populate_space(trial_id)
+            if proposal["status"] == RUNNING:
+                return {"status": RUNNING, "values": {**proposal["values"], **self.schedule(0)}}
+        # Nothing to promote now, and no new configuration left (the budget is used, or the space is).
+        if self.ongoing_trials:
+            return {"status": IDLE, "values": None}
+        return {"status": STOPPED, "values": None}
+
+    def schedule(self, rung: int, continues: str | None = None) -> dict[str, Any]:
+        """The `tuner/` values of a trial at `rung`: what it trains, and the trial it continues."""
+        values: dict[str, Any] = {EPOCHS: self.rungs[rung], INITIAL_EPOCH: self.rungs[rung - 1] if rung else 0,
+                                  BRACKET: 0, ROUND: rung}
+        if continues is not None:
+            values[CONTINUES] = continues
+        return values
+
+    def next_promotion(self) -> tuple[Any, int] | None:
+        """(the trial to continue, the rung it goes to), from the highest rung that has one; None if none has."""
+        return next_promotion(list(self.trials.values()), len(self.rungs), self.objective.direction == "max")
+
+
+def rung_of(trial: Any) -> int | None:
+    """The rung of a trial of this oracle (its `tuner/round`), None for a trial without one."""
+    rung = trial.hyperparameters.values.get(ROUND)
+    return rung if isinstance(rung, int) else None
+
+
+def next_promotion(trials: list[Any], rungs: int, maximize: bool = False,
+                   factor: int = REDUCTION_FACTOR) -> tuple[Any, int] | None:
+    """ASHA's rule over KerasTuner trials: the best not-yet-promoted trial in the top 1/factor of its rung.
+
+    Rungs are searched from the highest below the top down, so a configuration close to the full
+    training goes on first. A trial counts at its rung once it is COMPLETED with a finite score;
+    it is promoted once any trial continues it (a failed or interrupted continuation included:
+    the retry queue, not a second promotion, runs it again). Ties go to the lower trial id.
+    """
+    continued = {trial.hyperparameters.values.get(CONTINUES) for trial in trials}
+    for rung in reversed(range(rungs - 1)):
+        finished = [trial for trial in trials if rung_of(trial) == rung and trial.status == COMPLETED
+                    and is_finite_number(trial.score)]
+        finished.sort(key=lambda trial: (-trial.score if maximize else trial.score, trial.trial_id))
+        for trial in finished[:len(finished) // factor]:
+            if trial.trial_id not in continued:
+                return trial, rung + 1
+    return None
