@@ -31,7 +31,7 @@ class SearchProgress:
                     promoted: tuple[str, int, int] | None = None) -> None:
         """Log the line of a finished trial; `promoted` is (the trial it continues, its rung, epochs) for a continued one."""
         self.finished, self.best = _finished_so_far(self.run)
-        shown = " ".join(f"{name}={value}" for name, value in values.items() if not name.startswith("tuner/"))
+        shown = " ".join(f"{name}={_shown(value)}" for name, value in values.items() if not name.startswith("tuner/"))
         # Successive halving plans its trials as if no promotion were premature; a few more may run (halving.py).
         total = max(self.total, self.finished) if self.total else None
         number = f"{self.finished}/{total}" if total else str(self.finished)
@@ -49,6 +49,11 @@ class SearchProgress:
             remaining = max(total - self.finished, 0)
             left = f", ~{_clock(elapsed / finished_since_start * remaining)} left"
         log.info("[%s] trial %s %s: %s | %s | %s elapsed%s", number, trial_id, shown, outcome, best, _clock(elapsed), left)
+
+
+def _shown(value: object) -> str:
+    # A learning rate drawn on a log scale has 17 digits; 4 significant ones tell configurations apart.
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _clock(seconds: float) -> str:
