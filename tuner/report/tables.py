@@ -149,6 +149,8 @@ def _cell(column: str, value: Any, row: dict[str, Any]) -> str:
         return f"{value:.3f}"
     if column == "images_per_second" and isinstance(value, float):
         return f"{value:,.0f}"
+    if isinstance(value, float):
+        return f"{value:.4g}"  # e.g. a learning rate drawn on a log scale: 4 significant digits, not 17
     return str(value)
 
 
