@@ -75,7 +75,8 @@ def test_report_writes_a_self_contained_page_and_no_html_writes_none(run_copy, c
     text = (run_copy / "report.html").read_text(encoding="utf-8")
     assert_self_contained(text)
     assert text.count('src="data:image/png;base64,') >= 4  # curves, parallel coordinates, per value, Pareto
-    for expected in ("class0", "Failed trials (1)", "need images of at least", "true \\ predicted", "PED-ANOVA", "test images misclassified"):
+    for expected in ("class0", "Failed trials (1)", "need images of at least", "true \\ predicted", "PED-ANOVA", "test images misclassified",
+                     "the search process itself (--workers 0)"):
         assert expected in text
     assert len(text) < 3_000_000
     winner = json.loads((run_copy / "results.json").read_text())["winner"]

@@ -87,7 +87,10 @@ def _run_section(report: Report, dataset: PreparedDataset, space: dict[str, list
     seconds = sum(row.seconds or 0.0 for row in trials)
     pruning = (f"{search.prune} (after {search.prune_warmup_trials} finished trials, never in the first "
                f"{search.prune_warmup_epochs} epoch(s))" if search.prune != "none" else "off")
-    workers = len(list(report.run.project.glob("tuner*.json")))
+    # How a run was executed is not saved (settings.json holds what defines it), but every process that
+    # ran trials left KerasTuner's tuner file: worker*.json under a chief, tuner0.json for a search alone.
+    workers = sorted(path.stem for path in report.run.project.glob("worker*.json"))
+    alone = (report.run.project / "tuner0.json").exists()
     items = [
         ("run directory", str(report.run.root.resolve())),
         ("dataset", report.record.dataset.path),
@@ -98,8 +101,8 @@ def _run_section(report: Report, dataset: PreparedDataset, space: dict[str, list
                      + (f"early stopping after {search.patience} epochs without a better val_loss, " if search.patience
                         else "no early stopping, ") + f"seed {search.seed}"),
         ("pruning", pruning),
-        ("tuner processes", f"{workers} (tuner*.json in {report.run.project.name}/: 1 is a search in one process)"
-                            if workers else "not recorded"),
+        ("trials ran in", f"{len(workers)} worker process(es): {', '.join(workers)}" if workers
+                          else "the search process itself (--workers 0)" if alone else "not recorded"),
         ("trials", report.counts()),
         ("training time", f"{seconds:,.0f} s summed over the trials (search only; with workers, wall time is less)"),
         ("report written", time.strftime("%Y-%m-%d %H:%M:%S %Z")),
