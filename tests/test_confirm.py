@@ -112,3 +112,25 @@ def test_confirm_flag_is_checked(capsys):
     for argv in (["--confirm", "3"], ["--confirm", "3", "2", "1"], ["--confirm", "-1", "2"], ["--confirm", "3", "99"]):
         assert report_script.main(argv) == 2
         one_error_line(capsys, "--confirm takes K R")
+
+
+def test_a_truncated_trial_in_the_top_k_is_ranked_by_its_confirm_runs_alone(run_copy):
+    # Trial 1 stopped at epoch 1 (as the pruner or a low rung of successive halving stops a trial): its
+    # search val_loss is a truncated run's, so only its full-length confirm run may count.
+    run = Run(run_copy)
+    edit_json(run.history("1"), lambda data: data.update(
+        epochs=data["epochs"][:1], pruned={"epoch": 1, "best_val_loss": data["epochs"][0]["val_loss"], "median": 0.1,
+                                           "trials": 5}))
+    truncated = next(row for row in rank_trials(run)[0] if row.trial == "1")
+    assert truncated.pruned == 1
+    for row, val_loss in ((truncated, 0.01), (next(row for row in rank_trials(run)[0] if row.trial == "0"), 0.5)):
+        path = run.confirm_record(row.trial, 1)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"trial": row.trial, "index": 1, "seed": 1, "hyperparameters": row.configuration(),
+                                    "seconds": 1.0, "epochs": [{"epoch": 1, "val_loss": val_loss + 0.1},
+                                                               {"epoch": 2, "val_loss": val_loss}]}))
+    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "2", "1", "--no-retrain"]) == 0
+    ranking = json.loads((run_copy / "results.json").read_text())["ranking"]
+    first = ranking[0]
+    assert (first["trial"], first["seeds"], first["mean_val_loss"], first["median_best_epoch"]) == ("1", 1, 0.01, 2)
+    assert ranking[1]["trial"] == "0" and ranking[1]["seeds"] == 2  # a full-length search run counts with its confirm run

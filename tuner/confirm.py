@@ -39,7 +39,8 @@ SEED_STRIDE = 100_003
 
 @dataclass(frozen=True)
 class Confirmation:
-    """One configuration's best val_loss (and its epoch) under every seed: the search's run first."""
+    """One configuration's best val_loss (and its epoch) under every seed: the search's run first, unless it was
+    truncated (pruned, or a low rung), then the confirm runs only."""
 
     trial_id: str
     val_losses: list[float]
@@ -48,7 +49,8 @@ class Confirmation:
     @property
     def mean(self) -> float:
         # A seed that diverged (no finite val_loss) makes the configuration untrustworthy: it ranks last.
-        return mean_and_std(self.val_losses)[0] if all(map(math.isfinite, self.val_losses)) else math.inf
+        finite = bool(self.val_losses) and all(map(math.isfinite, self.val_losses))
+        return mean_and_std(self.val_losses)[0] if finite else math.inf
 
     @property
     def std(self) -> float | None:
@@ -116,7 +118,11 @@ def saved_confirmations(run: Run, record: RunRecord, ranked: Sequence[TrialRow])
 
 
 def _confirmation(run: Run, record: RunRecord, row: TrialRow, indexes: Iterable[int]) -> Confirmation:
-    losses, epochs = [float(row.val_loss)], [int(row.best_epoch or record.search.epochs)]
+    # A truncated search run (pruned, or stopped at a low rung of successive halving) never trained to the
+    # full epochs, so its val_loss says little of the configuration: only the full-length confirm runs count.
+    truncated = row.pruned is not None
+    losses = [] if truncated else [float(row.val_loss)]
+    epochs = [] if truncated else [int(row.best_epoch or record.search.epochs)]
     for index in indexes:
         best = read_confirm_run(run, row, index, record)
         losses.append(float(best["val_loss"]) if best else math.inf)
