@@ -46,7 +46,7 @@ def test_a_settings_json_written_before_spaces_reads_as_the_tutorial_space_and_r
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--space", "modern"], "--space modern searches a continuous learning rate, so it has no grid; use --tuner random"),
+    (["--space", "modern"], "--space modern searches a continuous learning rate, so it has no grid; use --tuner asha"),
     (["--space", "modern", "--tuner", "random", "--dropouts", "0.5", "--augment", "on"],
      "--dropouts and --augment (extras of --space tutorial) must be left out"),
     (["--space", "fancy"], "argument --space: invalid choice: 'fancy'"),

@@ -157,8 +157,7 @@ class SearchSettings:
         if self.space != MODERN:
             return
         if self.tuner == "grid" and not has_grid(self.space):
-            raise TunerUsageError("--space modern searches a continuous learning rate, so it has no grid; "
-                                  "use --tuner random, bayesian or hyperband with it, or --space tutorial for the grid.")
+            raise TunerUsageError("--space modern searches a continuous learning rate, so it has no grid; use --tuner asha (successive halving), random, bayesian or hyperband with it, or --space tutorial for the grid.")
         extras = [flag for flag, values in (("--learning-rates", self.learning_rates), ("--dropouts", self.dropouts),
                                             ("--augment", self.augment)) if values]
         if extras:
