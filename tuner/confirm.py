@@ -8,21 +8,25 @@ val_loss over all seeds (the search's own run is one of them).
 
 Each confirm run is saved to RUN/confirm/trial_<id>/seed_<n>.json in one atomic write when it
 has finished, so a killed report re-runs only the missing ones and a second report reuses them.
+With `--workers` they train in parallel on worker processes (confirm_workers), each seeded on its own.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import shutil
 import statistics
+import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from tuner.cache import PreparedDataset
 from tuner.config import SearchSettings
+from tuner.confirm_workers import process_count, run_jobs, serve_jobs
 from tuner.errors import TunerUsageError
 from tuner.files import atomic_write_json, read_json
 from tuner.rows import TrialRow
@@ -66,7 +70,8 @@ def confirm_seed(base_seed: int, trial_id: str, index: int) -> int:
     return (base_seed + int(trial_id) + SEED_STRIDE * index) % 2**32
 
 
-def confirm_top(run: Run, record: RunRecord, ranked: Sequence[TrialRow], top: int, seeds: int) -> list[Confirmation]:
+def confirm_top(run: Run, record: RunRecord, ranked: Sequence[TrialRow], top: int, seeds: int,
+                workers: str = "auto") -> list[Confirmation]:
     """Train the top `top` ranked configurations under `seeds` further seeds each, reusing saved runs.
 
     Args:
@@ -75,6 +80,8 @@ def confirm_top(run: Run, record: RunRecord, ranked: Sequence[TrialRow], top: in
         ranked: the rows of rank_trials, best first.
         top: how many configurations to confirm (K).
         seeds: further seeds per configuration (R).
+        workers: `--workers`: auto, a number of processes, or "0" to train in this process.
+            Each run is seeded on its own, so its numbers do not depend on which process trained it.
 
     Returns:
         One Confirmation per confirmed configuration, in the order of `ranked`.
@@ -85,21 +92,71 @@ def confirm_top(run: Run, record: RunRecord, ranked: Sequence[TrialRow], top: in
     if missing:
         log.info("Confirming the top %d configuration(s) with %d more seed(s) each: %d run(s) to train, %d saved.",
                  len(chosen), seeds, len(missing), len(chosen) * seeds - len(missing))
-        dataset = load_run_dataset(record)
-        for number, (row, index) in enumerate(missing, start=1):
-            started = time.monotonic()
-            seed = confirm_seed(record.search.seed, row.trial, index)
-            epochs = train_configuration(record.search, dataset, row.configuration(), seed,
-                                         run.confirm_tensorboard(row.trial, index))
-            atomic_write_json(run.confirm_record(row.trial, index), {
-                "trial": row.trial, "index": index, "seed": seed, "hyperparameters": row.configuration(),
-                "epochs": epochs, "seconds": round(time.monotonic() - started, 3),
-            })
-            best = best_epoch(epochs)
+        jobs = [{"trial": row.trial, "hyperparameters": row.configuration(), "index": index} for row, index in missing]
+        count = process_count(workers, len(jobs))
+        if count:
+            done = (saved for _, saved in run_jobs(_worker_command(run), jobs, count, _describe))
+        else:
+            dataset = load_run_dataset(record)
+            done = (train_confirm_run(run, record, dataset, job) for job in jobs)
+        for number, saved in enumerate(done, start=1):
+            best = best_epoch(saved["epochs"])
             log.info("confirm %d/%d: trial %s seed %d: best val_loss %s at epoch %s (%.0fs)", number, len(missing),
-                     row.trial, index, f"{best['val_loss']:.4f}" if best else "none (diverged)",
-                     best["epoch"] if best else "-", time.monotonic() - started)
+                     saved["trial"], saved["index"], f"{best['val_loss']:.4f}" if best else "none (diverged)",
+                     best["epoch"] if best else "-", saved["seconds"])
     return [_confirmation(run, record, row, range(1, seeds + 1)) for row in chosen]
+
+
+def train_confirm_run(run: Run, record: RunRecord, dataset: PreparedDataset, job: dict[str, Any]) -> dict[str, Any]:
+    """Train one confirm run and save it in one atomic write when it has finished, in this process or a worker.
+
+    Args:
+        run: the run directory.
+        record: the run's settings.json.
+        dataset: the run's prepared dataset.
+        job: {"trial": id, "hyperparameters": the configuration, "index": the seed's number, 1, 2, ...}.
+
+    Returns:
+        The record written to RUN/confirm/trial_<id>/seed_<n>.json.
+    """
+    started = time.monotonic()
+    trial, values, index = job["trial"], job["hyperparameters"], job["index"]
+    seed = confirm_seed(record.search.seed, trial, index)
+    epochs = train_configuration(record.search, dataset, values, seed, run.confirm_tensorboard(trial, index))
+    saved = {"trial": trial, "index": index, "seed": seed, "hyperparameters": values, "epochs": epochs,
+             "seconds": round(time.monotonic() - started, 3)}
+    atomic_write_json(run.confirm_record(trial, index), saved)
+    return saved
+
+
+def serve_confirm_jobs(run_dir: str) -> int:
+    """A confirm worker's main: load the run's dataset once, then train the confirm runs it is handed (confirm_workers).
+
+    Returns:
+        The process's exit code.
+    """
+
+    def start() -> Callable[[dict[str, Any]], dict[str, Any]]:
+        from tuner.cli import import_tensorflow_quietly
+
+        run = Run(Path(run_dir))
+        record = run.read_record()
+        if record is None:
+            raise TunerUsageError(f"'{run.root}' has no settings.json: it is not a run directory.")
+        import_tensorflow_quietly()
+        dataset = load_run_dataset(record)
+        return lambda job: train_confirm_run(run, record, dataset, job)
+
+    return serve_jobs(start)
+
+
+def _worker_command(run: Run) -> list[str]:
+    return [sys.executable, "-c", "import sys; from tuner.confirm import serve_confirm_jobs; "
+                                  "sys.exit(serve_confirm_jobs(sys.argv[1]))", str(run.root)]
+
+
+def _describe(job: dict[str, Any]) -> str:
+    return f"the confirm run of trial {job['trial']} seed {job['index']} ({json.dumps(job['hyperparameters'])})"
 
 
 def saved_confirmations(run: Run, record: RunRecord, ranked: Sequence[TrialRow]) -> list[Confirmation]:

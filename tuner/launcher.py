@@ -81,6 +81,16 @@ def worker_count(requested: str, gpus: list[str], cores: int, available_memory: 
     return min(cores, fits)
 
 
+def thread_environment(cores: int, count: int) -> dict[str, str]:
+    """The thread variables of each of `count` CPU worker processes sharing `cores`, set before TensorFlow loads.
+
+    Each worker gets its share of the cores, so N workers don't oversubscribe the machine,
+    unless the user chose a thread count already (TF_NUM_INTRAOP_THREADS).
+    """
+    threads = os.environ.get("TF_NUM_INTRAOP_THREADS") or str(max(1, cores // count))
+    return {"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": threads}
+
+
 def follow_launcher() -> None:
     """In a worker the launcher started: end when the launcher ends, however it ends (kill -9 included).
 
@@ -151,12 +161,10 @@ def run_local_workers(settings: SearchSettings, options: ExecutionOptions, addre
     gpus, cores = visible_gpus(), available_cores()
     count = worker_count(options.workers, gpus, cores, psutil.virtual_memory().available)
     argv = settings_to_argv(settings, options.for_worker(address))
-    # Each CPU worker gets its share of the cores, so N workers don't oversubscribe the machine,
-    # unless the user chose a thread count already.
-    threads = os.environ.get("TF_NUM_INTRAOP_THREADS") or str(max(1, cores // count))
-    base_env = {**os.environ, "TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": "1",
-                "OMP_NUM_THREADS": threads, "PYTHONUNBUFFERED": "1", LAUNCHER_PID_ENV: str(os.getpid())}
-    log.info("Starting %d worker process(es)%s.", count, f" on GPUs {', '.join(gpus)}" if gpus else f", {threads} thread(s) each")
+    threads = thread_environment(cores, count)
+    base_env = {**os.environ, **threads, "PYTHONUNBUFFERED": "1", LAUNCHER_PID_ENV: str(os.getpid())}
+    log.info("Starting %d worker process(es)%s.", count, f" on GPUs {', '.join(gpus)}" if gpus
+             else f", {threads['TF_NUM_INTRAOP_THREADS']} thread(s) each")
     workers = []
     try:
         for index in range(count):

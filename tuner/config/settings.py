@@ -188,12 +188,7 @@ class ExecutionOptions:
     debug: bool = _opt(False, "show full tracebacks")
 
     def __post_init__(self) -> None:
-        # A pattern, not int(): int() takes "+1", " 1" and "00", and "00" once reached the launcher as 0 workers.
-        if not _WORKERS_PATTERN.fullmatch(self.workers) or (self.workers != "auto" and int(self.workers) > MAX_WORKERS):
-            raise TunerUsageError(
-                f"--workers must be auto or a number of processes from 0 to {MAX_WORKERS}, got {self.workers!r}; "
-                f"write it plainly, e.g. --workers 2."
-            )
+        _require_workers(self.workers)
         if self.trials_per_process < 0:
             raise TunerUsageError(f"--trials-per-process must be 0 (never replace) or more, got {self.trials_per_process}.")
         _require_positive("--connect-timeout", self.connect_timeout)
@@ -226,6 +221,8 @@ class ReportSettings:
     top: int | None = _opt(None, "print only the best K trials and plot their curves (default: print all, plot 5); results.csv/.md keep all")
     # 3 configurations x 2 more seeds: enough to see a lucky winner drop, at about 90 s on the sample (BENCHMARKS.md).
     confirm: tuple[int, ...] = _opt((3, 2), "before retraining, train the top K configurations with R more seeds each and rank them by their mean val_loss: K R, or 0 for off")
+    # As search.py's trials: a small CNN cannot keep several cores busy from one process.
+    workers: str = _opt("auto", "confirm-run processes on this machine: auto (one per core, or per GPU), a number, or 0 to train them in this process")
     no_retrain: bool = _opt(False, "don't retrain; save the best trial's own weights as the winner")
     max_params: int | None = _opt(None, "pick the winner among the trials whose model has at most N parameters (e.g. 100000); the rest are listed as excluded", metavar="N")
     max_latency_ms: float | None = _opt(None, "pick the winner among the trials taking at most X ms per image at batch 1, as the search measured them", metavar="MS")
@@ -241,6 +238,7 @@ class ReportSettings:
             _require_positive("--max-params", self.max_params)
         if self.max_latency_ms is not None and not 0 < self.max_latency_ms < float("inf"):
             raise TunerUsageError(f"--max-latency-ms must be a number of milliseconds above 0, got {self.max_latency_ms}.")
+        _require_workers(self.workers)
         if self.int8 and self.no_export:
             raise TunerUsageError("--int8 writes a LiteRT export, --no-export writes none; pass one of them.")
         if self.confirm != (0,) and not (len(self.confirm) == 2 and 0 <= self.confirm[0] <= 100 and 0 <= self.confirm[1] <= 20):
@@ -288,6 +286,15 @@ def smallest_side_for(conv_layers: int) -> int:
 def settings_to_dict(settings: Any) -> dict[str, Any]:
     """A JSON-ready dict of a Settings instance (tuples become lists)."""
     return json.loads(json.dumps(dataclasses.asdict(settings)))
+
+
+def _require_workers(workers: str) -> None:
+    # A pattern, not int(): int() takes "+1", " 1" and "00", and "00" once reached the launcher as 0 workers.
+    if not _WORKERS_PATTERN.fullmatch(workers) or (workers != "auto" and int(workers) > MAX_WORKERS):
+        raise TunerUsageError(
+            f"--workers must be auto or a number of processes from 0 to {MAX_WORKERS}, got {workers!r}; "
+            f"write it plainly, e.g. --workers 2."
+        )
 
 
 def _require_range(flag: str, value: int, low: int, high: int) -> None:

@@ -50,7 +50,7 @@ def build_report(settings: ReportSettings) -> Report:
     if budget.active:  # the winner is rank 1 of the trials within the budget
         fitting = assign_ranks(fitting)
     top, seeds = settings.confirm_counts()
-    confirmations = confirm_top(run, record, fitting, top, seeds)
+    confirmations = confirm_top(run, record, fitting, top, seeds, settings.workers)
     ranking = rank_confirmed(fitting, confirmations) if confirmations else fitting
     front = pareto_front(ranked)
     space = search_space(record, ranked, names)
