@@ -73,7 +73,7 @@ def test_confirmed_rows_are_ranked_by_their_mean_and_come_first():
 
 
 def test_the_report_says_whether_the_winner_beats_the_runner_up(run_copy, capsys):
-    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "2", "1", "--no-retrain"]) == 0
+    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "2", "1", "--no-retrain", "--workers", "0"]) == 0
     out = capsys.readouterr().out
     assert "val_loss over seeds" in out.splitlines()[0] and " ± " in out
     line = next(line for line in out.splitlines() if line.startswith("The winner, trial"))
@@ -82,14 +82,14 @@ def test_the_report_says_whether_the_winner_beats_the_runner_up(run_copy, capsys
 
 
 def test_a_damaged_confirm_record_is_refused_naming_it(run_copy, capsys):
-    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "1", "1", "--no-retrain"]) == 0
+    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "1", "1", "--no-retrain", "--workers", "0"]) == 0
     capsys.readouterr()
     record = next((run_copy / "confirm").rglob("seed_1.json"))
     edit_json(record, lambda data: data["hyperparameters"].update(nodes=64))
-    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "1", "1", "--no-retrain"]) == 2
+    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "1", "1", "--no-retrain", "--workers", "0"]) == 2
     one_error_line(capsys, f"'{record}' is damaged: it holds another configuration")
     record.write_text("{not json")
-    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "1", "1", "--no-retrain"]) == 2
+    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "1", "1", "--no-retrain", "--workers", "0"]) == 2
     one_error_line(capsys, str(record))
 
 
@@ -99,7 +99,7 @@ def test_the_dataframe_has_one_row_per_ranked_trial_with_the_documented_columns(
     assert list(frame.columns) == ["rank", "trial", *HYPERPARAMETERS, *METRIC_COLUMNS, *FOOTPRINT_COLUMNS]
     assert len(frame) == len(completed) == 2 and list(frame["trial"]) == [row.trial for row in completed]
     assert str(frame["rank"].dtype) == "Int64" and frame["pruned"].isna().all()
-    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "1", "1", "--no-retrain"]) == 0
+    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "1", "1", "--no-retrain", "--workers", "0"]) == 0
     confirmed = trials_dataframe(run_copy)
     assert list(confirmed.columns) == ["rank", "trial", *HYPERPARAMETERS, *METRIC_COLUMNS, *FOOTPRINT_COLUMNS,
                                        *CONFIRM_COLUMNS]

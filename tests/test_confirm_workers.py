@@ -80,7 +80,7 @@ def test_kill_9_during_parallel_confirm_runs_leaves_no_worker_and_loses_no_run(r
     assert len(children) == 2
     os.kill(report.pid, signal.SIGKILL)
     report.wait()
-    gone, alive = psutil.wait_procs(children, timeout=30)
+    _, alive = psutil.wait_procs(children, timeout=30)
     assert not alive, f"orphan workers still running: {alive}"
 
     saved = {path: path.read_bytes() for path in records.rglob("*.json")}

@@ -16,9 +16,10 @@ import queue
 import subprocess
 import sys
 import threading
+import traceback
 from collections import deque
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import IO, Any, Callable, Iterator, Sequence, cast
 
 from tuner.errors import SearchFailedError, TunerUsageError
 from tuner.launcher import (LAUNCHER_PID_ENV, available_cores, follow_launcher, thread_environment, visible_gpus,
@@ -65,7 +66,7 @@ def run_jobs(command: Sequence[str], jobs: Sequence[dict[str, Any]], count: int,
     pending: queue.Queue[dict[str, Any]] = queue.Queue()
     for job in jobs:
         pending.put(job)
-    finished: queue.Queue[tuple[_Worker, dict[str, Any] | None, dict[str, Any]]] = queue.Queue()
+    finished: queue.Queue[tuple[_Worker, dict[str, Any], dict[str, Any]]] = queue.Queue()
     workers: list[_Worker] = []
     try:
         # Started from this thread: PR_SET_PDEATHSIG fires when the thread that started a worker ends.
@@ -93,9 +94,8 @@ def _next(finished: queue.Queue[Any]) -> Any:
             continue
 
 
-def _failure(worker: _Worker, job: dict[str, Any] | None, answer: dict[str, Any], describe: Callable[[dict[str, Any]], str]) -> Exception:
-    where = (f"{worker.name} could not start" if job is None or answer.get("started") is False
-             else f"{describe(job)} failed in {worker.name}")
+def _failure(worker: _Worker, job: dict[str, Any], answer: dict[str, Any], describe: Callable[[dict[str, Any]], str]) -> Exception:
+    where = f"{worker.name} could not start" if answer.get("started") is False else f"{describe(job)} failed in {worker.name}"
     if "error" in answer:
         error_class = TunerUsageError if answer.get("usage") else SearchFailedError
         return error_class(f"{where}: {answer['error']}")
@@ -112,35 +112,38 @@ class _Worker:
         self.stderr_tail: deque[str] = deque(maxlen=_STDERR_TAIL)
         self.process = subprocess.Popen(list(command), env=env, text=True, stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=1)
+        # Popen made all three pipes, so none of them is None.
+        self.stdin, self.stdout = cast(IO[str], self.process.stdin), cast(IO[str], self.process.stdout)
         threading.Thread(target=self._relay_stderr, daemon=True).start()
 
     def serve(self, pending: queue.Queue[dict[str, Any]], finished: queue.Queue[Any]) -> None:
         """Hand this worker jobs until none are left, reporting each answer (or its death) to `finished`."""
-        assert self.process.stdin is not None and self.process.stdout is not None
-        job: dict[str, Any] | None = None
         try:
             while True:
                 try:
                     job = pending.get_nowait()
                 except queue.Empty:
-                    job = None
-                    self.process.stdin.close()  # no more work: the worker ends
-                    return
-                self.process.stdin.write(json.dumps(job) + "\n")
-                self.process.stdin.flush()
+                    break
+                self.stdin.write(json.dumps(job) + "\n")
+                self.stdin.flush()
                 answer = self._read_answer()
                 finished.put((self, job, answer))
                 if "result" not in answer:
                     return
-        except (OSError, ValueError):  # its pipe broke: it died, or the parent is stopping it
-            finished.put((self, job, self._death()))
+        except OSError:  # its stdin broke: it died, maybe after saying why on its stdout
+            finished.put((self, job, self._read_answer()))
+            return
+        try:
+            self.stdin.close()  # no more work: the worker ends
+        except OSError:
+            pass
 
     def _read_answer(self) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line:
+        try:
+            line = self.stdout.readline()
+            return json.loads(line) if line else self._death()
+        except (OSError, ValueError):  # its stdout broke or holds no answer: it died, or is being stopped
             return self._death()
-        return json.loads(line)
 
     def _death(self) -> dict[str, Any]:
         code = self.process.wait()
@@ -175,18 +178,17 @@ def serve_jobs(start: Callable[[], Callable[[dict[str, Any]], dict[str, Any]]]) 
     follow_launcher()
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # whatever else is printed must not mix with the answers
-    job = None
+    started = False
     try:
         handle = start()
-        job = {}
+        started = True
         for line in sys.stdin:
-            job = json.loads(line)
-            answers.write(json.dumps({"result": handle(job)}) + "\n")
+            answers.write(json.dumps({"result": handle(json.loads(line))}) + "\n")
         return 0
     except KeyboardInterrupt:
         return 130
     except Exception as error:  # reported as one line; the parent names the job
         text = str(error) if isinstance(error, (TunerUsageError, SearchFailedError)) else f"{type(error).__name__}: {error}"
-        answers.write(json.dumps({"error": text, "usage": isinstance(error, TunerUsageError), "started": job is not None}) + "\n")
-        log.debug("job %s failed", job, exc_info=True)
+        traceback.print_exc()  # to stderr, which the parent shows with --debug
+        answers.write(json.dumps({"error": text, "usage": isinstance(error, TunerUsageError), "started": started}) + "\n")
         return 1
