@@ -85,7 +85,7 @@ def replay_all(run_dirs):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    parser.add_argument("--datasets", nargs="+", default=["sample", "animals5"], choices=DATASETS)
     parser.add_argument("--replay", nargs="+", metavar="RUN", help="finished --prune none runs to replay instead")
     args = parser.parse_args()
     if args.replay:

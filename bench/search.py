@@ -124,7 +124,7 @@ def memory(work):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    parser.add_argument("--datasets", nargs="+", default=["sample", "animals5"], choices=DATASETS)
     parser.add_argument("--memory", action="store_true", help="run the 100-trial memory benchmark instead")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-search-"))
