@@ -91,7 +91,7 @@ def test_report_and_predict_work_on_a_pruned_run(tmp_path, capsys):
                             prune_warmup_epochs=1, quiet=True, workers="0"))
     assert report_script.main(["--run-dir", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
-    assert "1 completed, 1 pruned" in out and "winner: trial" in out
+    assert "1 completed, 1 stopped early (pruned" in out and "winner: trial" in out
     image = tmp_path / "image.png"
     image.write_bytes(cv2.imencode(".png", load_prepared(prepared).x_test[0])[1].tobytes())
     assert predict_script.main(["--model", str(tmp_path / "run" / "best"), str(image)]) == 0

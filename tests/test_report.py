@@ -62,11 +62,11 @@ def test_a_pruned_trial_is_ranked_by_its_best_val_loss_and_shown_as_pruned(run, 
     # Pruned, but genuinely the lowest val_loss: still the winner, marked with the epoch it stopped at.
     assert [(row.trial, row.pruned) for row in completed][0] == (winner, 1)
     assert all(row.pruned is None for row in completed[1:])
-    assert counts_line(completed, failed, running).startswith("1 completed, 1 pruned (stopped early")
+    assert counts_line(completed, failed, running).startswith("1 completed, 1 stopped early (pruned")
     assert report_script.main(["--run-dir", str(run_copy), "--no-retrain", "--format", "csv"]) == 0
     out, err = capsys.readouterr()
-    assert "1 completed, 1 pruned" in err and "pruned" in out.splitlines()[0]
-    assert "1 completed, 1 pruned" in (run_copy / "results.md").read_text()
+    assert "1 completed, 1 stopped early (pruned" in err and "pruned" in out.splitlines()[0]
+    assert "1 completed, 1 stopped early (pruned" in (run_copy / "results.md").read_text()
 
 
 def test_running_trials_are_counted_and_the_report_says_it_is_provisional(run_copy, capsys):

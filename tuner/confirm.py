@@ -94,10 +94,11 @@ def confirm_top(run: Run, record: RunRecord, ranked: Sequence[TrialRow], top: in
                  len(chosen), seeds, len(missing), len(chosen) * seeds - len(missing))
         jobs = [{"trial": row.trial, "hyperparameters": row.configuration(), "index": index} for row, index in missing]
         count = process_count(workers, len(jobs))
+        # Loaded here even when workers train: a changed or missing dataset is refused before any process starts.
+        dataset = load_run_dataset(record)
         if count:
             done = (saved for _, saved in run_jobs(_worker_command(run), jobs, count, _describe))
         else:
-            dataset = load_run_dataset(record)
             done = (train_confirm_run(run, record, dataset, job) for job in jobs)
         for number, saved in enumerate(done, start=1):
             best = best_epoch(saved["epochs"])

@@ -37,7 +37,7 @@ def counts_line(ranked: Sequence[TrialRow], failed: Sequence[TrialRow], running:
     """How the trials ended, e.g. "12 completed, 13 pruned, 2 failed, 0 running or interrupted" (+ ", 4 over the budget")."""
     pruned = sum(row.pruned is not None for row in ranked)
     over = f", {excluded} over the budget" if excluded else ""
-    return (f"{len(ranked) - pruned} completed, {pruned} pruned (stopped early behind the median), {len(failed)} failed, "
+    return (f"{len(ranked) - pruned} completed, {pruned} stopped early (pruned behind the median, or left at a low rung of asha), {len(failed)} failed, "
             f"{running} running or interrupted{over}")
 
 
