@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import IO, Any, Callable, Iterator, Sequence, cast
 
 from tuner.errors import SearchFailedError, TunerUsageError
-from tuner.launcher import (LAUNCHER_PID_ENV, available_cores, follow_launcher, thread_environment, visible_gpus,
-                            worker_count)
+from tuner.launcher import (LAUNCHER_PID_ENV, available_cores, follow_launcher, stop_process, thread_environment,
+                            visible_gpus, worker_count)
 
 log = logging.getLogger(__name__)
 
@@ -157,13 +157,7 @@ class _Worker:
                 log.debug("[%s] %s", self.name, line)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 def serve_jobs(start: Callable[[], Callable[[dict[str, Any]], dict[str, Any]]]) -> int:

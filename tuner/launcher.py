@@ -132,13 +132,19 @@ class _Worker:
             log.info("[%s] %s", self.name, line)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process)
+
+
+def stop_process(process: subprocess.Popen[str]) -> None:
+    """End a child process: politely (SIGTERM) first, then for sure after 10 s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def run_local_workers(settings: SearchSettings, options: ExecutionOptions, address: str, server: OracleServer) -> None:
