@@ -24,12 +24,13 @@ def _report(argv):
     print(format_table(to_dataframe(report.ranking[: settings.top]), settings.format).rstrip("\n"))
     print("", *summary_lines(report), "", f"wrote {', '.join(map(str, report.written))}", sep="\n", file=notes)
     import_tensorflow_quietly()
+    dataset = load_run_dataset(report.record)  # once, for the retrain and the page's thumbnails
     winner = retrain_best(report.run, report.record, report.ranking[0], retrain=not settings.no_retrain,
-                          export=not settings.no_export, int8=settings.int8)
+                          export=not settings.no_export, int8=settings.int8, dataset=dataset)
     record_winner(report.run, winner.to_json())
     print(f"\n{format_winner(winner)}", file=notes)
     if not settings.no_html:
-        print(f"wrote {write_html(report.run, report, winner.to_json(), load_run_dataset(report.record))}", file=notes)
+        print(f"wrote {write_html(report.run, report, winner.to_json(), dataset)}", file=notes)
     print(f"next: python predict.py --model {winner.model_dir} PATH...", file=notes)
     if winner.exports:
         print(f"  or, without TensorFlow: python predict.py --runtime litert --model {winner.model_dir} PATH...", file=notes)

@@ -58,7 +58,7 @@ class Winner:
 
 
 def retrain_best(run: Run, record: RunRecord, winner: TrialRow, retrain: bool = True, export: bool = True,
-                 int8: bool = False) -> Winner:
+                 int8: bool = False, dataset: PreparedDataset | None = None) -> Winner:
     """Rebuild the winning trial's model, train it on train + validation, and score it once on test.
 
     As in KerasTuner's "Retrain the model" guide: the winner's hyperparameters are built
@@ -77,6 +77,7 @@ def retrain_best(run: Run, record: RunRecord, winner: TrialRow, retrain: bool = 
         retrain: False to reuse the trial's checkpoint.
         export: write the float LiteRT export.
         int8: write the full-integer LiteRT export too.
+        dataset: the run's prepared dataset if the caller loaded it already (else loaded and checked here).
 
     Returns:
         Where the winner went and its test metrics.
@@ -85,7 +86,7 @@ def retrain_best(run: Run, record: RunRecord, winner: TrialRow, retrain: bool = 
 
     from tuner.hypermodel import build_hypermodel, build_model, steps_per_epoch
 
-    dataset = load_run_dataset(record)
+    dataset = load_run_dataset(record) if dataset is None else dataset  # the script passes the one it loaded
     if len(dataset.y_test) == 0:
         raise TunerUsageError("the prepared dataset has no test images; prepare it again with --test-fraction above 0.")
     search = record.search
