@@ -16,7 +16,7 @@ def _report(argv):
     from tuner.rundir import load_run_dataset
     from tuner.winner import format_winner, retrain_best
 
-    if settings.confirm_counts() != (0, 0):
+    if settings.confirm != (0,):
         import_tensorflow_quietly()  # the confirm runs train models
     report = build_report(settings)
     # With --format csv|json stdout holds only that document, so it can be piped; the rest goes to stderr.

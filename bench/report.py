@@ -12,7 +12,8 @@ images), as whole processes, one after the other:
       otherwise); report.py's retrained winner (RUN/best/metadata.json) holds its test accuracy;
   (c) modern:   `search.py --space modern --tuner asha && report.py` (the recipe space, searched by
       asynchronous successive halving);
-  and, only when asked for, augment: `search.py --augment on && report.py` (the tutorial's grid, every
+  and, only when asked for, bayesian: (c) with `--proposals bayesian` (KerasTuner's Gaussian process proposes
+      asha's new configurations); augment: `search.py --augment on && report.py` (the tutorial's grid, every
       model trained with random flips, shifts and zoom).
 Each step's result is saved in WORK/<dataset>-seed<N>/results.json as soon as it is done, so a
 rerun of this script continues where it stopped (delete the folder to measure again).
@@ -37,6 +38,7 @@ from tutorial import TUTORIAL_LOOP  # noqa: E402
 
 # The tool's procedures: the flags search.py gets beside --data and --run-dir (report.py gets only --run-dir).
 VARIANTS = {"defaults": ["--space", "tutorial"], "modern": ["--space", "modern", "--tuner", "asha"],
+            "bayesian": ["--space", "modern", "--tuner", "asha", "--proposals", "bayesian"],
             "augment": ["--augment", "on"]}
 PROCEDURES = ("tutorial", *VARIANTS)
 DEFAULT_PROCEDURES = ["tutorial", "defaults", "modern"]

@@ -33,7 +33,12 @@ def tiny_run(tmp_path_factory):
 
 
 def search_args(**values):
-    """The (SearchSettings, ExecutionOptions) of run_search from one set of field values, as search.py's flags give both."""
+    """The (SearchSettings, ExecutionOptions) of run_search from one set of field values, as search.py's flags give both.
+
+    The tutorial's space (and so its grid) unless `space` is given: these tests search tiny grids whose trial
+    counts they know; the default space and search run in test_execution's as-a-user-runs-it tests.
+    """
+    values = {"space": "tutorial", **values}
     names = {field.name for field in dataclasses.fields(SearchSettings)}
     settings = SearchSettings(**{name: value for name, value in values.items() if name in names})
     return settings, ExecutionOptions(**{name: value for name, value in values.items() if name not in names})

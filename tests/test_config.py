@@ -101,13 +101,13 @@ def test_malformed_flags_become_usage_errors(argv, message):
 
 
 def test_augment_takes_off_and_on_once_each():
-    assert parse_settings(SearchSettings, ["--augment", "off", "on"], "search.py", "").augment == ("off", "on")
+    assert parse_settings(SearchSettings, ["--space", "tutorial", "--augment", "off", "on"], "search.py", "").augment == ("off", "on")
     with pytest.raises(TunerUsageError, match="invalid choice: 'maybe'"):
         parse_settings(SearchSettings, ["--augment", "maybe"], "search.py", "")
     with pytest.raises(TunerUsageError, match="lists a value twice"):
-        SearchSettings(augment=("on", "on"))
+        SearchSettings(space="tutorial", augment=("on", "on"))
     with pytest.raises(TunerUsageError, match="--augment values must be off or on"):
-        SearchSettings(augment=("sideways",))
+        SearchSettings(space="tutorial", augment=("sideways",))
 
 
 def test_search_flags_come_from_one_parser_over_both_dataclasses():
@@ -129,7 +129,7 @@ def test_the_run_directory_defaults_to_runs_slash_the_tuner():
 
 
 def test_a_workers_argv_parses_back_into_the_same_run_as_a_worker_of_the_chief():
-    settings = SearchSettings(tuner="bayesian", max_trials=4, nodes=(4, 8), learning_rates=(0.001, 0.0003),
+    settings = SearchSettings(space="tutorial", tuner="bayesian", max_trials=4, nodes=(4, 8), learning_rates=(0.001, 0.0003),
                               augment=("off", "on"), epochs=3)
     options = ExecutionOptions(data="prep", run_dir="runs/b", overwrite=True, workers="3", trials_per_process=5,
                                connect_timeout=9, quiet=True, debug=True)
@@ -139,7 +139,8 @@ def test_a_workers_argv_parses_back_into_the_same_run_as_a_worker_of_the_chief()
     assert parsed_settings == settings
     assert parsed_options == ExecutionOptions(data="prep", run_dir="runs/b", trials_per_process=5, connect_timeout=9,
                                               quiet=True, debug=True, role="worker", oracle="127.0.0.1:8000")
-    assert settings_to_argv(SearchSettings(), ExecutionOptions()) == []  # defaults need no flags
+    assert settings_to_argv(SearchSettings(), ExecutionOptions()) == []  # defaults need no flags, the tuner's neither
+    assert settings_to_argv(SearchSettings(space="tutorial")) == ["--tuner", "grid", "--space", "tutorial"]
 
 
 @pytest.mark.parametrize("workers", ["auto", "0", "1", "2", "1024"])

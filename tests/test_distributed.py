@@ -35,8 +35,8 @@ def free_address():
 
 
 def search_argv(prepared, run_dir, epochs=1, prune="none"):
-    # Six configurations: conv_layers 1, 2 x nodes 4, 8, 16.
-    return ["--data", str(prepared), "--run-dir", str(run_dir), "--epochs", str(epochs), "--conv-layers", "1", "2",
+    # Six configurations of the tutorial's space: conv_layers 1, 2 x nodes 4, 8, 16 (its grid).
+    return ["--data", str(prepared), "--run-dir", str(run_dir), "--space", "tutorial", "--epochs", str(epochs), "--conv-layers", "1", "2",
             "--nodes", "4", "8", "16", "--dense-layers", "0", "--patience", "0", "--prune", prune]
 
 

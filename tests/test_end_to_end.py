@@ -15,14 +15,17 @@ def test_prepare_search_report_predict(image_folder, tmp_path, capsys):
     prepared, run = tmp_path / "prepared", tmp_path / "run"
     assert data_prep.main(["--data-dir", str(image_folder), "--out", str(prepared), "--img-size", "16",
                            "--quiet"]) == 0
-    assert search.main(["--data", str(prepared), "--run-dir", str(run), "--epochs", "1", "--conv-layers", "1",
-                        "--nodes", "4", "--dense-layers", "0", "1", "--quiet"]) == 0
+    # The default search, asha over the modern space, made small: 3 configurations, the best continued to 3 epochs.
+    assert search.main(["--data", str(prepared), "--run-dir", str(run), "--epochs", "3", "--max-trials", "3",
+                        "--conv-layers", "1", "--nodes", "4", "--dense-layers", "0", "1", "--quiet"]) == 0
     capsys.readouterr()
     assert report.main(["--run-dir", str(run), "--format", "json"]) == 0
     ranking = json.loads(capsys.readouterr().out)
-    assert [row["rank"] for row in ranking] == [1, 2]
-    # Both configurations were confirmed over 3 runs each (report.py's default --confirm 3 2): ranked by their mean.
-    assert [row["seeds"] for row in ranking] == [3, 3]
+    assert [row["rank"] for row in ranking] == [1, 2, 3]
+    # The top 2 were confirmed with 1 more seed each (report.py's default --confirm for an asha run, 2 1) at the
+    # full 3 epochs: the configuration that reached 3 epochs in the search has 2 full-length runs, the other
+    # (stopped at the first rung, 2 epochs) is ranked by its confirm run alone.
+    assert [row["seeds"] for row in ranking[:2]] == [2, 1]
     assert ranking[0]["mean_val_loss"] <= ranking[1]["mean_val_loss"]
     assert (run / "best" / "model.keras").is_file() and (run / "results.csv").is_file()
     assert predict.main(["--model", str(run / "best"), str(image_folder / "cat")]) == 0

@@ -15,6 +15,7 @@ import search as search_script
 from tests.helpers import finished_configurations, search_args
 from tests.tiny_data import write_tiny_prepared
 from tuner.config import ExecutionOptions
+from tuner.config.spaces import MODERN_RECIPE
 from tuner.errors import SearchFailedError, TunerUsageError
 from tuner.execution import execution_role, run_search
 from tuner.rundir import Run, RunLock
@@ -36,10 +37,10 @@ def tiny_settings(prepared, run_dir, **overrides):
     return search_args(**values)
 
 
-# Each tuner's flags and how many trials they run: the grid's 2 configurations, the sampled tuners'
-# --max-trials, and hyperband's schedule for --epochs 3 (3 + 1 continued + 2 = 6 trials) cut at --max-trials 4.
+# Each tuner's flags and how many trials they run: the grid's 2 configurations (of the tutorial's space; the others
+# search the default, modern space), the sampled tuners' --max-trials, and hyperband's schedule for --epochs 3 (3 + 1 continued + 2 = 6 trials) cut at --max-trials 4.
 TUNER_RUNS = {
-    "grid": ([], 2),
+    "grid": (["--space", "tutorial"], 2),
     "random": (["--max-trials", "2"], 2),
     "bayesian": (["--max-trials", "2"], 2),
     "hyperband": (["--epochs", "3", "--nodes", "4", "8", "--max-trials", "4"], 4),
@@ -82,8 +83,8 @@ def test_hyperband_runs_its_schedule_when_max_trials_is_above_it_and_progress_co
     # --epochs 3: bracket 1 tries 3 configurations and continues the best; bracket 0 wants 2 more of the
     # 4 configurations but finds 1, so 5 trials run, fewer than --max-trials 9, and progress says so.
     caplog.set_level(logging.INFO)
-    argv = ["--data", str(prepared), "--run-dir", str(tmp_path / "run"), "--tuner", "hyperband", "--epochs", "3",
-            "--conv-layers", "1", "2", "--nodes", "4", "8", "--dense-layers", "0", "--patience", "0",
+    argv = ["--data", str(prepared), "--run-dir", str(tmp_path / "run"), "--space", "tutorial", "--tuner", "hyperband",
+            "--epochs", "3", "--conv-layers", "1", "2", "--nodes", "4", "8", "--dense-layers", "0", "--patience", "0",
             "--max-trials", "9", "--workers", "0"]
     assert search_script.main(argv) == 0
     assert "5 trial(s) completed, 0 failed" in capsys.readouterr().out
@@ -111,7 +112,7 @@ def test_impossible_configuration_fails_and_the_search_goes_on(prepared, tmp_pat
 def test_all_trials_failing_is_an_error_with_the_reasons(prepared, tmp_path):
     with pytest.raises(SearchFailedError, match="all 2 trials failed: 2x 3 conv\\+pool blocks need"):
         run_search(*tiny_settings(prepared, tmp_path / "run", conv_layers=(3,), nodes=(4, 8)))
-    code = search_script.main(["--data", str(prepared), "--run-dir", str(tmp_path / "run2"), "--epochs", "1",
+    code = search_script.main(["--data", str(prepared), "--run-dir", str(tmp_path / "run2"), "--space", "tutorial", "--epochs", "1",
                                "--conv-layers", "3", "--nodes", "4", "--workers", "0"])
     assert code == 1
 
@@ -162,8 +163,8 @@ def test_damaged_state_refuses_the_resume_and_nothing_is_rewritten(prepared, tmp
     run_search(*tiny_settings(prepared, run.root))
     damage(run)
     before = _snapshot(run.root)
-    argv = ["--data", str(prepared), "--run-dir", str(run.root), "--epochs", "1", "--conv-layers", "1", "2",
-            "--nodes", "4", "--dense-layers", "0", "--workers", "0"]
+    argv = ["--data", str(prepared), "--run-dir", str(run.root), "--space", "tutorial", "--epochs", "1",
+            "--conv-layers", "1", "2", "--nodes", "4", "--dense-layers", "0", "--workers", "0"]
     assert search_script.main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and message in err and "--overwrite" in err, err
@@ -253,7 +254,7 @@ def test_kill_9_then_resume_completes_every_configuration_exactly_once(tmp_path,
     # Big enough that a trial lasts a few seconds, so each kill lands inside one.
     prepared = write_tiny_prepared(tmp_path / "prepared", per_class=(300, 20, 20))
     run_dir = tmp_path / "run"
-    argv = ["--data", str(prepared), "--run-dir", str(run_dir), "--tuner", tuner_name, "--epochs", "6",
+    argv = ["--data", str(prepared), "--run-dir", str(run_dir), "--space", "tutorial", "--tuner", tuner_name, "--epochs", "6",
             "--patience", "0", "--conv-layers", "1", "2", "--nodes", "4", "8", "--dense-layers", "0",
             "--max-trials", "4", "--quiet", "--prune-warmup-trials", "1", "--prune-warmup-epochs", "1"]
     for finished in (1, 2):
@@ -283,8 +284,9 @@ def test_the_resume_line_names_an_interrupted_first_trial(prepared, tmp_path, ca
     assert "0 trial(s) finished; interrupted trial(s) 0 will run again from the start." in caplog.text
 
 
-ASHA_FLAGS = ["--tuner", "asha", "--conv-layers", "1", "2", "--nodes", "4", "8", "--dense-layers", "0", "1",
-              "--patience", "0"]
+# A small core for the modern space, which these tests search with asha.
+SMALL_CORE = ["--conv-layers", "1", "2", "--nodes", "4", "8", "--dense-layers", "0", "1", "--patience", "0"]
+ASHA_FLAGS = ["--tuner", "asha", *SMALL_CORE]
 
 
 def configurations_per_rung(run):
@@ -302,13 +304,14 @@ def test_asha_promotes_and_a_promoted_trial_continues_its_earlier_rung(prepared,
 
     caplog.set_level(logging.INFO)
     run = Run(tmp_path / "run")
-    argv = ["--data", str(prepared), "--run-dir", str(run.root), "--epochs", "9", "--max-trials", "8",
-            "--workers", "0", *ASHA_FLAGS]
+    # The tutorial space's constant learning rate: a continued epoch's loss is comparable with the first rung's.
+    argv = ["--data", str(prepared), "--run-dir", str(run.root), "--space", "tutorial", "--epochs", "9",
+            "--max-trials", "8", "--workers", "0", *ASHA_FLAGS]
     assert search_script.main(argv) == 0, capsys.readouterr().err[-3000:]
     counts, records = configurations_per_rung(run)
     assert set(counts.values()) == {1}
     rungs = Counter(rung for _, rung in counts)
-    # 8 configurations at 1 epoch, at least the best third of them (2) continued to 3 epochs.
+    # 8 configurations at 2 epochs, at least the best third of them (2) continued to 3 epochs.
     assert rungs[0] == 8 and rungs[1] >= 2 and len(records) == sum(rungs.values())
     assert "[1/10] trial" in caplog.text and "to rung 1 (3 epochs): val_loss" in caplog.text
     promoted = [record for record in records.values() if record.continues]
@@ -331,12 +334,16 @@ def test_asha_promotes_and_a_promoted_trial_continues_its_earlier_rung(prepared,
     assert all(row.pruned == row.epochs for row in ranked)  # no configuration reached 9 epochs with 8 of them
 
 
-def test_asha_under_the_default_workers_trains_each_configuration_once_per_rung(prepared, tmp_path, capsys):
-    # No --workers: a chief here and a worker process per core. A worker that finds nothing to promote
-    # and the budget used waits (IDLE) until the last first-rung result makes the promotion.
+def test_the_default_search_is_asha_over_the_modern_space_and_trains_each_configuration_once_per_rung(
+        prepared, tmp_path, capsys):
+    # No --space, --tuner or --workers: the modern space by successive halving, a chief here and a worker process
+    # per core. A worker that finds nothing to promote and the budget used waits (IDLE) until the last first-rung
+    # result makes the promotion.
     run = Run(tmp_path / "run")
-    argv = ["--data", str(prepared), "--run-dir", str(run.root), "--epochs", "3", "--max-trials", "3", *ASHA_FLAGS]
+    argv = ["--data", str(prepared), "--run-dir", str(run.root), "--epochs", "3", "--max-trials", "3", *SMALL_CORE]
     assert search_script.main(argv) == 0, capsys.readouterr().err[-3000:]
+    assert json.loads(run.settings.read_text())["search"]["tuner"] == "asha"
+    assert set(next(iter_trials(run)).hyperparameters) == {"conv_layers", "nodes", "dense_layers", *MODERN_RECIPE}
     assert "4 trial(s) completed, 0 failed" in capsys.readouterr().out
     counts, records = configurations_per_rung(run)
     assert set(counts.values()) == {1} and Counter(rung for _, rung in counts) == {0: 3, 1: 1}

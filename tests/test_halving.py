@@ -1,9 +1,12 @@
 """tuner.halving: ASHA's rungs and promotion rule, driven through the oracle on synthetic results (no training)."""
 
+import math
+import statistics
+
 import keras_tuner
 import pytest
 
-from tuner.halving import SuccessiveHalvingOracle, planned_configurations, rung_epochs
+from tuner.halving import BayesianSuccessiveHalvingOracle, SuccessiveHalvingOracle, planned_configurations, rung_epochs
 from tuner.kerastuner_internals import configure_keras_tuner
 from tuner.oracles import planned_trials, repair_after_reload
 from tuner.trials import COMPLETED, IDLE, RUNNING, STOPPED
@@ -14,9 +17,9 @@ def atomic_keras_tuner():
     configure_keras_tuner()
 
 
-@pytest.mark.parametrize("epochs, rungs", [(9, (1, 3, 9)), (10, (1, 3, 10)), (20, (2, 7, 20)), (27, (1, 3, 9, 27)),
-                                           (3, (1, 3)), (5, (2, 5)), (2, (2,))])
-def test_rungs_follow_the_epochs_by_factor_3_rounded_to_the_nearest_epoch(epochs, rungs):
+@pytest.mark.parametrize("epochs, rungs", [(9, (2, 3, 9)), (10, (2, 3, 10)), (20, (2, 7, 20)), (27, (2, 3, 9, 27)),
+                                           (3, (2, 3)), (5, (2, 5)), (2, (2,)), (100, (2, 4, 11, 33, 100))])
+def test_rungs_follow_the_epochs_by_factor_3_and_the_first_trains_at_least_2_epochs(epochs, rungs):
     assert rung_epochs(epochs) == rungs
 
 
@@ -62,15 +65,15 @@ def configuration(trial):
 def test_the_best_third_of_a_rung_is_promoted_as_soon_as_it_is_known_and_continues_its_trial(tmp_path):
     oracle = halving_oracle(tmp_path)
     first = [oracle.create_trial(f"worker{index}") for index in range(3)]
-    assert [schedule(trial) for trial in first] == [(0, 0, 1, None)] * 3
+    assert [schedule(trial) for trial in first] == [(0, 0, 2, None)] * 3
     for trial, loss in zip(first, (0.3, 0.1, 0.2)):
         finish(oracle, trial, loss)
     promoted = oracle.create_trial("tuner0")
-    assert schedule(promoted) == (1, 1, 3, first[1].trial_id)
+    assert schedule(promoted) == (1, 2, 3, first[1].trial_id)
     assert configuration(promoted) == configuration(first[1])
     # Asynchronous: while the promoted trial trains, the next worker starts a new configuration.
     fresh = oracle.create_trial("tuner1")
-    assert schedule(fresh) == (0, 0, 1, None) and configuration(fresh) not in [configuration(t) for t in first]
+    assert schedule(fresh) == (0, 0, 2, None) and configuration(fresh) not in [configuration(t) for t in first]
 
 
 def test_the_highest_rung_goes_first_and_a_new_result_can_earn_a_promotion_later(tmp_path):
@@ -84,11 +87,11 @@ def test_the_highest_rung_goes_first_and_a_new_result_can_earn_a_promotion_later
     for trial, loss in zip(rung0[3:], (0.9, 0.1, 0.8)):
         finish(oracle, trial, loss)
     to_rung1.append(oracle.create_trial("b"))
-    assert schedule(to_rung1[1]) == (1, 1, 3, rung0[4].trial_id)
+    assert schedule(to_rung1[1]) == (1, 2, 3, rung0[4].trial_id)
     for trial, loss in zip(to_rung1, (0.3, 0.2)):
         finish(oracle, trial, loss)
     # Rung 1 has two results: none is in its top third yet, so rung 0 is looked at; nothing there either.
-    assert schedule(oracle.create_trial("c")) == (0, 0, 1, None)
+    assert schedule(oracle.create_trial("c")) == (0, 0, 2, None)
 
 
 def test_with_the_budget_used_a_worker_waits_while_others_train_then_the_search_stops(tmp_path):
@@ -98,7 +101,7 @@ def test_with_the_budget_used_a_worker_waits_while_others_train_then_the_search_
     for trial, loss in zip(trials, (0.2, 0.1, 0.3)):
         finish(oracle, trial, loss)
     last = oracle.create_trial("tuner0")
-    assert schedule(last) == (1, 1, 3, trials[1].trial_id)
+    assert schedule(last) == (1, 2, 3, trials[1].trial_id)
     assert oracle.create_trial("tuner1").status == IDLE
     finish(oracle, last, 0.05)
     assert oracle.create_trial("tuner0").status == STOPPED
@@ -115,9 +118,9 @@ def test_a_reloaded_oracle_decides_as_the_one_before_the_kill(tmp_path):
     assert repair_after_reload(oracle) == [interrupted.trial_id]
     again = oracle.create_trial("tuner0")
     assert again.trial_id == interrupted.trial_id and again.status == RUNNING
-    assert schedule(again) == (1, 1, 3, trials[1].trial_id)
+    assert schedule(again) == (1, 2, 3, trials[1].trial_id)
     # Nothing is promoted twice: the next trial is a new configuration.
-    assert schedule(oracle.create_trial("tuner1")) == (0, 0, 1, None)
+    assert schedule(oracle.create_trial("tuner1")) == (0, 0, 2, None)
 
 
 def test_a_failed_or_diverged_trial_is_never_promoted(tmp_path):
@@ -144,3 +147,57 @@ def test_a_space_smaller_than_the_budget_runs_no_configuration_twice_at_a_rung(t
     started = sum(rung == 0 for rung, _ in seen)
     assert started in (8, 9) and len(seen) == started + started // 3
     assert planned_trials(oracle, space_size=9) == 12
+
+
+def run_to_the_end(oracle, loss_of):
+    """Drive `oracle` as one worker would, each trial scoring loss_of(its configuration); the trials in order."""
+    trials = []
+    trial = oracle.create_trial("tuner0")
+    while trial.status != STOPPED:
+        trials.append(trial)
+        finish(oracle, trial, loss_of(configuration(trial)))
+        trial = oracle.create_trial("tuner0")
+    return trials
+
+
+def learning_rate_oracle(directory, proposals, configurations=15):
+    """An ASHA oracle (rungs 1, 3) over a log-scale learning rate and a Choice, as the modern space has."""
+    oracle = proposals(objective=keras_tuner.Objective("val_loss", "min"), epochs=3, configurations=configurations, seed=3)
+    oracle._set_project_dir(str(directory), "trials")
+    space = keras_tuner.HyperParameters()
+    space.Float("learning_rate", 1e-4, 1e-2, sampling="log")
+    space.Choice("nodes", [8, 16, 32])
+    oracle.update_space(space)
+    return oracle
+
+
+def near_best_learning_rate(values):
+    """A smooth synthetic loss: best at learning_rate 0.002 with 32 nodes."""
+    return abs(math.log10(values["learning_rate"] / 0.002)) + (32 - values["nodes"]) / 100
+
+
+def test_bayesian_proposals_start_random_then_follow_the_first_rung_results(tmp_path):
+    random_trials = run_to_the_end(learning_rate_oracle(tmp_path / "random", SuccessiveHalvingOracle), near_best_learning_rate)
+    oracle = learning_rate_oracle(tmp_path / "bayesian", BayesianSuccessiveHalvingOracle)
+    bayesian_trials = run_to_the_end(oracle, near_best_learning_rate)
+    # Both keep the schedule: 15 configurations, at least the best 5 continued to the second rung (an early
+    # promotion can turn out not to be in the final top third), none twice at a rung.
+    for trials in (random_trials, bayesian_trials):
+        assert [schedule(trial)[0] for trial in trials].count(0) == 15
+        assert [schedule(trial)[0] for trial in trials].count(1) >= 5
+        assert len({(schedule(t)[0], tuple(sorted(configuration(t).items()))) for t in trials}) == len(trials)
+    assert oracle.num_initial_points == 5
+
+    def proposals_after_the_random_start(trials):
+        return [near_best_learning_rate(configuration(t)) for t in trials if schedule(t)[0] == 0][5:]
+
+    # The Gaussian process, fitted on the first rung, proposes configurations nearer the optimum than random draws.
+    assert statistics.mean(proposals_after_the_random_start(bayesian_trials)) < 0.6 * statistics.mean(
+        proposals_after_the_random_start(random_trials))
+
+
+def test_bayesian_proposals_fit_the_first_rung_only_and_never_repeat_a_configuration(tmp_path):
+    oracle = learning_rate_oracle(tmp_path, BayesianSuccessiveHalvingOracle, configurations=12)
+    trials = run_to_the_end(oracle, lambda values: 0.5)  # a flat objective: the GP's optimum is the same point each time
+    first_rung = [tuple(sorted(configuration(t).items())) for t in trials if schedule(t)[0] == 0]
+    assert len(first_rung) == len(set(first_rung)) == 12

@@ -129,7 +129,7 @@ def test_hyperband_plans_no_more_trials_than_its_space_has_new_configurations_fo
 @pytest.mark.parametrize("name, max_trials, planned", [
     ("grid", None, 4), ("grid", 3, 3), ("random", None, 4), ("random", 3, 3), ("bayesian", 3, 3),
     ("hyperband", None, 5), ("hyperband", 3, 3),
-    # asha, --epochs 3 (rungs of 1 and 3 epochs): the 4 configurations (fewer than its default 27) and the best
+    # asha, --epochs 3 (rungs of 2 and 3 epochs): the 4 configurations (fewer than its default 27) and the best
     # third of them continued; --max-trials 3 counts new configurations, so 3 + 1.
     ("asha", None, 5), ("asha", 3, 4)])
 @pytest.mark.parametrize("role", [None, "chief", "worker"])
@@ -140,7 +140,7 @@ def test_every_tuner_plans_its_trials_on_every_role(tmp_path, name, max_trials, 
     from tuner.rundir import Run
     from tuner.search import make_tuner, space_size
 
-    settings = SearchSettings(tuner=name, epochs=3, conv_layers=(1, 2), nodes=(4, 8), dense_layers=(0,),
+    settings = SearchSettings(space="tutorial", tuner=name, epochs=3, conv_layers=(1, 2), nodes=(4, 8), dense_layers=(0,),
                               max_trials=max_trials)
     hypermodel = CNNHyperModel((16, 16, 1), 2, conv_layers=(1, 2), nodes=(4, 8), dense_layers=(0,))
     # A worker's tuner talks to its chief through an OracleClient; building it and counting make no call.

@@ -16,7 +16,8 @@ DATASET = DatasetRecord(path="/data/prepared", identity="0123456789abcdef", clas
 
 
 def record(**search):
-    return RunRecord(SearchSettings(**search), DATASET)
+    """A tutorial-space run's record (these tests change its extras) with `search` changed."""
+    return RunRecord(SearchSettings(**{"space": "tutorial", **search}), DATASET)
 
 
 def test_every_artifact_lives_under_the_root(tmp_path):
@@ -79,7 +80,7 @@ def test_the_difference_names_the_first_changed_flag_and_a_changed_dataset():
     assert record().difference(record(prune="none")) == "was made with --prune median, not none"
     assert record().difference(record(nodes=(4, 8))) == "was made with --nodes 32 64 128, not 4 8"
     assert record().difference(record(dropouts=(0.5,))) == "was made with --dropouts (none), not 0.5"
-    other = RunRecord(SearchSettings(), DatasetRecord(**{**DATASET.__dict__, "identity": "fedcba9876543210"}))
+    other = RunRecord(SearchSettings(space="tutorial"), DatasetRecord(**{**DATASET.__dict__, "identity": "fedcba9876543210"}))
     assert record().difference(other) == "was made from another prepared dataset than '/data/prepared' holds now"
 
 

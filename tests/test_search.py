@@ -17,13 +17,13 @@ from tuner.training import CurveWriter, build_callbacks
 
 
 def test_space_size_counts_the_optional_dimensions_only_when_searched():
-    assert space_size(SearchSettings()) == 27
-    assert space_size(SearchSettings(learning_rates=(0.001, 0.0003), dropouts=(0.0, 0.25, 0.5))) == 162
+    assert space_size(SearchSettings(space="tutorial")) == 27
+    assert space_size(SearchSettings(space="tutorial", learning_rates=(0.001, 0.0003), dropouts=(0.0, 0.25, 0.5))) == 162
 
 
 @pytest.mark.parametrize("name, max_trials", [("grid", 4), ("random", 10), ("bayesian", 10)])
 def test_each_tuner_name_gets_its_oracle_and_trial_budget(tmp_path, name, max_trials):
-    settings = SearchSettings(tuner=name, conv_layers=(1, 2), nodes=(4, 8), dense_layers=(0,))
+    settings = SearchSettings(space="tutorial", tuner=name, conv_layers=(1, 2), nodes=(4, 8), dense_layers=(0,))
     tuner = make_tuner(settings, CNNHyperModel((16, 16, 1), 2, conv_layers=(1, 2), nodes=(4, 8), dense_layers=(0,)),
                        Run(tmp_path))
     assert isinstance(tuner, SearchTuner) and tuner.oracle.max_trials == max_trials
@@ -43,4 +43,4 @@ def test_patience_adds_early_stopping_and_0_leaves_it_out(tmp_path):
 
 
 def test_augment_counts_in_the_space_size():
-    assert space_size(SearchSettings(augment=("off", "on"))) == 54
+    assert space_size(SearchSettings(space="tutorial", augment=("off", "on"))) == 54

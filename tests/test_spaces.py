@@ -20,13 +20,19 @@ from tuner.trials import scan_trials
 RECIPE = list(MODERN_RECIPE)
 
 
-def test_the_default_space_is_the_tutorials_and_plans_exactly_its_27_trials(tmp_path):
+def test_the_default_space_is_modern_searched_by_asha_and_the_tutorial_space_plans_exactly_its_27_trials(tmp_path):
     from tuner.hypermodel import CNNHyperModel
     from tuner.oracles import planned_trials
     from tuner.search import make_tuner
 
-    settings = SearchSettings()
-    assert settings.space == "tutorial" and settings.tuner == "grid" and space_size(settings) == 27
+    default = SearchSettings()
+    assert (default.space, default.tuner, default.proposals) == ("modern", "asha", "random")
+    assert list(run_space(default)) == ["conv_layers", "nodes", "dense_layers", *RECIPE]
+    # 27 new configurations, the best 9 continued and the best 3 trained in full.
+    assert planned_trials(make_tuner(default, CNNHyperModel((28, 28, 1), 2), Run(tmp_path / "modern")).oracle, space_size(default)) == 39
+
+    settings = SearchSettings(space="tutorial")
+    assert settings.tuner == "grid" and space_size(settings) == 27
     hp = keras_tuner.HyperParameters()
     CNNHyperModel((28, 28, 1), 2, settings.conv_layers, settings.nodes, settings.dense_layers).declare_hyperparameters(hp)
     assert [item.name for item in hp.space] == ["conv_layers", "nodes", "dense_layers"] == list(run_space(settings))
@@ -39,16 +45,17 @@ def test_a_settings_json_written_before_spaces_reads_as_the_tutorial_space_and_r
                                   "dataset": {"path": "/data", "identity": "x", "class_names": ["a", "b"],
                                               "input_shape": [28, 28, 1], "img_size": 28, "color": "grayscale"}})
     assert record.search.space == "tutorial"
-    assert record.difference(RunRecord(SearchSettings(tuner="random"), record.dataset)) is None
+    assert record.difference(RunRecord(SearchSettings(space="tutorial", tuner="random"), record.dataset)) is None
     assert "was made with --space tutorial, not modern" in record.difference(
         RunRecord(SearchSettings(space="modern", tuner="random"), record.dataset))
     assert record.to_json()["search"]["space"] == "tutorial"  # written from now on
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--space", "modern"], "--space modern searches a continuous learning rate, so it has no grid; use --tuner asha"),
-    (["--space", "modern", "--tuner", "random", "--dropouts", "0.5", "--augment", "on"],
-     "--dropouts and --augment (extras of --space tutorial) must be left out"),
+    (["--tuner", "grid"], "--space modern (the default) searches a continuous learning rate, so it has no grid; use "
+                          "--tuner asha"),
+    (["--space", "modern", "--tuner", "grid"], "so it has no grid; use --tuner asha"),
+    (["--dropouts", "0.5", "--augment", "on"], "so --dropouts and --augment must be left out; or add --space tutorial"),
     (["--space", "fancy"], "argument --space: invalid choice: 'fancy'"),
 ])
 def test_what_the_modern_space_cannot_take_is_refused_in_one_line(argv, message, capsys):

@@ -180,7 +180,7 @@ def test_the_report_refuses_a_damaged_confirm_record_before_training(run_copy, c
 
 
 def test_run_space_is_the_space_the_hypermodel_declares():
-    settings = SearchSettings(conv_layers=(1, 2), nodes=(8,), dense_layers=(0, 1), learning_rates=(0.01, 0.001),
+    settings = SearchSettings(space="tutorial", conv_layers=(1, 2), nodes=(8,), dense_layers=(0, 1), learning_rates=(0.01, 0.001),
                               dropouts=(0.25,), augment=("off", "on"))
     hp = keras_tuner.HyperParameters()
     CNNHyperModel((16, 16, 1), 2, settings.conv_layers, settings.nodes, settings.dense_layers, settings.learning_rates,
@@ -188,8 +188,8 @@ def test_run_space_is_the_space_the_hypermodel_declares():
     assert {item.name: tuple(item.values) for item in hp.space} == run_space(settings)
     hp = keras_tuner.HyperParameters()
     CNNHyperModel((16, 16, 1), 2, (1,), (4,), (0,)).declare_hyperparameters(hp)
-    assert [item.name for item in hp.space] == list(run_space(SearchSettings(conv_layers=(1,), nodes=(4,),
-                                                                             dense_layers=(0,))))
+    assert [item.name for item in hp.space] == list(run_space(SearchSettings(space="tutorial", conv_layers=(1,),
+                                                                             nodes=(4,), dense_layers=(0,))))
 
 
 def _make_unwritable(path):
@@ -270,6 +270,6 @@ def test_a_saved_space_with_another_float_range_or_another_kind_differs():
     assert "learning_rate 0.0001..0.1 (log scale)" in space_difference(config, limits)
     # A tutorial run's settings against a modern saved space: the space changed.
     assert "is not settings.json's conv_layers 1 2 3; nodes 32 64 128; dense_layers 0 1 2" in space_difference(
-        hp.get_config(), RunLimits(epochs=2, space=run_space(SearchSettings())))
+        hp.get_config(), RunLimits(epochs=2, space=run_space(SearchSettings(space="tutorial"))))
     broken = {"space": [{"class_name": "Float", "config": {"name": "learning_rate", "min_value": "low"}}]}
     assert "not a list of Choice, Boolean and Float hyperparameters" in space_difference(broken, limits)

@@ -22,7 +22,7 @@ from tuner.winner import _fit_on_train_and_validation
 # A learning rate no one would choose: the weights overflow in the first steps, so the losses are NaN or infinite.
 DIVERGING = 1e38
 LEARNS = 0.01
-SETTINGS = SearchSettings(tuner="grid", epochs=2, conv_layers=(1,), nodes=(4,), dense_layers=(0,),
+SETTINGS = SearchSettings(tuner="grid", space="tutorial", epochs=2, conv_layers=(1,), nodes=(4,), dense_layers=(0,),
                           learning_rates=(LEARNS, 0.5), patience=0)
 
 

@@ -21,27 +21,41 @@ from tuner.kerastuner_internals import (
     INITIAL_EPOCH,
     ROUND,
     ConfigurationHashMixin,
+    bayesian_proposal,
 )
 from tuner.trials import COMPLETED, IDLE, RUNNING, STOPPED, is_finite_number
 
 REDUCTION_FACTOR = 3
 # New configurations when --max-trials is not given: the tutorial grid's 27, and 3**3, so the rungs
-# fill exactly (27 configurations, 9 continued, 3 to the full epochs). With --epochs 10 (rungs of 1,
-# 3 and 10 epochs) that is 27 + 9 * 2 + 3 * 7 = 66 epochs of training, a quarter of the grid's 270.
+# fill exactly (27 configurations, 9 continued, 3 to the full epochs). With --epochs 10 (rungs of 2,
+# 3 and 10 epochs) that is 27 * 2 + 9 * 1 + 3 * 7 = 84 epochs of training, under a third of the grid's 270.
 DEFAULT_CONFIGURATIONS = 27
+# Epochs of the first rung, at least: after one epoch of a small image set (tens of steps), batch norm, global
+# average pooling and low learning rates still score as chance, so one epoch ranks slow starters last, not worst
+# (BENCHMARKS.md, "Better models").
+MIN_FIRST_RUNG = 2
+# Random configurations before Bayesian proposals start, at least (a Gaussian process on fewer points says little).
+RANDOM_START = 5
 
 
 def rung_epochs(epochs: int, factor: int = REDUCTION_FACTOR) -> tuple[int, ...]:
     """The epochs a configuration has trained when it finishes each rung, the last one `epochs`.
 
-    As many rungs as keep the first at least one epoch (factor**K <= epochs); rung k trains to
-    epochs / factor**(K - k), rounded to the nearest epoch (halves up): --epochs 9 gives 1 3 9,
-    10 gives 1 3 10, 20 gives 2 7 20, 5 gives 2 5, 2 gives one rung of 2 (a plain random search).
+    As many rungs as keep the first at least one epoch before rounding (factor**K <= epochs); rung k
+    trains to epochs / factor**(K - k), rounded to the nearest epoch (halves up), and the first rung
+    to at least MIN_FIRST_RUNG epochs, dropping a rung that would then not be above the one before:
+    --epochs 9 gives 2 3 9, 10 gives 2 3 10, 20 gives 2 7 20, 27 gives 2 3 9 27, 5 gives 2 5, 2 gives
+    one rung of 2 (a plain random search).
     """
     top = 0
     while factor ** (top + 1) <= epochs:
         top += 1
-    return tuple(max(1, int(epochs / factor ** (top - rung) + 0.5)) for rung in range(top + 1))
+    rungs: list[int] = []
+    for rung in range(top + 1):
+        trained = max(MIN_FIRST_RUNG, int(epochs / factor ** (top - rung) + 0.5))
+        if not rungs or trained > rungs[-1]:
+            rungs.append(min(trained, epochs))
+    return tuple(rungs)
 
 
 def planned_configurations(configurations: int, rungs: int, factor: int = REDUCTION_FACTOR) -> list[int]:
@@ -52,8 +66,11 @@ def planned_configurations(configurations: int, rungs: int, factor: int = REDUCT
     return sizes
 
 
-class SuccessiveHalvingOracle(ConfigurationHashMixin, keras_tuner.oracles.RandomSearchOracle):
-    """ASHA over KerasTuner's random proposals: `configurations` new ones, each promoted as it earns it.
+class SuccessiveHalvingMixin(ConfigurationHashMixin):
+    """ASHA over a KerasTuner oracle's proposals: `configurations` new ones, each promoted as it earns it.
+
+    Mixed into the oracle whose populate_space proposes the new configurations: KerasTuner's
+    random search (SuccessiveHalvingOracle) or its Bayesian optimisation (BayesianSuccessiveHalvingOracle).
 
     The oracle keeps no state of its own: a trial's rung and the trial it continues are in its
     values (`tuner/round`, `tuner/trial_id`), which KerasTuner saves in each trial.json, so a
@@ -97,13 +114,17 @@ class SuccessiveHalvingOracle(ConfigurationHashMixin, keras_tuner.oracles.Random
             return {"status": RUNNING, "values": values}
         started = sum(rung_of(trial) == 0 for trial in self.trials.values())
         if started < self.configurations:
-            proposal = super().populate_space(trial_id)
+            proposal = self.propose(trial_id)
             if proposal["status"] == RUNNING:
                 return {"status": RUNNING, "values": {**proposal["values"], **self.schedule(0)}}
         # Nothing to promote now, and no new configuration left (the budget is used, or the space is).
         if self.ongoing_trials:
             return {"status": IDLE, "values": None}
         return {"status": STOPPED, "values": None}
+
+    def propose(self, trial_id: str) -> dict[str, Any]:
+        """A new configuration for the first rung, from the oracle this is mixed into."""
+        return super().populate_space(trial_id)  # type: ignore[misc]
 
     def schedule(self, rung: int, continues: str | None = None) -> dict[str, Any]:
         """The `tuner/` values of a trial at `rung`: what it trains, and the trial it continues."""
@@ -116,6 +137,33 @@ class SuccessiveHalvingOracle(ConfigurationHashMixin, keras_tuner.oracles.Random
     def next_promotion(self) -> tuple[Any, int] | None:
         """(the trial to continue, the rung it goes to), from the highest rung that has one; None if none has."""
         return next_promotion(list(self.trials.values()), len(self.rungs), self.objective.direction == "max")
+
+
+class SuccessiveHalvingOracle(SuccessiveHalvingMixin, keras_tuner.oracles.RandomSearchOracle):
+    """ASHA over KerasTuner's random proposals (never a configuration tried before)."""
+
+
+class BayesianSuccessiveHalvingOracle(SuccessiveHalvingMixin, keras_tuner.oracles.BayesianOptimizationOracle):
+    """ASHA whose new configurations come from KerasTuner's Bayesian optimisation (a Gaussian process, UCB).
+
+    The Gaussian process is fitted on the first rung only, where every configuration has a result
+    after the same epochs; a later rung's lower losses come from longer training, not from a better
+    configuration. Its first third of the configurations (at least `RANDOM_START`) are random draws,
+    as KerasTuner's own Bayesian oracle starts with random points; the rest are the GP's proposals,
+    with a configuration still training counted at a pessimistic guess so that two workers are not
+    sent the same one.
+    """
+
+    def __init__(self, objective: Any, epochs: int, configurations: int = DEFAULT_CONFIGURATIONS,
+                 seed: int | None = None, **kwargs: Any) -> None:
+        random_start = max(RANDOM_START, configurations // REDUCTION_FACTOR)
+        super().__init__(objective=objective, epochs=epochs, configurations=configurations, seed=seed,
+                         num_initial_points=random_start, **kwargs)
+
+    def propose(self, trial_id: str) -> dict[str, Any]:
+        first_rung = [trial for trial in self.trials.values() if rung_of(trial) == 0
+                      and (trial.status == RUNNING or trial.status == COMPLETED and is_finite_number(trial.score))]
+        return bayesian_proposal(self, trial_id, first_rung)
 
 
 def rung_of(trial: Any) -> int | None:

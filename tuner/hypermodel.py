@@ -34,7 +34,9 @@ def conv_block(x: keras.KerasTensor, filters: int, index: int, batch_norm: bool 
     has no bias and BatchNormalization comes before the ReLU (the bias would be cancelled by BN's mean anyway)."""
     if batch_norm:
         x = keras.layers.Conv2D(filters, (3, 3), use_bias=False, name=f"conv_{index}")(x)
-        x = keras.layers.BatchNormalization(name=f"bn_{index}")(x)
+        # Momentum 0.9, not Keras' 0.99: a small image set has tens of steps per epoch, and at 0.99 the moving
+        # statistics that validation uses still hold most of their initial values after a short first rung.
+        x = keras.layers.BatchNormalization(momentum=0.9, name=f"bn_{index}")(x)
         x = keras.layers.ReLU(name=f"relu_{index}")(x)
     else:
         x = keras.layers.Conv2D(filters, (3, 3), activation="relu", name=f"conv_{index}")(x)

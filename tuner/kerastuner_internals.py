@@ -160,6 +160,26 @@ class ConfigurationHashMixin:
         return super()._compute_values_hash(configuration)  # type: ignore[misc]
 
 
+def bayesian_proposal(oracle: keras_tuner.oracles.BayesianOptimizationOracle, trial_id: str,
+                      observed: list[Any]) -> dict[str, Any]:
+    """KerasTuner's Bayesian proposal (BayesianOptimizationOracle.populate_space) from the `observed` trials only.
+
+    KerasTuner fits its Gaussian process on every trial of the oracle (`_vectorize_trials` reads
+    `oracle.trials`), and counts them all towards its random start; they are narrowed to
+    `observed` for that one call. Its proposal is not checked against the configurations tried
+    (a Choice-only optimum often maps back to one): a repeat is replaced by a random draw.
+    """
+    everything = oracle.trials
+    oracle.trials = {trial.trial_id: trial for trial in observed}
+    try:
+        proposal = keras_tuner.oracles.BayesianOptimizationOracle.populate_space(oracle, trial_id)
+    finally:
+        oracle.trials = everything
+    if proposal["status"] == trial_module.TrialStatus.RUNNING and already_tried(oracle, proposal["values"]):
+        return oracle._random_populate_space()
+    return proposal
+
+
 class ContinuingTuner(keras_tuner.Hyperband):
     """KerasTuner's Hyperband tuner over any oracle: a trial with `tuner/trial_id` continues that trial.
 

@@ -18,7 +18,12 @@ from tuner.cache import PreparedDataset
 from tuner.config import SearchSettings
 from tuner.config.spaces import UNCOUNTABLE_SPACE, has_grid
 from tuner.files import read_json
-from tuner.halving import DEFAULT_CONFIGURATIONS, SuccessiveHalvingOracle, rung_epochs
+from tuner.halving import (
+    DEFAULT_CONFIGURATIONS,
+    BayesianSuccessiveHalvingOracle,
+    SuccessiveHalvingOracle,
+    rung_epochs,
+)
 from tuner.hypermodel import CNNHyperModel
 from tuner.kerastuner_internals import (
     CONTINUES,
@@ -175,7 +180,8 @@ def make_tuner(settings: SearchSettings, hypermodel: CNNHyperModel, run: Run,
             local_oracle(tuner.oracle).max_trials = settings.max_trials
         elif settings.tuner == "asha":
             # --max-trials counts new configurations here; their promotions are further trials.
-            oracle = SuccessiveHalvingOracle(objective=OBJECTIVE, epochs=settings.epochs,
+            halving = BayesianSuccessiveHalvingOracle if settings.proposals == "bayesian" else SuccessiveHalvingOracle
+            oracle = halving(objective=OBJECTIVE, epochs=settings.epochs,
                                              configurations=settings.max_trials or DEFAULT_CONFIGURATIONS,
                                              seed=settings.seed, **failures)
             tuner = HalvingSearchTuner(oracle=oracle, **common)

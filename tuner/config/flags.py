@@ -107,13 +107,15 @@ def settings_to_argv(*settings: Any) -> list[str]:
     """The flags that parse back into `settings` (one or more Settings instances), to start another process.
 
     A field at its default is left out: the other process has the same defaults, and its
-    command line (in `ps`) shows only what was chosen.
+    command line (in `ps`) shows only what was chosen. The default is the value a Settings made
+    with no arguments ends up with (a default resolved in __post_init__, as the tuner, included).
     """
     argv: list[str] = []
     for instance in settings:
+        defaults = type(instance)()
         for item in dataclasses.fields(instance):
             value = getattr(instance, item.name)
-            if value == item.default:
+            if value == getattr(defaults, item.name):
                 continue
             flag = [] if item.metadata["positional"] else [flag_of(item.name)]
             if value is True:

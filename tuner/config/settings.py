@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner.budget import Budget
-from tuner.config.spaces import DEFAULT_SPACE, MODERN, SPACE_NAMES, has_grid
+from tuner.config.spaces import DEFAULT_SPACE, DEFAULT_TUNERS, MODERN, SPACE_NAMES, has_grid
 from tuner.errors import TunerUsageError
 
 DEFAULT_PREPARED_DIR = "data/prepared"
@@ -24,6 +24,8 @@ PREDICT_FORMATS = ("tsv", "csv", "json")
 RUNTIMES = ("keras", "litert", "litert-int8")
 ROLES = ("chief", "worker")  # the parts of a distributed search started by hand
 PRUNE_RULES = ("median", "none")
+# How --tuner asha proposes its new configurations (KerasTuner's random search or its Bayesian optimisation).
+PROPOSALS = ("random", "bayesian")
 AUGMENT_CHOICES = ("off", "on")
 # NumPy and TensorFlow take seeds below 2**32; no search of small CNNs needs more epochs or bigger batches.
 MAX_SEED = 2**32 - 1
@@ -85,15 +87,17 @@ class PrepSettings:
 class SearchSettings:
     """What a search is: its space, tuner, training and pruning. Saved in settings.json and compared on resume."""
 
-    tuner: str = _opt("grid", "search algorithm; grid is the tutorial's 27 configurations", choices=TUNER_NAMES)
-    # The tutorial's space (and no recipe) by default, so the benchmark and the seed's experiment stay reproducible;
-    # a settings.json written before spaces existed has no "space" and reads as this default.
+    # None until __post_init__ puts the space's own (DEFAULT_TUNERS); settings.json always holds the resolved name.
+    tuner: str | None = _opt(None, "search algorithm (omitted: asha, successive halving, for --space modern; grid, all "
+                                   "27 configurations, for --space tutorial)", choices=TUNER_NAMES)
     space: str = _opt(DEFAULT_SPACE, "search space: tutorial (conv layers x nodes x dense layers, the tutorial's grid) "
                                      "or modern (the same core plus batch norm, filter doubling, global average pooling, "
                                      "dropout, a log-scale learning rate with cosine decay, augmentation)", choices=SPACE_NAMES)
     # The one setting a resume may change: a finished search can be extended with more trials.
     max_trials: int | None = _opt(None, "stop after this many trials (omitted: the whole grid, or 10 for random/bayesian); for asha, the new configurations (omitted: 27)",
                                   may_change=True)
+    proposals: str = _opt("random", "how --tuner asha proposes new configurations: random, or bayesian "
+                                    "(KerasTuner's Gaussian process on the first rung's results)", choices=PROPOSALS)
     epochs: int = _opt(10, "epochs per trial, as in the tutorial (the maximum for hyperband)")
     conv_layers: tuple[int, ...] = _opt((1, 2, 3), "numbers of conv+pool blocks to try")
     nodes: tuple[int, ...] = _opt((32, 64, 128), "layer sizes to try (filters of each conv layer, units of each dense layer)")
@@ -112,6 +116,8 @@ class SearchSettings:
     prune_warmup_epochs: int = _opt(1, "epochs of every trial that are never pruned")
 
     def __post_init__(self) -> None:
+        if self.tuner is None and self.space in DEFAULT_TUNERS:
+            object.__setattr__(self, "tuner", DEFAULT_TUNERS[self.space])
         if self.tuner not in TUNER_NAMES:
             raise TunerUsageError(f"--tuner must be one of {', '.join(TUNER_NAMES)}, got {self.tuner!r}.")
         _require_range("--epochs", self.epochs, 1, MAX_EPOCHS)
@@ -127,8 +133,13 @@ class SearchSettings:
             )
         if self.tuner == "asha" and self.epochs < 3:
             raise TunerUsageError(
-                f"--tuner asha needs --epochs of at least 3 (rungs of 1 and 3 epochs at least), got {self.epochs}."
+                f"--tuner asha needs --epochs of at least 3 (a first rung of 2 epochs and a longer one at least), got {self.epochs}."
             )
+        if self.proposals not in PROPOSALS:
+            raise TunerUsageError(f"--proposals must be one of {', '.join(PROPOSALS)}, got {self.proposals!r}.")
+        if self.proposals != "random" and self.tuner != "asha":
+            raise TunerUsageError(f"--proposals {self.proposals} is how --tuner asha proposes configurations; "
+                                  f"--tuner {self.tuner} has its own, so leave --proposals out (or use --tuner bayesian).")
         _require_values("--conv-layers", self.conv_layers, low=1, high=8)
         _require_values("--nodes", self.nodes, low=1, high=4096)
         _require_values("--dense-layers", self.dense_layers, low=0, high=8)
@@ -157,12 +168,13 @@ class SearchSettings:
         if self.space != MODERN:
             return
         if self.tuner == "grid" and not has_grid(self.space):
-            raise TunerUsageError("--space modern searches a continuous learning rate, so it has no grid; use --tuner asha (successive halving), random, bayesian or hyperband with it, or --space tutorial for the grid.")
+            raise TunerUsageError("--space modern (the default) searches a continuous learning rate, so it has no grid; use --tuner asha (successive halving), random, bayesian or hyperband with it, or add --space tutorial for the tutorial's grid.")
         extras = [flag for flag, values in (("--learning-rates", self.learning_rates), ("--dropouts", self.dropouts),
                                             ("--augment", self.augment)) if values]
         if extras:
-            raise TunerUsageError(f"--space modern searches learning_rate, dropout and augment over its own ranges, so "
-                                  f"{' and '.join(extras)} (extras of --space tutorial) must be left out.")
+            raise TunerUsageError(f"--space modern (the default) searches learning_rate, dropout and augment over its "
+                                  f"own ranges, so {' and '.join(extras)} must be left out; or add --space tutorial "
+                                  f"to search them on the tutorial's grid.")
 
 
 # Derived, so a new run-defining setting is compared on resume without anyone having to list it:
@@ -212,6 +224,13 @@ class ExecutionOptions:
         return dataclasses.replace(self, role="worker", oracle=oracle, workers="auto", overwrite=False)
 
 
+# report.py's --confirm by the run's tuner (None: any other). 3 configurations x 2 more seeds: enough to see a lucky
+# winner drop, at about 90 s on the sample (BENCHMARKS.md). Successive halving's top rung has already trained its best
+# few configurations in full and seldom changes its pick on confirmation ("Better models"), so 2 x 1 keeps its search
+# + report near half the tutorial loop's time.
+DEFAULT_CONFIRM: dict[str | None, tuple[int, int]] = {None: (3, 2), "asha": (2, 1)}
+
+
 @dataclass(frozen=True)
 class ReportSettings:
     """How `report.py` ranks a run's trials and retrains the winner."""
@@ -219,8 +238,10 @@ class ReportSettings:
     run_dir: str | None = _opt(None, "run directory to report on (default: the most recent under runs/)")
     format: str = _opt("table", "how the ranking is printed", choices=REPORT_FORMATS)
     top: int | None = _opt(None, "print only the best K trials and plot their curves (default: print all, plot 5); results.csv/.md keep all")
-    # 3 configurations x 2 more seeds: enough to see a lucky winner drop, at about 90 s on the sample (BENCHMARKS.md).
-    confirm: tuple[int, ...] = _opt((3, 2), "before retraining, train the top K configurations with R more seeds each and rank them by their mean val_loss: K R, or 0 for off")
+    # Empty: the run's tuner's own (DEFAULT_CONFIRM), which confirm_counts resolves.
+    confirm: tuple[int, ...] = _opt((), "before retraining, train the top K configurations with R more seeds each and rank "
+                                        "them by their mean val_loss: K R, or 0 for off (default: 2 1 for an asha run, "
+                                        "3 2 for the others)")
     # As search.py's trials: a small CNN cannot keep several cores busy from one process.
     workers: str = _opt("auto", "confirm-run processes on this machine: auto (one per core, or per GPU), a number, or 0 to train them in this process")
     no_retrain: bool = _opt(False, "don't retrain; save the best trial's own weights as the winner")
@@ -241,15 +262,17 @@ class ReportSettings:
         _require_workers(self.workers)
         if self.int8 and self.no_export:
             raise TunerUsageError("--int8 writes a LiteRT export, --no-export writes none; pass one of them.")
-        if self.confirm != (0,) and not (len(self.confirm) == 2 and 0 <= self.confirm[0] <= 100 and 0 <= self.confirm[1] <= 20):
+        if self.confirm not in ((), (0,)) and not (len(self.confirm) == 2 and 0 <= self.confirm[0] <= 100 and 0 <= self.confirm[1] <= 20):
             raise TunerUsageError(
                 f"--confirm takes K R (top configurations 0..100, more seeds each 0..20) or 0 for off, "
                 f"got {' '.join(map(str, self.confirm)) or 'nothing'}; e.g. --confirm 3 2."
             )
 
-    def confirm_counts(self) -> tuple[int, int]:
-        """(K, R): configurations to confirm and further seeds each; (0, 0) when confirming is off."""
-        top, seeds = (self.confirm + (0,))[:2]
+    def confirm_counts(self, tuner: str) -> tuple[int, int]:
+        """(K, R) for a run searched by `tuner`: configurations to confirm and further seeds each; (0, 0) when off."""
+        if self.confirm == (0,):
+            return (0, 0)
+        top, seeds = self.confirm or DEFAULT_CONFIRM.get(tuner, DEFAULT_CONFIRM[None])
         return (top, seeds) if top and seeds else (0, 0)
 
     def budget(self) -> Budget:

@@ -12,6 +12,7 @@ from typing import Any
 
 from tuner.cache import PreparedDataset, dataset_identity
 from tuner.config import COMPARED_ON_RESUME, ExecutionOptions, SearchSettings, flag_of, settings_to_dict
+from tuner.config.spaces import TUTORIAL
 
 # Older versions wrote how a search was executed (workers, quiet, ...) into settings.json beside what
 # defines it; those names are dropped on reading, so their runs still resume. Any other unknown name is damage.
@@ -56,6 +57,8 @@ class RunRecord:
         if not isinstance(data, dict) or not isinstance(data.get("search"), dict) or not isinstance(data.get("dataset"), dict):
             raise ValueError("expected an object with 'search' and 'dataset' objects")
         search = {name: value for name, value in data["search"].items() if name not in _EXECUTION_FIELDS}
+        # Before --space existed every run searched the tutorial's space (the default has changed since).
+        search.setdefault("space", TUTORIAL)
         return cls(search=_typed(SearchSettings, search), dataset=_typed(DatasetRecord, data["dataset"]))
 
     def difference(self, other: RunRecord) -> str | None:
