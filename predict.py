@@ -1,7 +1,7 @@
 """Classify images with the winner report.py saved: one line of path, label and probability per image.
 
-    python predict.py --model runs/grid/best my_photo.jpg holiday_photos/
-    python predict.py --runtime litert --model runs/grid/best my_photo.jpg     # the LiteRT export, no TensorFlow
+    python predict.py --model runs/asha/best my_photo.jpg holiday_photos/
+    python predict.py --runtime litert --model runs/asha/best my_photo.jpg     # the LiteRT export, no TensorFlow
 """
 
 import sys

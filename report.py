@@ -1,6 +1,6 @@
 """Rank a run's trials, confirm the best over seeds, plot them, retrain the winner and score it once on the test split.
 
-    python report.py --run-dir runs/grid --top 10 --confirm 3 2
+    python report.py --run-dir runs/asha --top 10 --confirm 3 2
 """
 
 import sys

@@ -1,6 +1,7 @@
 """Search the space of small CNNs on a prepared dataset with KerasTuner.
 
-    python search.py --tuner grid --epochs 10 --run-dir runs/grid
+    python search.py                                       # the modern space, by successive halving (runs/asha)
+    python search.py --space tutorial --run-dir runs/grid  # the tutorial's 27-configuration grid
 """
 
 import logging

@@ -33,8 +33,8 @@ from tuner.config.settings import (
     ReportSettings,
     SearchSettings,
     settings_to_dict,
-    smallest_side_for,
 )
+from tuner.config.spaces import smallest_side_for
 
 __all__ = [
     "AUGMENT_CHOICES", "COLOR_MODES", "COMPARED_ON_RESUME", "DEFAULT_PREPARED_DIR", "DEFAULT_RUNS_DIR",

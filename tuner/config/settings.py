@@ -295,17 +295,6 @@ class PredictSettings:
         _require_positive("--batch-size", self.batch_size)
 
 
-def smallest_side_for(conv_layers: int) -> int:
-    """The smallest image side that survives `conv_layers` blocks of a 3x3 valid conv and a 2x2 pool.
-
-    Here rather than in hypermodel.py, so the report can use it without loading Keras.
-    """
-    side = 1
-    for _ in range(conv_layers):
-        side = side * 2 + 2
-    return side
-
-
 def settings_to_dict(settings: Any) -> dict[str, Any]:
     """A JSON-ready dict of a Settings instance (tuples become lists)."""
     return json.loads(json.dumps(dataclasses.asdict(settings)))

@@ -84,3 +84,14 @@ UNCOUNTABLE_SPACE = 2**31 - 1
 def has_grid(space: str) -> bool:
     """Whether a grid search can enumerate the space (it cannot enumerate a FloatRange)."""
     return space == TUTORIAL or not any(isinstance(item, FloatRange) for item in MODERN_RECIPE.values())
+
+
+def smallest_side_for(conv_layers: int) -> int:
+    """The smallest image side that survives `conv_layers` blocks of a 3x3 valid conv and a 2x2 pool.
+
+    Here rather than in hypermodel.py, so the report can use it without loading Keras.
+    """
+    side = 1
+    for _ in range(conv_layers):
+        side = side * 2 + 2
+    return side
