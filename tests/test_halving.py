@@ -186,7 +186,12 @@ def test_bayesian_proposals_start_random_then_follow_the_first_rung_results(tmp_
         assert [schedule(trial)[0] for trial in trials].count(0) == 15
         assert [schedule(trial)[0] for trial in trials].count(1) >= 5
         assert len({(schedule(t)[0], tuple(sorted(configuration(t).items()))) for t in trials}) == len(trials)
-    assert oracle.num_initial_points == 5
+    # A random start of 5 (a third of 15): the same draws as the random oracle's with the same seed.
+    def first_rung(trials):
+        return [configuration(t) for t in trials if schedule(t)[0] == 0]
+
+    assert first_rung(bayesian_trials)[:5] == first_rung(random_trials)[:5]
+    assert first_rung(bayesian_trials)[5:] != first_rung(random_trials)[5:]
 
     def proposals_after_the_random_start(trials):
         return [near_best_learning_rate(configuration(t)) for t in trials if schedule(t)[0] == 0][5:]

@@ -66,11 +66,10 @@ def planned_configurations(configurations: int, rungs: int, factor: int = REDUCT
     return sizes
 
 
-class SuccessiveHalvingMixin(ConfigurationHashMixin):
-    """ASHA over a KerasTuner oracle's proposals: `configurations` new ones, each promoted as it earns it.
+class SuccessiveHalvingOracle(ConfigurationHashMixin, keras_tuner.oracles.RandomSearchOracle):
+    """ASHA over KerasTuner's random proposals: `configurations` new ones, each promoted as it earns it.
 
-    Mixed into the oracle whose populate_space proposes the new configurations: KerasTuner's
-    random search (SuccessiveHalvingOracle) or its Bayesian optimisation (BayesianSuccessiveHalvingOracle).
+    BayesianSuccessiveHalvingOracle proposes with KerasTuner's Bayesian optimisation instead (`propose`).
 
     The oracle keeps no state of its own: a trial's rung and the trial it continues are in its
     values (`tuner/round`, `tuner/trial_id`), which KerasTuner saves in each trial.json, so a
@@ -123,8 +122,8 @@ class SuccessiveHalvingMixin(ConfigurationHashMixin):
         return {"status": STOPPED, "values": None}
 
     def propose(self, trial_id: str) -> dict[str, Any]:
-        """A new configuration for the first rung, from the oracle this is mixed into."""
-        return super().populate_space(trial_id)  # type: ignore[misc]
+        """A new configuration for the first rung: KerasTuner's random draw, never one tried before."""
+        return super().populate_space(trial_id)
 
     def schedule(self, rung: int, continues: str | None = None) -> dict[str, Any]:
         """The `tuner/` values of a trial at `rung`: what it trains, and the trial it continues."""
@@ -139,31 +138,21 @@ class SuccessiveHalvingMixin(ConfigurationHashMixin):
         return next_promotion(list(self.trials.values()), len(self.rungs), self.objective.direction == "max")
 
 
-class SuccessiveHalvingOracle(SuccessiveHalvingMixin, keras_tuner.oracles.RandomSearchOracle):
-    """ASHA over KerasTuner's random proposals (never a configuration tried before)."""
-
-
-class BayesianSuccessiveHalvingOracle(SuccessiveHalvingMixin, keras_tuner.oracles.BayesianOptimizationOracle):
+class BayesianSuccessiveHalvingOracle(SuccessiveHalvingOracle):
     """ASHA whose new configurations come from KerasTuner's Bayesian optimisation (a Gaussian process, UCB).
 
     The Gaussian process is fitted on the first rung only, where every configuration has a result
     after the same epochs; a later rung's lower losses come from longer training, not from a better
-    configuration. Its first third of the configurations (at least `RANDOM_START`) are random draws,
-    as KerasTuner's own Bayesian oracle starts with random points; the rest are the GP's proposals,
-    with a configuration still training counted at a pessimistic guess so that two workers are not
-    sent the same one.
+    configuration. The first third of the configurations (at least RANDOM_START) are random draws,
+    as KerasTuner's own Bayesian oracle starts with random points; so is any proposal that repeats
+    a configuration already tried.
     """
-
-    def __init__(self, objective: Any, epochs: int, configurations: int = DEFAULT_CONFIGURATIONS,
-                 seed: int | None = None, **kwargs: Any) -> None:
-        random_start = max(RANDOM_START, configurations // REDUCTION_FACTOR)
-        super().__init__(objective=objective, epochs=epochs, configurations=configurations, seed=seed,
-                         num_initial_points=random_start, **kwargs)
 
     def propose(self, trial_id: str) -> dict[str, Any]:
         first_rung = [trial for trial in self.trials.values() if rung_of(trial) == 0
                       and (trial.status == RUNNING or trial.status == COMPLETED and is_finite_number(trial.score))]
-        return bayesian_proposal(self, trial_id, first_rung)
+        random_start = max(RANDOM_START, self.configurations // REDUCTION_FACTOR)
+        return bayesian_proposal(self, trial_id, first_rung, random_start) or super().propose(trial_id)
 
 
 def rung_of(trial: Any) -> int | None:

@@ -10,7 +10,7 @@ import keras_tuner
 
 from tuner.errors import TunerUsageError
 from tuner.files import read_json
-from tuner.halving import SuccessiveHalvingMixin
+from tuner.halving import SuccessiveHalvingOracle
 from tuner.kerastuner_internals import (
     already_tried,
     hyperband_brackets,
@@ -100,7 +100,7 @@ def planned_trials(oracle: keras_tuner.Oracle, space_size: int) -> int:
     and the search stops in the first bracket whose new configurations the space runs out of.
     Successive halving (asha) plans its configurations and their promotions (SuccessiveHalvingOracle.planned_trials).
     """
-    if isinstance(local_oracle(oracle), SuccessiveHalvingMixin):
+    if isinstance(local_oracle(oracle), SuccessiveHalvingOracle):
         return local_oracle(oracle).planned_trials(space_size)
     # A worker's OracleClient reads max_trials from the oracle it wraps, built from the same flags.
     cap = oracle.max_trials
