@@ -21,7 +21,7 @@ from tuner.kerastuner_internals import (
     INITIAL_EPOCH,
     ROUND,
     ConfigurationHashMixin,
-    bayesian_proposal,
+    already_tried,
 )
 from tuner.trials import COMPLETED, IDLE, RUNNING, STOPPED, is_finite_number
 
@@ -152,7 +152,30 @@ class BayesianSuccessiveHalvingOracle(SuccessiveHalvingOracle):
         first_rung = [trial for trial in self.trials.values() if rung_of(trial) == 0
                       and (trial.status == RUNNING or trial.status == COMPLETED and is_finite_number(trial.score))]
         random_start = max(RANDOM_START, self.configurations // REDUCTION_FACTOR)
-        return bayesian_proposal(self, trial_id, first_rung, random_start) or super().propose(trial_id)
+        return self.gaussian_process_proposal(trial_id, first_rung, random_start) or super().propose(trial_id)
+
+    def gaussian_process_proposal(self, trial_id: str, observed: list[Any], random_start: int) -> dict[str, Any] | None:
+        """KerasTuner's Bayesian proposal (BayesianOptimizationOracle.populate_space) fitted on `observed` only.
+
+        KerasTuner fits its Gaussian process on every trial of its own oracle. Here a throwaway
+        BayesianOptimizationOracle over this space holds only the `observed` trials (those still
+        running counted at a pessimistic guess, as KerasTuner does), so this oracle's trials, which
+        the chief's other threads read, are never touched. None (draw at random instead) until
+        `random_start` of them have finished, and when the proposal is a configuration already tried
+        (KerasTuner does not check: a Choice-only optimum often maps back to one).
+        """
+        if sum(trial.status == COMPLETED for trial in observed) < random_start:
+            return None
+        # Seeded by this oracle's seed and trial count: the same state proposes the same configuration after a reload.
+        proposer = keras_tuner.oracles.BayesianOptimizationOracle(
+            objective=self.objective, hyperparameters=self.get_space(), num_initial_points=random_start,
+            seed=(self.seed + len(self.trials)) % 2**32)
+        proposer.trials = {trial.trial_id: trial for trial in observed}
+        proposer.ongoing_trials = {trial.trial_id: trial for trial in observed if trial.status == RUNNING}
+        proposal = proposer.populate_space(trial_id)
+        if proposal["status"] != RUNNING or already_tried(self, proposal["values"]):
+            return None
+        return proposal
 
 
 def rung_of(trial: Any) -> int | None:

@@ -160,33 +160,6 @@ class ConfigurationHashMixin:
         return super()._compute_values_hash(configuration)  # type: ignore[misc]
 
 
-def bayesian_proposal(oracle: keras_tuner.Oracle, trial_id: str, observed: list[Any],
-                      random_start: int) -> dict[str, Any] | None:
-    """KerasTuner's Bayesian proposal (BayesianOptimizationOracle.populate_space) fitted on `observed` only.
-
-    KerasTuner fits its Gaussian process on every trial of its own oracle. Here a throwaway
-    BayesianOptimizationOracle over `oracle`'s space holds only the `observed` trials (those still
-    running counted at a pessimistic guess, as KerasTuner does), so the live oracle's trials, which
-    the chief's other threads read, are never touched. None (draw at random instead) until
-    `random_start` of them have finished, and when the proposal is a configuration already tried
-    (KerasTuner does not check: a Choice-only optimum often maps back to one).
-    """
-    finished = [trial for trial in observed if trial.status == trial_module.TrialStatus.COMPLETED]
-    if len(finished) < random_start:
-        return None
-    # Seeded by the oracle's seed and its trial count: the same state proposes the same configuration after a reload.
-    proposer = keras_tuner.oracles.BayesianOptimizationOracle(
-        objective=oracle.objective, hyperparameters=oracle.get_space(), num_initial_points=random_start,
-        seed=(oracle.seed + len(oracle.trials)) % 2**32)
-    proposer.trials = {trial.trial_id: trial for trial in observed}
-    proposer.ongoing_trials = {trial.trial_id: trial for trial in observed
-                               if trial.status == trial_module.TrialStatus.RUNNING}
-    proposal = proposer.populate_space(trial_id)
-    if proposal["status"] != trial_module.TrialStatus.RUNNING or already_tried(oracle, proposal["values"]):
-        return None
-    return proposal
-
-
 class ContinuingTuner(keras_tuner.Hyperband):
     """KerasTuner's Hyperband tuner over any oracle: a trial with `tuner/trial_id` continues that trial.
 
