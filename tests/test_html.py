@@ -170,3 +170,12 @@ def test_a_folder_where_report_html_goes_is_refused_before_any_training(run_copy
     err = capsys.readouterr().err
     assert f"'{run_copy / 'report.html'}' is a folder where report.py writes a file" in err
     assert not (run_copy / "best").exists()
+
+
+def test_a_continuous_dimension_shows_as_its_range_and_a_discrete_one_as_its_values():
+    from tuner.config.spaces import FloatRange
+    from tuner.report.html import searched_values
+
+    shown = str(searched_values(FloatRange(1e-4, 1e-2, log=True), [0.00012, 0.0031, 0.0077]))
+    assert shown == "<code>0.0001</code> to <code>0.01</code>, log scale (3 values tried)"
+    assert str(searched_values((32, 64), [32, 64])) == "<code>32</code>, <code>64</code>"

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from tuner.cache import PreparedDataset
+from tuner.config.spaces import FloatRange
 from tuner.files import atomic_write_text, read_json
+from tuner.halving import rung_epochs
 from tuner.plots import curves_figure, format_value, hyperparameters_figure, pareto_figure, png_bytes
 from tuner.report.figures import importances_png, parallel_coordinates_png
 from tuner.report.html_winner import data_section, misclassified_section, winner_section
@@ -23,6 +25,7 @@ from tuner.report.notes import front_line, search_space
 from tuner.report.summary import Report
 from tuner.rows import TrialRow
 from tuner.rundir import Run
+from tuner.state_checks import run_space
 
 # The section ids (the page's anchors, checked by tests) and headings, in page order.
 SECTIONS = (
@@ -78,6 +81,15 @@ def render_html(report: Report, winner_json: dict[str, Any] | None, dataset: Pre
     return page(f"Report of run {report.run.root.name}", [(anchor, heading, parts[anchor]) for anchor, heading in SECTIONS])
 
 
+def searched_values(dimension: Any, tried: list[Any]) -> Markup:
+    """A hyperparameter's row of "the space searched": its values, or a continuous range and how many values were tried."""
+    if isinstance(dimension, FloatRange):
+        scale = "log scale" if dimension.log else "linear"
+        return Markup(f"<code>{esc(format_value(dimension.low))}</code> to <code>{esc(format_value(dimension.high))}"
+                      f"</code>, {scale} ({len(tried)} values tried)")
+    return Markup(", ".join(f"<code>{esc(format_value(value))}</code>" for value in tried))
+
+
 def _run_section(report: Report, dataset: PreparedDataset, space: dict[str, list[Any]]) -> list[str]:
     search, counts = report.record.search, dataset.manifest.get("counts", {})
     splits = ("train", "val", "test")
@@ -87,6 +99,9 @@ def _run_section(report: Report, dataset: PreparedDataset, space: dict[str, list
     seconds = sum(row.seconds or 0.0 for row in trials)
     pruning = (f"{search.prune} (after {search.prune_warmup_trials} finished trials, never in the first "
                f"{search.prune_warmup_epochs} epoch(s))" if search.prune != "none" else "off")
+    if search.tuner == "asha":  # successive halving is its own early stopping; --prune does not apply to it
+        pruning = (f"successive halving: rungs of {', '.join(map(str, rung_epochs(search.epochs)))} epochs, the best "
+                   f"third of each rung continued, {search.proposals} proposals")
     # How a run was executed is not saved (settings.json holds what defines it), but every process that
     # ran trials left KerasTuner's tuner file: worker*.json under a chief, tuner0.json for a search alone.
     workers = sorted(path.stem for path in report.run.project.glob("worker*.json"))
@@ -107,8 +122,8 @@ def _run_section(report: Report, dataset: PreparedDataset, space: dict[str, list
         ("training time", f"{seconds:,.0f} s summed over the trials (search only; with workers, wall time is less)"),
         ("report written", time.strftime("%Y-%m-%d %H:%M:%S %Z")),
     ]
-    space_rows = [[name, Markup(", ".join(f"<code>{esc(format_value(value))}</code>" for value in space.get(name, [])))]
-                  for name in report.hyperparameters]
+    declared = run_space(search)
+    space_rows = [[name, searched_values(declared.get(name), space.get(name, []))] for name in report.hyperparameters]
     notes = [paragraph(text) for text in (report.comparison,) if text]
     notes += [paragraph(f"note: {text}", "warning") for text in report.notes]
     return [facts(items), Markup("<h3>Images per class and split</h3>"),
