@@ -1,5 +1,6 @@
 """tuner.halving: ASHA's rungs and promotion rule, driven through the oracle on synthetic results (no training)."""
 
+import json
 import math
 import statistics
 
@@ -7,6 +8,7 @@ import keras_tuner
 import pytest
 
 from tuner.halving import BayesianSuccessiveHalvingOracle, SuccessiveHalvingOracle, planned_configurations, rung_epochs
+from tuner.errors import TunerUsageError
 from tuner.kerastuner_internals import configure_keras_tuner
 from tuner.oracles import planned_trials, repair_after_reload
 from tuner.trials import COMPLETED, IDLE, RUNNING, STOPPED
@@ -206,3 +208,18 @@ def test_bayesian_proposals_fit_the_first_rung_only_and_never_repeat_a_configura
     trials = run_to_the_end(oracle, lambda values: 0.5)  # a flat objective: the GP's optimum is the same point each time
     first_rung = [tuple(sorted(configuration(t).items())) for t in trials if schedule(t)[0] == 0]
     assert len(first_rung) == len(set(first_rung)) == 12
+
+
+def test_a_run_whose_rungs_are_not_this_versions_is_refused_before_anything_is_rewritten(tmp_path):
+    oracle = halving_oracle(tmp_path)
+    trial = oracle.create_trial("tuner0")
+    finish(oracle, trial, 0.3)
+    # The run an earlier version made, with a first rung of 1 epoch.
+    state = tmp_path / "trials" / f"trial_{trial.trial_id}" / "trial.json"
+    saved = json.loads(state.read_text())
+    saved["hyperparameters"]["values"]["tuner/epochs"] = 1
+    state.write_text(json.dumps(saved))
+    before = {path: path.read_bytes() for path in (tmp_path / "trials").rglob("*.json")}
+    with pytest.raises(TunerUsageError, match="trained trial .* to 1 epochs at rung 0, but this version's rungs are 2, 3, 9"):
+        repair_after_reload(halving_oracle(tmp_path))
+    assert {path: path.read_bytes() for path in (tmp_path / "trials").rglob("*.json")} == before

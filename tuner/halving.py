@@ -23,6 +23,7 @@ from tuner.kerastuner_internals import (
     ConfigurationHashMixin,
     already_tried,
 )
+from tuner.errors import TunerUsageError
 from tuner.trials import COMPLETED, IDLE, RUNNING, STOPPED, is_finite_number
 
 REDUCTION_FACTOR = 3
@@ -132,6 +133,17 @@ class SuccessiveHalvingOracle(ConfigurationHashMixin, keras_tuner.oracles.Random
         if continues is not None:
             values[CONTINUES] = continues
         return values
+
+    def check_schedule(self) -> None:
+        """Refuse a reloaded run whose trials trained other rungs than this version's (e.g. a first rung of 1 epoch):
+        a promotion would start from an epoch its earlier trial never reached."""
+        for trial in self.trials.values():
+            rung, trained = rung_of(trial), trial.hyperparameters.values.get(EPOCHS)
+            if rung is not None and (rung >= len(self.rungs) or trained != self.rungs[rung]):
+                raise TunerUsageError(
+                    f"this run's successive halving trained trial {trial.trial_id} to {trained} epochs at rung {rung}, but "
+                    f"this version's rungs are {', '.join(map(str, self.rungs))} epochs; search again with --overwrite "
+                    f"(or another --run-dir), or resume it with the version that made it.")
 
     def next_promotion(self) -> tuple[Any, int] | None:
         """(the trial to continue, the rung it goes to), from the highest rung that has one; None if none has."""

@@ -73,7 +73,12 @@ def repair_after_reload(oracle: keras_tuner.Oracle) -> list[str]:
 
     Returns:
         The ids of the trials that will run again.
+
+    Raises:
+        TunerUsageError: a successive-halving run whose rungs are not this version's.
     """
+    if isinstance(oracle, SuccessiveHalvingOracle):
+        oracle.check_schedule()  # before anything is rewritten
     # start_order/end_order list trial ids as started and ended; the retry queue holds the ids to hand
     # out again; record_values adds a trial's values to those the grid and the random oracle never repeat.
     known = set(oracle.start_order)
