@@ -226,8 +226,8 @@ class ExecutionOptions:
 
 # report.py's --confirm by the run's tuner (None: any other). 3 configurations x 2 more seeds: enough to see a lucky
 # winner drop, at about 90 s on the sample (BENCHMARKS.md). Successive halving's top rung has already trained its best
-# few configurations in full and seldom changes its pick on confirmation ("Better models"), so 2 x 1 keeps its search
-# + report near half the tutorial loop's time.
+# few configurations in full, and confirmation changed its pick in 1 of 5 sample splits ("Better models"), so 2 x 1,
+# which keeps its search + report near half the tutorial loop's time.
 DEFAULT_CONFIRM: dict[str | None, tuple[int, int]] = {None: (3, 2), "asha": (2, 1)}
 
 
