@@ -14,6 +14,7 @@ from typing import Any
 
 import keras_tuner
 
+from tuner.errors import TunerUsageError
 from tuner.kerastuner_internals import (
     BRACKET,
     CONTINUES,
@@ -23,7 +24,6 @@ from tuner.kerastuner_internals import (
     ConfigurationHashMixin,
     already_tried,
 )
-from tuner.errors import TunerUsageError
 from tuner.trials import COMPLETED, IDLE, RUNNING, STOPPED, is_finite_number
 
 REDUCTION_FACTOR = 3
