@@ -160,9 +160,7 @@ def make_tuner(settings: SearchSettings, hypermodel: CNNHyperModel, run: Run,
     Returns:
         A KerasTuner tuner whose search() takes `dataset=` instead of x/y arrays.
     """
-    # Successive halving is its own early stopping: the median rule would judge a continued trial by others' first epochs.
-    pruned = settings.prune == "median" and settings.tuner != "asha"
-    pruner = MedianPruner(run, settings.prune_warmup_trials, settings.prune_warmup_epochs) if pruned else None
+    pruner = MedianPruner(run, settings.prune_warmup_trials, settings.prune_warmup_epochs) if settings.median_pruning else None
     common: dict[str, Any] = dict(
         hypermodel=hypermodel, directory=str(run.project.parent), project_name=run.project.name,
         overwrite=False, run=run, base_seed=settings.seed, batch_size=settings.batch_size, progress=progress,

@@ -162,6 +162,11 @@ class SearchSettings:
         if self.prune_warmup_epochs < 0:
             raise TunerUsageError(f"--prune-warmup-epochs must be 0 or more, got {self.prune_warmup_epochs}.")
 
+    @property
+    def median_pruning(self) -> bool:
+        """Whether trials behind the median are stopped: never under asha, which is its own early stopping."""
+        return self.prune == "median" and self.tuner != "asha"
+
     def _check_space(self) -> None:
         if self.space not in SPACE_NAMES:
             raise TunerUsageError(f"--space must be one of {', '.join(SPACE_NAMES)}, got {self.space!r}.")
@@ -224,10 +229,8 @@ class ExecutionOptions:
         return dataclasses.replace(self, role="worker", oracle=oracle, workers="auto", overwrite=False)
 
 
-# report.py's --confirm by the run's tuner (None: any other). 3 configurations x 2 more seeds: enough to see a lucky
-# winner drop, at about 90 s on the sample (BENCHMARKS.md). Successive halving's top rung has already trained its best
-# few configurations in full, and confirmation changed its pick in 1 of 5 sample splits ("Better models"), so 2 x 1,
-# which keeps its search + report near half the tutorial loop's time.
+# report.py's --confirm by the run's tuner (None: any other): 3 x 2 shows a lucky winner drop (BENCHMARKS.md); asha's top
+# rung already trained its best configurations in full, so 2 x 1 keeps its search + report near half the loop's time.
 DEFAULT_CONFIRM: dict[str | None, tuple[int, int]] = {None: (3, 2), "asha": (2, 1)}
 
 

@@ -98,8 +98,8 @@ def _run_section(report: Report, dataset: PreparedDataset, space: dict[str, list
     trials = [*report.ranking, *report.excluded, *report.failed]
     seconds = sum(row.seconds or 0.0 for row in trials)
     pruning = (f"{search.prune} (after {search.prune_warmup_trials} finished trials, never in the first "
-               f"{search.prune_warmup_epochs} epoch(s))" if search.prune != "none" else "off")
-    if search.tuner == "asha":  # successive halving is its own early stopping; --prune does not apply to it
+               f"{search.prune_warmup_epochs} epoch(s))" if search.median_pruning else "off")
+    if search.tuner == "asha":  # what stops its trials instead
         pruning = (f"successive halving: rungs of {', '.join(map(str, rung_epochs(search.epochs)))} epochs, the best "
                    f"third of each rung continued, {search.proposals} proposals")
     # How a run was executed is not saved (settings.json holds what defines it), but every process that
