@@ -53,12 +53,11 @@ NEVER_STOP_ON_FAILURES = 10**9
 # Random and Bayesian search try this many configurations unless --max-trials says otherwise.
 DEFAULT_SAMPLED_TRIALS = 10
 
+# The oracles that need only a trial budget; hyperband and asha are built with the run's epochs by make_tuner.
 ORACLES: dict[str, type[keras_tuner.Oracle]] = {
     "grid": ResumableGridOracle,
     "random": keras_tuner.oracles.RandomSearchOracle,
     "bayesian": keras_tuner.oracles.BayesianOptimizationOracle,
-    # Built with the run's epochs by make_tuner, and trained by HalvingSearchTuner.
-    "asha": SuccessiveHalvingOracle,
 }
 
 
