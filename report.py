@@ -26,7 +26,7 @@ def _report(argv):
     import_tensorflow_quietly()
     dataset = load_run_dataset(report.record)  # once, for the retrain and the page's thumbnails
     winner = retrain_best(report.run, report.record, report.ranking[0], retrain=not settings.no_retrain,
-                          export=not settings.no_export, int8=settings.int8, dataset=dataset)
+                          export=not settings.no_export, int8=settings.int8, dataset=dataset, tta=settings.tta)
     record_winner(report.run, winner.to_json())
     print(f"\n{format_winner(winner)}", file=notes)
     if not settings.no_html:

@@ -1,6 +1,7 @@
 """tuner.report.html: RUN/report.html of a real tiny run parses, holds every section, needs nothing outside itself,
 and shows class names, file names and values as text, never as markup."""
 
+import html
 import json
 from html.parser import HTMLParser
 
@@ -81,6 +82,8 @@ def test_report_writes_a_self_contained_page_and_no_html_writes_none(run_copy, c
     assert len(text) < 3_000_000
     winner = json.loads((run_copy / "results.json").read_text())["winner"]
     assert f"{winner['test']['accuracy']:.4f} (95% interval" in text
+    mirror = winner["mirror_average"]
+    assert f"<dt>mirror averaging</dt><dd>{'on' if mirror['used'] else 'off'}: {html.escape(mirror['reason'])}</dd>" in text
 
 
 @pytest.fixture(scope="module")

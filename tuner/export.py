@@ -21,6 +21,7 @@ from tuner.errors import SearchFailedError
 from tuner.head import decide
 from tuner.images import quiet_stderr
 from tuner.litert import LiteRTModel
+from tuner.mirror import average_with_mirror
 from tuner.rundir import FLOAT_FILE, INT8_FILE
 from tuner.stats import wilson_interval
 
@@ -43,15 +44,17 @@ class Export:
     check: dict[str, Any]
 
 
-def export_winner(model: Any, dataset: PreparedDataset, keras_labels: np.ndarray, int8: bool, seed: int) -> list[Export]:
+def export_winner(model: Any, dataset: PreparedDataset, keras_labels: np.ndarray, int8: bool, seed: int,
+                  mirror: bool = False) -> list[Export]:
     """Convert the Keras model to LiteRT (float; also full-integer if `int8`) and check each on the test split.
 
     Args:
-        model: the retrained winner (uint8 images in, probabilities out).
+        model: the retrained winner (uint8 images in, probabilities out), a chain of layers.
         dataset: the prepared dataset: test images to check with, training images to calibrate int8.
         keras_labels: the Keras model's class index for each test image.
         int8: also write the full-integer model.
         seed: picks the calibration images.
+        mirror: export the model averaged over each image and its mirror image (mirror.average_with_mirror).
 
     Returns:
         The exports, each with its check: images, agreement (share of test images given the Keras
@@ -61,13 +64,18 @@ def export_winner(model: Any, dataset: PreparedDataset, keras_labels: np.ndarray
     Raises:
         SearchFailedError: the float export disagrees with the Keras model on more than 0.5% of the test images.
     """
-    exports = [check_export("float", FLOAT_FILE, _convert(model), dataset, keras_labels)]
+    def exported(chain: Any) -> Any:
+        return average_with_mirror(chain) if mirror else chain
+
+    exports = [check_export("float", FLOAT_FILE, _convert(exported(model)), dataset, keras_labels)]
     refuse_a_float_export_that_disagrees(exports[0].check)
     if int8:
         rng = np.random.default_rng(seed)
         count = min(REPRESENTATIVE_IMAGES, len(dataset.x_train))
         calibration = dataset.x_train[rng.choice(len(dataset.x_train), count, replace=False)]
-        exports.append(check_export("int8", INT8_FILE, _convert(model, calibration), dataset, keras_labels))
+        # Quantized from a twin whose input is float pixels (see _convert), mirrored like the float export.
+        twin = exported(_float_input_twin(model))
+        exports.append(check_export("int8", INT8_FILE, _convert(twin, calibration), dataset, keras_labels))
     return exports
 
 
@@ -87,15 +95,13 @@ def _convert(model: Any, calibration: np.ndarray | None = None) -> bytes:
     The float file takes uint8 pixels, as the Keras model does (it casts and rescales them
     itself). The full-integer file takes uint8 pixels too, but as a quantized tensor (scale ~1,
     zero point 0), and its output is uint8: litert.LiteRTModel applies both quantizations. It is
-    converted from a twin of the model whose input is float pixels, because the Keras model's
-    uint8-to-float cast would otherwise stay a float operation in front of the integer ones.
+    converted from a twin of the model whose input is float pixels (_float_input_twin), because the Keras
+    model's uint8-to-float cast would otherwise stay a float operation in front of the integer ones.
     """
     import tensorflow as tf
 
-    if calibration is None:
-        converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    else:
-        converter = tf.lite.TFLiteConverter.from_keras_model(_float_input_twin(model))
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if calibration is not None:
 
         def representative_images() -> Any:
             for image in calibration:

@@ -19,6 +19,7 @@ from tuner.errors import TunerUsageError
 from tuner.export import export_winner, format_export_checks
 from tuner.files import atomic_write_bytes, atomic_write_json, make_staging_dir
 from tuner.head import Head, decide
+from tuner.mirror import MirrorDecision, average_with_mirror, mirror_helps
 from tuner.mistakes import Mistake, find_mistakes, format_mistakes
 from tuner.names import for_terminal
 from tuner.rows import CONFIRM_COLUMNS, FOOTPRINT_COLUMNS, TrialRow
@@ -47,6 +48,7 @@ class Winner:
     test_interval: tuple[float, float]
     exports: dict[str, dict[str, Any]] = field(default_factory=dict)
     misclassified: tuple[Mistake, ...] = ()  # most confident first
+    mirror: MirrorDecision = MirrorDecision(False, "not decided")
 
     def to_json(self) -> dict[str, Any]:
         """What results.json records of the winner."""
@@ -54,17 +56,19 @@ class Winner:
                 "test": {"images": self.test_images, "loss": self.test_loss, "accuracy": self.test_accuracy,
                          "accuracy_interval": list(self.test_interval), "interval": INTERVAL_NAME,
                          "per_class": self.per_class},
-                "exports": self.exports, "misclassified": [item.to_json() for item in self.misclassified]}
+                "mirror_average": self.mirror.to_json(), "exports": self.exports,
+                "misclassified": [item.to_json() for item in self.misclassified]}
 
 
 def retrain_best(run: Run, record: RunRecord, winner: TrialRow, retrain: bool = True, export: bool = True,
-                 int8: bool = False, dataset: PreparedDataset | None = None) -> Winner:
+                 int8: bool = False, dataset: PreparedDataset | None = None, tta: str = "auto") -> Winner:
     """Rebuild the winning trial's model, train it on train + validation, and score it once on test.
 
     As in KerasTuner's "Retrain the model" guide: the winner's hyperparameters are built
     afresh and fitted, seeded, for the epoch count at which its trial reached its best
     val_loss (the median over seeds when report.py confirmed it), with a TensorBoard log in RUN/tensorboard/best. With retrain=False the
-    trial's own best-epoch weights are loaded instead. Either way the model is evaluated
+    trial's own best-epoch weights are loaded instead. With mirror averaging (`tta`), the model
+    saved answers with the mean of its answers for an image and its mirror image. Either way it is evaluated
     on the test split (which the search never saw) and saved to RUN/best/ as model.keras
     plus metadata.json, with model.tflite (and model_int8.tflite) exported for LiteRT and
     checked against it on the test split (export.export_winner); the folder is replaced in
@@ -78,6 +82,8 @@ def retrain_best(run: Run, record: RunRecord, winner: TrialRow, retrain: bool = 
         export: write the float LiteRT export.
         int8: write the full-integer LiteRT export too.
         dataset: the run's prepared dataset if the caller loaded it already (else loaded and checked here).
+        tta: "on" to save the model averaged over each image and its mirror (mirror.average_with_mirror), "off" not
+            to, "auto" to do it when that lowers the trial checkpoint's validation loss (mirror.mirror_helps).
 
     Returns:
         Where the winner went and its test metrics.
@@ -91,33 +97,27 @@ def retrain_best(run: Run, record: RunRecord, winner: TrialRow, retrain: bool = 
         raise TunerUsageError("the prepared dataset has no test images; prepare it again with --test-fraction above 0.")
     search = record.search
     values = winner.configuration()
-    keras.utils.set_random_seed(search.seed)
     # Confirmed over seeds, the median epoch of the best val_loss is steadier than one run's.
     epochs = int(winner.median_best_epoch or winner.best_epoch or search.epochs) if retrain else None
     # The retrain's learning rate (a modern space's) decays over its own steps: train + validation, its epochs.
     total_steps = steps_per_epoch(len(dataset.y_train) + len(dataset.y_val), search.batch_size) * epochs if epochs else None
-    model = build_model(build_hypermodel(search, dataset), values, total_steps)
+    hypermodel = build_hypermodel(search, dataset)
+    # The trial's own best-epoch weights: the winner itself with --no-retrain, else only the judge of the mirror.
+    checkpoint = (load_checkpoint(run, winner.trial, build_model(hypermodel, values), required=not retrain)
+                  if not retrain or tta == "auto" else None)
     if epochs:
+        keras.utils.set_random_seed(search.seed)
+        model = build_model(hypermodel, values, total_steps)
         _fit_on_train_and_validation(model, dataset, search, epochs, run.retrain_tensorboard)
     else:
-        checkpoint = run.checkpoint(winner.trial)
-        if not checkpoint.is_file():
-            raise TunerUsageError(
-                f"trial {winner.trial} has no saved weights ({checkpoint} is missing); run report.py without --no-retrain."
-            )
-        # The checkpoint holds Adam's state too; building the optimizer first lets it load instead of being skipped.
-        model.optimizer.build(model.trainable_variables)
-        try:
-            model.load_weights(str(checkpoint))
-        except Exception as error:  # h5py and Keras raise OSError, ValueError or KeyError for a damaged file
-            raise TunerUsageError(
-                f"'{checkpoint}' is damaged ({' '.join(str(error).split())[:160] or type(error).__name__}); "
-                f"run report.py without --no-retrain to retrain the winner instead."
-            ) from None
-    predicted, probability = decide(model.predict(dataset.x_test, batch_size=256, verbose=0))
-    test = evaluate_on_test(model, dataset, predicted)
+        model = checkpoint
+    mirror = decide_mirror(tta, checkpoint, dataset)
+    # What is scored is what is saved and exported: with the mirror, both passes are inside the saved model.
+    final = average_with_mirror(model) if mirror.use else model
+    predicted, probability = decide(final.predict(dataset.x_test, batch_size=256, verbose=0))
+    test = evaluate_on_test(final, dataset, predicted)
     mistakes = find_mistakes(dataset.y_test, predicted, probability, dataset.class_names, dataset.test_files)
-    exports = export_winner(model, dataset, predicted, int8, search.seed) if export or int8 else []
+    exports = export_winner(model, dataset, predicted, int8, search.seed, mirror.use) if export or int8 else []
     metadata = {
         "trial_id": winner.trial,
         "source": "retrained on train+validation" if retrain else "the trial's best-epoch weights",
@@ -131,6 +131,7 @@ def retrain_best(run: Run, record: RunRecord, winner: TrialRow, retrain: bool = 
                        **winner.to_record(CONFIRM_COLUMNS)},
         "test": test,
         "exports": {item.kind: item.check for item in exports},
+        "mirror_average": mirror.to_json(),
         "footprint": winner.to_record(FOOTPRINT_COLUMNS),
         "dataset": {"path": record.dataset.path, "identity": dataset_identity(dataset),
                     "fingerprint": dataset.manifest.get("fingerprint")},
@@ -139,10 +140,41 @@ def retrain_best(run: Run, record: RunRecord, winner: TrialRow, retrain: bool = 
         "keras_version": keras.__version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    model_dir = publish_winner(run, model, metadata, {item.file_name: item.content for item in exports})
+    model_dir = publish_winner(run, final, metadata, {item.file_name: item.content for item in exports})
     return Winner(model_dir, winner.trial, retrain, epochs, test["loss"], test["accuracy"], list(dataset.class_names),
                   test["confusion_matrix"], test["per_class"], test["images"], tuple(test["accuracy_interval"]),
-                  metadata["exports"], mistakes)
+                  metadata["exports"], mistakes, mirror)
+
+
+def load_checkpoint(run: Run, trial: str, model: Any, required: bool) -> Any | None:
+    """`model` (built for `trial`'s configuration) with the trial's best-epoch weights; None if it saved none and
+    they are not `required` (a damaged file is refused either way)."""
+    checkpoint = run.checkpoint(trial)
+    if not checkpoint.is_file():
+        if not required:
+            return None
+        raise TunerUsageError(f"trial {trial} has no saved weights ({checkpoint} is missing); run report.py without --no-retrain.")
+    # The checkpoint holds Adam's state too; building the optimizer first lets it load instead of being skipped.
+    model.optimizer.build(model.trainable_variables)
+    try:
+        model.load_weights(str(checkpoint))
+    except Exception as error:  # h5py and Keras raise OSError, ValueError or KeyError for a damaged file
+        instead = "without --no-retrain to retrain the winner instead" if required else "with --tta on or --tta off, which do not read it"
+        raise TunerUsageError(
+            f"'{checkpoint}' is damaged ({' '.join(str(error).split())[:160] or type(error).__name__}); run report.py {instead}."
+        ) from None
+    return model
+
+
+def decide_mirror(tta: str, checkpoint: Any | None, dataset: PreparedDataset) -> MirrorDecision:
+    """Whether the winner averages over mirror images: as --tta says, or ("auto") as the validation split says."""
+    if tta != "auto":
+        return MirrorDecision(tta == "on", f"as --tta {tta} asks")
+    if checkpoint is None:
+        return MirrorDecision(False, "the trial saved no weights to judge it on")
+    if len(dataset.y_val) == 0:
+        return MirrorDecision(False, "there are no validation images to judge it on")
+    return mirror_helps(checkpoint, dataset.x_val, dataset.y_val)
 
 
 def _fit_on_train_and_validation(model: Any, dataset: PreparedDataset, search: SearchSettings, epochs: int,
@@ -234,6 +266,8 @@ def format_winner(winner: Winner) -> str:
     lines = [f"winner: trial {winner.trial_id} ({how})",
              f"test ({winner.test_images} images, scored once): loss {winner.test_loss:.4f}, accuracy {winner.test_accuracy:.4f} "
              f"(95% interval {winner.test_interval[0]:.3f}-{winner.test_interval[1]:.3f})",
+             f"mirror averaging (each image's answer averaged with its mirror image's): "
+             f"{'on' if winner.mirror.use else 'off'}, {winner.mirror.reason}",
              "", "confusion matrix (rows: true class, columns: predicted):"]
     names = [for_terminal(name) for name in winner.class_names]  # class names are folder names: data, not markup
     lines.append(tabulate([[name, *counts] for name, counts in zip(names, winner.confusion_matrix)],

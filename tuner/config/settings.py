@@ -22,6 +22,8 @@ REPORT_FORMATS = ("table", "markdown", "csv", "json")
 PREDICT_FORMATS = ("tsv", "csv", "json")
 # What predict.py runs: the Keras model, or report.py's LiteRT exports (float, or full-integer with --int8).
 RUNTIMES = ("keras", "litert", "litert-int8")
+# report.py --tta: mirror averaging when the validation split says it helps (mirror.mirror_helps), always, or never.
+TTA_CHOICES = ("auto", "on", "off")
 ROLES = ("chief", "worker")  # the parts of a distributed search started by hand
 PRUNE_RULES = ("median", "none")
 # How --tuner asha proposes its new configurations (KerasTuner's random search or its Bayesian optimisation).
@@ -65,11 +67,8 @@ class PrepSettings:
 
     def __post_init__(self) -> None:
         if self.img_size is not None and not 8 <= self.img_size <= 512:
-            raise TunerUsageError(
-                f"--img-size must be between 8 and 512 pixels, got {self.img_size}; try the tutorial's 50."
-            )
-        if self.color not in COLOR_MODES:
-            raise TunerUsageError(f"--color must be one of {', '.join(COLOR_MODES)}, got {self.color!r}.")
+            raise TunerUsageError(f"--img-size must be between 8 and 512 pixels, got {self.img_size}; try the tutorial's 50.")
+        _require_choice("--color", self.color, COLOR_MODES)
         for flag, value in (("--val-fraction", self.val_fraction), ("--test-fraction", self.test_fraction)):
             if not 0.0 < value < 1.0:
                 raise TunerUsageError(f"{flag} must be between 0 and 1 (exclusive), got {value}; the default is 0.15.")
@@ -118,8 +117,7 @@ class SearchSettings:
     def __post_init__(self) -> None:
         if self.tuner is None and self.space in DEFAULT_TUNERS:
             object.__setattr__(self, "tuner", DEFAULT_TUNERS[self.space])
-        if self.tuner not in TUNER_NAMES:
-            raise TunerUsageError(f"--tuner must be one of {', '.join(TUNER_NAMES)}, got {self.tuner!r}.")
+        _require_choice("--tuner", self.tuner, TUNER_NAMES)
         _require_range("--epochs", self.epochs, 1, MAX_EPOCHS)
         _require_range("--batch-size", self.batch_size, 1, MAX_BATCH_SIZE)
         _require_range("--seed", self.seed, 0, MAX_SEED)
@@ -128,15 +126,10 @@ class SearchSettings:
         if self.patience < 0:
             raise TunerUsageError(f"--patience must be 0 (off) or more epochs, got {self.patience}.")
         if self.tuner == "hyperband" and self.epochs < 2:
-            raise TunerUsageError(
-                f"--tuner hyperband needs --epochs of at least 2 (it trains in growing rounds), got {self.epochs}."
-            )
+            raise TunerUsageError(f"--tuner hyperband needs --epochs of at least 2 (it trains in growing rounds), got {self.epochs}.")
         if self.tuner == "asha" and self.epochs < 3:
-            raise TunerUsageError(
-                f"--tuner asha needs --epochs of at least 3 (a first rung of 2 epochs and a longer one at least), got {self.epochs}."
-            )
-        if self.proposals not in PROPOSALS:
-            raise TunerUsageError(f"--proposals must be one of {', '.join(PROPOSALS)}, got {self.proposals!r}.")
+            raise TunerUsageError(f"--tuner asha needs --epochs of at least 3 (a first rung of 2 epochs and a longer one), got {self.epochs}.")
+        _require_choice("--proposals", self.proposals, PROPOSALS)
         if self.proposals != "random" and self.tuner != "asha":
             raise TunerUsageError(f"--proposals {self.proposals} is how --tuner asha proposes configurations; "
                                   f"--tuner {self.tuner} has its own, so leave --proposals out (or use --tuner bayesian).")
@@ -155,8 +148,7 @@ class SearchSettings:
         if len(set(self.augment)) != len(self.augment):
             raise TunerUsageError(f"--augment lists a value twice ({' '.join(self.augment)}); give off, on, or both.")
         self._check_space()
-        if self.prune not in PRUNE_RULES:
-            raise TunerUsageError(f"--prune must be one of {', '.join(PRUNE_RULES)}, got {self.prune!r}.")
+        _require_choice("--prune", self.prune, PRUNE_RULES)
         if self.prune_warmup_trials < 1:
             raise TunerUsageError(f"--prune-warmup-trials must be at least 1 (a median needs a trial), got {self.prune_warmup_trials}.")
         if self.prune_warmup_epochs < 0:
@@ -168,8 +160,7 @@ class SearchSettings:
         return self.prune == "median" and self.tuner != "asha"
 
     def _check_space(self) -> None:
-        if self.space not in SPACE_NAMES:
-            raise TunerUsageError(f"--space must be one of {', '.join(SPACE_NAMES)}, got {self.space!r}.")
+        _require_choice("--space", self.space, SPACE_NAMES)
         if self.space != MODERN:
             return
         if self.tuner == "grid" and not has_grid(self.space):
@@ -209,8 +200,8 @@ class ExecutionOptions:
         if self.trials_per_process < 0:
             raise TunerUsageError(f"--trials-per-process must be 0 (never replace) or more, got {self.trials_per_process}.")
         _require_positive("--connect-timeout", self.connect_timeout)
-        if self.role is not None and self.role not in ROLES:
-            raise TunerUsageError(f"--role must be one of {', '.join(ROLES)}, got {self.role!r}.")
+        if self.role is not None:
+            _require_choice("--role", self.role, ROLES)
         if (self.role is None) != (self.oracle is None):
             raise TunerUsageError("--role and --oracle go together: give both (e.g. --role worker --oracle 127.0.0.1:8000) or neither.")
         if self.role is not None and self.workers != "auto":
@@ -248,6 +239,8 @@ class ReportSettings:
     # As search.py's trials: a small CNN cannot keep several cores busy from one process.
     workers: str = _opt("auto", "confirm-run processes on this machine: auto (one per core, or per GPU), a number, or 0 to train them in this process")
     no_retrain: bool = _opt(False, "don't retrain; save the best trial's own weights as the winner")
+    tta: str = _opt("auto", "test-time augmentation: the saved winner averages its answers for each image and its left-right "
+                            "mirror image; auto does so when that lowers the winner's validation loss", choices=TTA_CHOICES)
     max_params: int | None = _opt(None, "pick the winner among the trials whose model has at most N parameters (e.g. 100000); the rest are listed as excluded", metavar="N")
     max_latency_ms: float | None = _opt(None, "pick the winner among the trials taking at most X ms per image at batch 1, as the search measured them", metavar="MS")
     int8: bool = _opt(False, "also write best/model_int8.tflite, a full-integer model quantized with training images, checked on the test split")
@@ -263,6 +256,7 @@ class ReportSettings:
         if self.max_latency_ms is not None and not 0 < self.max_latency_ms < float("inf"):
             raise TunerUsageError(f"--max-latency-ms must be a number of milliseconds above 0, got {self.max_latency_ms}.")
         _require_workers(self.workers)
+        _require_choice("--tta", self.tta, TTA_CHOICES)
         if self.int8 and self.no_export:
             raise TunerUsageError("--int8 writes a LiteRT export, --no-export writes none; pass one of them.")
         if self.confirm not in ((), (0,)) and not (len(self.confirm) == 2 and 0 <= self.confirm[0] <= 100 and 0 <= self.confirm[1] <= 20):
@@ -310,6 +304,11 @@ def _require_workers(workers: str) -> None:
             f"--workers must be auto or a number of processes from 0 to {MAX_WORKERS}, got {workers!r}; "
             f"write it plainly, e.g. --workers 2."
         )
+
+
+def _require_choice(flag: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise TunerUsageError(f"{flag} must be one of {', '.join(choices)}, got {value!r}.")
 
 
 def _require_range(flag: str, value: int, low: int, high: int) -> None:

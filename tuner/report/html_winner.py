@@ -33,6 +33,9 @@ def winner_section(winner_json: dict[str, Any] | None, winner: TrialRow | None, 
              f"{test.get('interval', 'Wilson score interval')}) on {fmt(test.get('images'))} test images, scored once")
     items: list[tuple[str, Any]] = [("trial", winner_json.get("trial")), ("model", how), ("test accuracy", score),
                                     ("test loss", test.get("loss")), ("saved in", winner_json.get("model"))]
+    mirror = winner_json.get("mirror_average")
+    if isinstance(mirror, dict):  # a winner saved before mirror averaging existed has none
+        items.insert(2, ("mirror averaging", f"{'on' if mirror.get('used') else 'off'}: {mirror.get('reason')}"))
     if winner is not None and winner.trial == winner_json.get("trial"):
         items.insert(1, ("hyperparameters", ", ".join(f"{name}={format_value(value)}"
                                                       for name, value in winner.configuration().items())))
