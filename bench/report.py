@@ -64,7 +64,8 @@ def tool(data, folder, name, flags):
     test = metadata["test"]
     return {"seconds": search_seconds + report_seconds, "search_seconds": search_seconds, "report_seconds": report_seconds,
             "test_accuracy": test["accuracy"], "interval": test["accuracy_interval"], "images": test["images"],
-            "pick": f"trial {metadata['trial_id']}: {metadata['hyperparameters']}", "epochs": metadata["epochs"]}
+            "pick": f"trial {metadata['trial_id']}: {metadata['hyperparameters']}", "epochs": metadata["epochs"],
+            "mirror_average": metadata.get("mirror_average")}
 
 
 def run_split(dataset, seed, work, procedures):
