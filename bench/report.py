@@ -154,7 +154,9 @@ def summarize(dataset, splits, procedures, work):
     pairs = [(name, versus) for name in others if versus] + [("modern", "defaults")] * ("modern" in procedures and "defaults" in procedures)
     for winner, loser in pairs:
         paired = [split[winner]["test_accuracy"] - split[loser]["test_accuracy"] for split in splits.values()]
-        wins[(winner, loser)] = (sum(value > 0 for value in paired), len(paired))
+        # Counted in whole test errors: the loop's accuracy is Keras' float32, so an equal count can differ by 1e-8.
+        fewer = [round(errors(split[loser])) - round(errors(split[winner])) for split in splits.values()]
+        wins[(winner, loser)] = (sum(count > 0 for count in fewer), len(paired))
         print(f"{winner} - {loser}: wins {wins[(winner, loser)][0]} of {len(paired)} splits (per split: "
               f"{' '.join(f'{value:+.4f}' for value in paired)})")
 

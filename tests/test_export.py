@@ -101,38 +101,6 @@ def test_what_is_not_a_litert_model_is_refused_naming_the_file(tmp_path, content
         LiteRTModel.load(path)
 
 
-MODERN_PICK = {"conv_layers": 2, "nodes": 8, "dense_layers": 0, "filters": "double", "batch_norm": True, "head": "gap",
-               "dropout": 0.0, "learning_rate": 0.01, "augment": "off"}
-
-
-@pytest.fixture(scope="module")
-def modern_model(tmp_path_factory):
-    """(dataset, a trained batch-norm + doubling + global-average-pooling model of the modern space, its model folder).
-
-    The folder holds model.keras and metadata.json as report.py writes them, so predict.py can load it.
-    """
-    import keras
-
-    from tests.tiny_data import write_tiny_prepared
-    from tuner.cache import load_prepared
-    from tuner.hypermodel import CNNHyperModel, build_model
-    from tuner.pipeline import search_pipelines
-    from tuner.training import fit
-
-    base = tmp_path_factory.mktemp("modern")
-    dataset = load_prepared(write_tiny_prepared(base / "prepared", side=16, per_class=(20, 8, 8)))
-    keras.utils.set_random_seed(0)
-    model = build_model(CNNHyperModel((16, 16, 1), 2, space="modern", decay_steps=6), MODERN_PICK)
-    train, validation = search_pipelines(dataset, 16, 0)
-    fit(model, train, validation, epochs=2, callbacks=[])
-    folder = base / "best"
-    folder.mkdir()
-    model.save(folder / "model.keras")
-    (folder / "metadata.json").write_text(json.dumps({"class_names": list(dataset.class_names), "img_size": 16,
-                                                      "color": "grayscale", "hyperparameters": MODERN_PICK}))
-    return dataset, model, folder
-
-
 def test_a_batch_norm_gap_model_round_trips_safe_mode_and_predict_py_classifies_with_it(modern_model, tmp_path, capsys):
     import cv2
     import keras

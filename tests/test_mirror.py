@@ -7,7 +7,6 @@ import pytest
 
 import report as report_script
 from tests.helpers import copy_run, tiny_winner
-from tests.test_export import modern_model  # noqa: F401 (a fixture: a trained batch-norm + GAP model)
 from tuner.head import decide
 from tuner.litert import LiteRTModel
 from tuner.mirror import average_with_mirror, cross_entropy, mirror_helps, mirror_images
@@ -47,7 +46,9 @@ def test_the_mirror_average_is_the_mean_of_the_answers_for_an_image_and_its_mirr
     dataset, model, _ = modern_model
     x = dataset.x_test
     averaged = average_with_mirror(model)
-    expected = (model.predict(x, verbose=0) + model.predict(mirror_images(x), verbose=0)) / 2
+    plain, mirrored = model.predict(x, verbose=0), model.predict(mirror_images(x), verbose=0)
+    assert not np.allclose(plain, mirrored)  # so the mean below differs from either answer
+    expected = (plain + mirrored) / 2
     np.testing.assert_allclose(averaged.predict(x, verbose=0), expected, atol=1e-6)
     # The same layers, not copies: one set of weights, plus the fixed mirror matrix.
     assert averaged.count_params() == model.count_params() + dataset.x_test.shape[2] ** 2
@@ -57,6 +58,17 @@ def test_the_mirror_average_is_the_mean_of_the_answers_for_an_image_and_its_mirr
     averaged.save(tmp_path / "model.keras")
     reloaded = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), expected, atol=1e-6)
+
+
+def test_the_mirror_reverses_the_width_of_a_non_square_colour_image():
+    from tuner.hypermodel import CNNHyperModel, build_model
+
+    model = build_model(CNNHyperModel((12, 20, 3), 3, space="modern", decay_steps=1),
+                        {"conv_layers": 1, "nodes": 4, "dense_layers": 0, "filters": "constant", "batch_norm": False,
+                         "head": "flatten", "dropout": 0.0, "learning_rate": 0.001, "augment": "off"})
+    x = np.random.default_rng(0).integers(0, 256, (4, 12, 20, 3), dtype=np.uint8)
+    expected = (model.predict(x, verbose=0) + model.predict(x[:, :, ::-1, :], verbose=0)) / 2
+    np.testing.assert_allclose(average_with_mirror(model).predict(x, verbose=0), expected, atol=1e-6)
 
 
 def test_a_mirror_averaged_winner_exports_to_float_and_int8_with_the_keras_labels(modern_model):

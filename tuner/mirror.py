@@ -1,7 +1,7 @@
 """Test-time augmentation: the winner's prediction averaged over each image and its left-right mirror.
 
 Averaging a CNN's answers for an image and its mirror cuts its test errors wherever a mirrored image
-keeps its label (animals, objects, scenes; BENCHMARKS.md, "Test-time mirror averaging"). Where mirroring changes the label
+keeps its label (animals, objects, scenes; BENCHMARKS.md, "Better models"). Where mirroring changes the label
 (digits, letters, arrows) it would hurt, so by default it is decided on evidence: the winner's own search
 checkpoint, scored on the validation split with and without the mirror (`mirror_helps`).
 
