@@ -94,8 +94,8 @@ def _convert(model: Any, calibration: np.ndarray | None = None) -> bytes:
 
     The float file takes uint8 pixels, as the Keras model does (it casts and rescales them
     itself). The full-integer file takes uint8 pixels too, but as a quantized tensor (scale ~1,
-    zero point 0), and its output is uint8: litert.LiteRTModel applies both quantizations. It is
-    converted from a twin of the model whose input is float pixels (_float_input_twin), because the Keras
+    zero point 0), and its output is uint8: litert.LiteRTModel applies both quantizations. For it the
+    caller passes a twin of the model whose input is float pixels (_float_input_twin), because the Keras
     model's uint8-to-float cast would otherwise stay a float operation in front of the integer ones.
     """
     import tensorflow as tf

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+
 @dataclass(frozen=True)
 class MirrorDecision:
     """Whether the winner averages over mirrors, and the validation evidence it was decided on (None: not scored)."""
