@@ -9,11 +9,16 @@ import report as report_script
 from tests.helpers import copy_run, tiny_winner
 from tuner.head import decide
 from tuner.litert import LiteRTModel
-from tuner.mirror import average_with_mirror, cross_entropy, mirror_helps, mirror_images
+from tuner.mirror import average_with_mirror, mirror_helps
 from tuner.report import rank_trials
 from tuner.rundir import Run
 
 SIDE = 8
+
+
+def mirror_images(images):
+    """Images of shape (N, H, W, C) mirrored left to right."""
+    return images[:, :, ::-1, :]
 
 
 def left_column_model():
@@ -28,6 +33,7 @@ def left_column_model():
     weights = np.zeros((SIDE, SIDE), np.float32)
     weights[:, 0] = 2.0
     output.set_weights([weights.reshape(-1, 1), np.array([-SIDE], np.float32)])
+    model.compile(loss="binary_crossentropy")
     return model
 
 
@@ -52,9 +58,10 @@ def test_the_mirror_average_is_the_mean_of_the_answers_for_an_image_and_its_mirr
     np.testing.assert_allclose(averaged.predict(x, verbose=0), expected, atol=1e-6)
     # The same layers, not copies: one set of weights, plus the fixed mirror matrix.
     assert averaged.count_params() == model.count_params() + dataset.x_test.shape[2] ** 2
-    # It evaluates as the search's models do: its loss is the cross-entropy of its averaged answers.
-    loss = averaged.evaluate(x, dataset.y_test.astype(np.float32), verbose=0, return_dict=True)["loss"]
-    assert loss == pytest.approx(cross_entropy(expected, dataset.y_test), rel=1e-4)
+    # It evaluates as the search's models do: its loss is Keras' cross-entropy of its averaged answers.
+    labels = dataset.y_test.astype(np.float32)
+    loss = averaged.evaluate(x, labels, verbose=0, return_dict=True)["loss"]
+    assert loss == pytest.approx(float(np.mean(keras.losses.binary_crossentropy(labels[:, None], expected))), rel=1e-4)
     averaged.save(tmp_path / "model.keras")
     reloaded = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), expected, atol=1e-6)
@@ -88,25 +95,37 @@ def test_a_mirror_averaged_winner_exports_to_float_and_int8_with_the_keras_label
                for op in interpreter._get_ops_details() for index in op["inputs"] if index >= 0)
 
 
-@pytest.mark.parametrize("units", [1, 3])
-def test_cross_entropy_is_the_loss_keras_reports(units):
+@pytest.mark.parametrize("classes", [2, 3])
+def test_the_losses_compared_are_the_models_own_keras_loss(classes):
     import keras
 
-    rng = np.random.default_rng(units)
-    y = rng.integers(0, max(units, 2), 50)
-    if units == 1:
-        p = rng.uniform(0, 1, (50, 1)).astype(np.float32)
-        keras_loss = keras.losses.binary_crossentropy(y[:, None].astype(np.float32), p)
-    else:
-        p = rng.dirichlet(np.ones(units), 50).astype(np.float32)
-        keras_loss = keras.losses.sparse_categorical_crossentropy(y, p)
-    assert cross_entropy(p, y) == pytest.approx(float(np.mean(keras_loss)), rel=1e-4)
+    from tuner.head import Head
+    from tuner.hypermodel import CNNHyperModel, build_model
+
+    keras.utils.set_random_seed(classes)
+    model = build_model(CNNHyperModel((SIDE, SIDE, 1), classes, space="modern", decay_steps=1),
+                        {"conv_layers": 1, "nodes": 4, "dense_layers": 0, "filters": "constant", "batch_norm": False,
+                         "head": "flatten", "dropout": 0.0, "learning_rate": 0.001, "augment": "off"})
+    rng = np.random.default_rng(classes)
+    x, y = rng.integers(0, 256, (50, SIDE, SIDE, 1), dtype=np.uint8), rng.integers(0, classes, 50)
+    labels = Head(classes).labels(y)
+    p, p_mirrored = model.predict(x, verbose=0), model.predict(mirror_images(x), verbose=0)
+
+    def keras_loss(probabilities):
+        if classes == 2:
+            return float(np.mean(keras.losses.binary_crossentropy(labels[:, None], probabilities)))
+        return float(np.mean(keras.losses.sparse_categorical_crossentropy(labels, probabilities)))
+
+    decision = mirror_helps(model, x, labels)
+    assert decision.val_loss_plain == pytest.approx(keras_loss(p), rel=1e-4)
+    assert decision.val_loss_mirrored == pytest.approx(keras_loss((p + p_mirrored) / 2), rel=1e-4)
+    assert decision.use == (decision.val_loss_mirrored < decision.val_loss_plain)
 
 
 def test_auto_uses_the_mirror_where_an_image_and_its_mirror_share_their_label():
     # Class 1 has a bright column at either edge: the model sees only the left one, its mirror finds the right one.
     sides = ["left", "right"] * 4 + [None] * 8
-    labels = np.array([1] * 8 + [0] * 8)
+    labels = np.array([1] * 8 + [0] * 8, np.float32)
     decision = mirror_helps(left_column_model(), edge_images(sides), labels)
     assert decision.use and decision.val_loss_mirrored < decision.val_loss_plain
     assert f"{decision.val_loss_plain:.4f} alone" in decision.reason
@@ -115,7 +134,7 @@ def test_auto_uses_the_mirror_where_an_image_and_its_mirror_share_their_label():
 def test_auto_keeps_the_mirror_off_where_mirroring_changes_the_label():
     # Class 1 is bright on the left, class 0 on the right: a mirror image belongs to the other class.
     sides = ["left"] * 8 + ["right"] * 8
-    labels = np.array([1] * 8 + [0] * 8)
+    labels = np.array([1] * 8 + [0] * 8, np.float32)
     decision = mirror_helps(left_column_model(), edge_images(sides), labels)
     assert not decision.use and decision.val_loss_mirrored > decision.val_loss_plain
 

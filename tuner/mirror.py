@@ -3,7 +3,7 @@
 Averaging a CNN's answers for an image and its mirror cuts its test errors wherever a mirrored image
 keeps its label (animals, objects, scenes; BENCHMARKS.md, "Better models"). Where mirroring changes the label
 (digits, letters, arrows) it would hurt, so by default it is decided on evidence: the winner's own search
-checkpoint, scored on the validation split with and without the mirror (`mirror_helps`).
+checkpoint, scored on the validation split with and without the mirror (`choose_mirror`).
 
 The averaging lives inside the saved model (`average_with_mirror`), so model.keras, its LiteRT exports and
 predict.py all compute it, and the test score is the shipped model's. It uses standard Keras layers only
@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from tuner.cache import PreparedDataset
+from tuner.head import Head
 
 
 @dataclass(frozen=True)
@@ -32,31 +35,27 @@ class MirrorDecision:
                 "val_loss_mirrored": self.val_loss_mirrored}
 
 
-def mirror_images(images: np.ndarray) -> np.ndarray:
-    """Images of shape (N, H, W, C) mirrored left to right."""
-    return images[:, :, ::-1, :]
+def choose_mirror(tta: str, checkpoint: Any | None, dataset: PreparedDataset) -> MirrorDecision:
+    """Whether the winner averages over mirror images: as report.py --tta says, or ("auto") as the validation split
+    says of `checkpoint`, the winner's search trial with its best-epoch weights (None if it saved none)."""
+    if tta != "auto":
+        return MirrorDecision(tta == "on", f"as --tta {tta} asks")
+    if checkpoint is None:
+        return MirrorDecision(False, "the trial saved no weights to judge it on")
+    if len(dataset.y_val) == 0:
+        return MirrorDecision(False, "there are no validation images to judge it on")
+    return mirror_helps(checkpoint, dataset.x_val, Head(dataset.num_classes).labels(dataset.y_val))
 
 
-def cross_entropy(probabilities: np.ndarray, y: np.ndarray) -> float:
-    """The mean cross-entropy of a head's outputs (one sigmoid unit, or a softmax) against integer labels,
-    clipped as Keras clips it, so it is the val_loss the search ranks by."""
-    p = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-7, 1 - 1e-7)
-    y = np.asarray(y, dtype=np.int64)
-    if p.shape[1] == 1:
-        return float(-np.mean(y * np.log(p[:, 0]) + (1 - y) * np.log(1 - p[:, 0])))
-    return float(-np.mean(np.log(p[np.arange(len(y)), y])))
-
-
-def mirror_helps(model: Any, x_val: np.ndarray, y_val: np.ndarray) -> MirrorDecision:
-    """Score `model` (the winner's search checkpoint, which never trained on validation) on the validation
-    split alone and averaged with the mirror images; the mirror is used only if it lowers the loss."""
-    plain = model.predict(x_val, batch_size=256, verbose=0)
-    mirrored = model.predict(mirror_images(x_val), batch_size=256, verbose=0)
-    loss_plain, loss_mirrored = cross_entropy(plain, y_val), cross_entropy((plain + mirrored) / 2, y_val)
-    use = loss_mirrored < loss_plain
+def mirror_helps(model: Any, x_val: np.ndarray, labels: np.ndarray) -> MirrorDecision:
+    """Score compiled `model` (the winner's search checkpoint, which never trained on validation) on the validation
+    split alone and averaged with the mirror images, by its own loss (the val_loss the search ranks by); the mirror
+    is used only if it lowers the loss. `labels` are in the dtype the loss expects (head.Head.labels)."""
+    loss_plain = model.evaluate(x_val, labels, batch_size=256, verbose=0, return_dict=True)["loss"]
+    loss_mirrored = average_with_mirror(model).evaluate(x_val, labels, batch_size=256, verbose=0, return_dict=True)["loss"]
     reason = (f"validation loss {loss_plain:.4f} alone, {loss_mirrored:.4f} averaged with the mirror images "
               f"(the winner's search checkpoint)")
-    return MirrorDecision(use, reason, loss_plain, loss_mirrored)
+    return MirrorDecision(loss_mirrored < loss_plain, reason, float(loss_plain), float(loss_mirrored))
 
 
 def average_with_mirror(model: Any) -> Any:

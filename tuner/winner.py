@@ -19,7 +19,7 @@ from tuner.errors import TunerUsageError
 from tuner.export import export_winner, format_export_checks
 from tuner.files import atomic_write_bytes, atomic_write_json, make_staging_dir
 from tuner.head import Head, decide
-from tuner.mirror import MirrorDecision, average_with_mirror, mirror_helps
+from tuner.mirror import MirrorDecision, average_with_mirror, choose_mirror
 from tuner.mistakes import Mistake, find_mistakes, format_mistakes
 from tuner.names import for_terminal
 from tuner.rows import CONFIRM_COLUMNS, FOOTPRINT_COLUMNS, TrialRow
@@ -83,7 +83,7 @@ def retrain_best(run: Run, record: RunRecord, winner: TrialRow, retrain: bool = 
         int8: write the full-integer LiteRT export too.
         dataset: the run's prepared dataset if the caller loaded it already (else loaded and checked here).
         tta: "on" to save the model averaged over each image and its mirror (mirror.average_with_mirror), "off" not
-            to, "auto" to do it when that lowers the trial checkpoint's validation loss (mirror.mirror_helps).
+            to, "auto" to do it when that lowers the trial checkpoint's validation loss (mirror.choose_mirror).
 
     Returns:
         Where the winner went and its test metrics.
@@ -111,7 +111,7 @@ def retrain_best(run: Run, record: RunRecord, winner: TrialRow, retrain: bool = 
         _fit_on_train_and_validation(model, dataset, search, epochs, run.retrain_tensorboard)
     else:
         model = checkpoint
-    mirror = decide_mirror(tta, checkpoint, dataset)
+    mirror = choose_mirror(tta, checkpoint, dataset)
     # What is scored is what is saved and exported: with the mirror, both passes are inside the saved model.
     final = average_with_mirror(model) if mirror.use else model
     predicted, probability = decide(final.predict(dataset.x_test, batch_size=256, verbose=0))
@@ -164,17 +164,6 @@ def load_checkpoint(run: Run, trial: str, model: Any, required: bool) -> Any | N
             f"'{checkpoint}' is damaged ({' '.join(str(error).split())[:160] or type(error).__name__}); run report.py {instead}."
         ) from None
     return model
-
-
-def decide_mirror(tta: str, checkpoint: Any | None, dataset: PreparedDataset) -> MirrorDecision:
-    """Whether the winner averages over mirror images: as --tta says, or ("auto") as the validation split says."""
-    if tta != "auto":
-        return MirrorDecision(tta == "on", f"as --tta {tta} asks")
-    if checkpoint is None:
-        return MirrorDecision(False, "the trial saved no weights to judge it on")
-    if len(dataset.y_val) == 0:
-        return MirrorDecision(False, "there are no validation images to judge it on")
-    return mirror_helps(checkpoint, dataset.x_val, dataset.y_val)
 
 
 def _fit_on_train_and_validation(model: Any, dataset: PreparedDataset, search: SearchSettings, epochs: int,

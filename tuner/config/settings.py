@@ -22,7 +22,7 @@ REPORT_FORMATS = ("table", "markdown", "csv", "json")
 PREDICT_FORMATS = ("tsv", "csv", "json")
 # What predict.py runs: the Keras model, or report.py's LiteRT exports (float, or full-integer with --int8).
 RUNTIMES = ("keras", "litert", "litert-int8")
-# report.py --tta: mirror averaging when the validation split says it helps (mirror.mirror_helps), always, or never.
+# report.py --tta: mirror averaging when the validation split says it helps (mirror.choose_mirror), always, or never.
 TTA_CHOICES = ("auto", "on", "off")
 ROLES = ("chief", "worker")  # the parts of a distributed search started by hand
 PRUNE_RULES = ("median", "none")

@@ -97,11 +97,14 @@ def _run_section(report: Report, dataset: PreparedDataset, space: dict[str, list
                  for name in dataset.class_names]
     trials = [*report.ranking, *report.excluded, *report.failed]
     seconds = sum(row.seconds or 0.0 for row in trials)
-    pruning = (f"{search.prune} (after {search.prune_warmup_trials} finished trials, never in the first "
-               f"{search.prune_warmup_epochs} epoch(s))" if search.median_pruning else "off")
-    if search.tuner == "asha":  # what stops its trials instead
+    if search.tuner == "asha":  # what stops its trials instead of the median rule
         pruning = (f"successive halving: rungs of {', '.join(map(str, rung_epochs(search.epochs)))} epochs, the best "
                    f"third of each rung continued, {search.proposals} proposals")
+    elif search.median_pruning:
+        pruning = (f"{search.prune} (after {search.prune_warmup_trials} finished trials, never in the first "
+                   f"{search.prune_warmup_epochs} epoch(s))")
+    else:
+        pruning = "off"
     # How a run was executed is not saved (settings.json holds what defines it), but every process that
     # ran trials left KerasTuner's tuner file: worker*.json under a chief, tuner0.json for a search alone.
     workers = sorted(path.stem for path in report.run.project.glob("worker*.json"))
