@@ -15,7 +15,7 @@ import search as search_script
 from tests.helpers import finished_configurations, search_args
 from tests.tiny_data import write_tiny_prepared
 from tuner.config import ExecutionOptions
-from tuner.config.spaces import MODERN_RECIPE
+from tuner.config.spaces import MODERN_BASELINE, MODERN_RECIPE
 from tuner.errors import SearchFailedError, TunerUsageError
 from tuner.execution import execution_role, run_search
 from tuner.rundir import Run, RunLock
@@ -348,6 +348,10 @@ def test_the_default_search_is_asha_over_the_modern_space_and_trains_each_config
     counts, records = configurations_per_rung(run)
     assert set(counts.values()) == {1} and Counter(rung for _, rung in counts) == {0: 3, 1: 1}
     assert all(record.status == "COMPLETED" for record in records.values())
+    # The first configuration is the recipe's baseline over this core, and it is the one continued to the full epochs.
+    baseline = {"conv_layers": 2, "nodes": 8, "dense_layers": 1, **MODERN_BASELINE}
+    assert records["0"].hyperparameters == baseline
+    assert [record.hyperparameters for record in records.values() if record.halving["rung"] == 1] == [baseline]
     assert {path.stem for path in run.project.glob("*.json")} - {"oracle"} >= {"chief", "worker0"}
 
 

@@ -30,10 +30,17 @@ def test_the_plan_keeps_a_third_at_each_rung():
     assert planned_configurations(10, 3) == [10, 3, 1]
 
 
-def halving_oracle(directory, epochs=9, configurations=9):
+def test_a_baseline_takes_one_place_at_every_rung_and_the_others_are_thinned_by_3():
+    # The default budget's sizes are unchanged: 26 others thinned to 8 and 2, the baseline beside them.
+    assert planned_configurations(27, 3, baseline=True) == [27, 9, 3]
+    assert planned_configurations(10, 3, baseline=True) == [10, 4, 2]
+    assert planned_configurations(1, 3, baseline=True) == [1, 1, 1]
+
+
+def halving_oracle(directory, epochs=9, configurations=9, baseline=None):
     """An ASHA oracle over conv_layers 1 2 3 x nodes 4 8 16 (9 configurations) in `directory`, reloaded if saved."""
     oracle = SuccessiveHalvingOracle(objective=keras_tuner.Objective("val_loss", "min"), epochs=epochs,
-                                     configurations=configurations, seed=1)
+                                     configurations=configurations, seed=1, baseline=baseline)
     oracle._set_project_dir(str(directory), "trials")
     space = keras_tuner.HyperParameters()
     space.Choice("conv_layers", [1, 2, 3])
@@ -76,6 +83,36 @@ def test_the_best_third_of_a_rung_is_promoted_as_soon_as_it_is_known_and_continu
     # Asynchronous: while the promoted trial trains, the next worker starts a new configuration.
     fresh = oracle.create_trial("tuner1")
     assert schedule(fresh) == (0, 0, 2, None) and configuration(fresh) not in [configuration(t) for t in first]
+
+
+BASELINE = {"conv_layers": 3, "nodes": 16}
+
+
+def test_the_baseline_is_proposed_first_and_continued_to_the_top_rung_whatever_its_rank(tmp_path):
+    oracle = halving_oracle(tmp_path, baseline=BASELINE)
+    rung0 = [oracle.create_trial(f"worker{index}") for index in range(4)]
+    assert configuration(rung0[0]) == BASELINE and BASELINE not in [configuration(t) for t in rung0[1:]]
+    # The baseline starts slowest (the worst of its rung); of the 3 others, the best third (one) goes on too.
+    for trial, loss in zip(rung0, (0.9, 0.3, 0.1, 0.2)):
+        finish(oracle, trial, loss)
+    promoted = [oracle.create_trial("a"), oracle.create_trial("b")]
+    assert [schedule(trial) for trial in promoted] == [(1, 2, 3, rung0[0].trial_id), (1, 2, 3, rung0[2].trial_id)]
+    fresh = oracle.create_trial("c")
+    assert schedule(fresh) == (0, 0, 2, None)  # nothing else earned it
+    for trial, loss in zip([*promoted, fresh], (0.5, 0.05, 0.95)):
+        finish(oracle, trial, loss)
+    # A reload (kill -9, a chief restart) knows the baseline by its values: it goes on to the full epochs.
+    oracle = halving_oracle(tmp_path, baseline=BASELINE)
+    assert repair_after_reload(oracle) == []
+    top = oracle.create_trial("d")
+    assert schedule(top) == (2, 3, 9, promoted[0].trial_id) and configuration(top) == BASELINE
+
+
+def test_without_a_baseline_the_first_configuration_is_a_random_draw(tmp_path):
+    first = [configuration(halving_oracle(tmp_path / str(seed)).create_trial("tuner0")) for seed in range(2)]
+    assert first[0] == first[1]  # the seeded draw, the same as before baselines existed
+    assert halving_oracle(tmp_path / "b", baseline=BASELINE).create_trial("tuner0").hyperparameters.values[
+        "conv_layers"] == 3
 
 
 def test_the_highest_rung_goes_first_and_a_new_result_can_earn_a_promotion_later(tmp_path):

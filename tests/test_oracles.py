@@ -129,7 +129,7 @@ def test_hyperband_plans_no_more_trials_than_its_space_has_new_configurations_fo
 @pytest.mark.parametrize("name, max_trials, planned", [
     ("grid", None, 4), ("grid", 3, 3), ("random", None, 4), ("random", 3, 3), ("bayesian", 3, 3),
     ("hyperband", None, 5), ("hyperband", 3, 3),
-    # asha, --epochs 3 (rungs of 2 and 3 epochs): the 4 configurations (fewer than its default 27) and the best
+    # asha, --epochs 3 (rungs of 2 and 3 epochs): the 4 configurations (fewer than its default 18) and the best
     # third of them continued; --max-trials 3 counts new configurations, so 3 + 1.
     ("asha", None, 5), ("asha", 3, 4)])
 @pytest.mark.parametrize("role", [None, "chief", "worker"])

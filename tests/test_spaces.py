@@ -28,8 +28,9 @@ def test_the_default_space_is_modern_searched_by_asha_and_the_tutorial_space_pla
     default = SearchSettings()
     assert (default.space, default.tuner, default.proposals) == ("modern", "asha", "random")
     assert list(run_space(default)) == ["conv_layers", "nodes", "dense_layers", *RECIPE]
-    # 27 new configurations, the best 9 continued and the best 3 trained in full.
-    assert planned_trials(make_tuner(default, CNNHyperModel((28, 28, 1), 2), Run(tmp_path / "modern")).oracle, space_size(default)) == 39
+    # 18 new configurations; the baseline and the best 5 others continued, the baseline and the best other in full.
+    modern = CNNHyperModel((28, 28, 1), 2, space="modern")
+    assert planned_trials(make_tuner(default, modern, Run(tmp_path / "modern")).oracle, space_size(default)) == 18 + 6 + 2
 
     settings = SearchSettings(space="tutorial")
     assert settings.tuner == "grid" and space_size(settings) == 27
@@ -38,6 +39,30 @@ def test_the_default_space_is_modern_searched_by_asha_and_the_tutorial_space_pla
     assert [item.name for item in hp.space] == ["conv_layers", "nodes", "dense_layers"] == list(run_space(settings))
     tuner = make_tuner(settings, CNNHyperModel((28, 28, 1), 2), Run(tmp_path / "run"))
     assert planned_trials(tuner.oracle, space_size(settings)) == 27
+
+
+def test_the_modern_search_starts_from_the_recipe_baseline_and_the_tutorial_grid_has_none(tmp_path):
+    from tuner.hypermodel import CNNHyperModel
+    from tuner.search import baseline_of, make_tuner
+
+    default = SearchSettings()
+    hypermodel = CNNHyperModel((28, 28, 1), 2, default.conv_layers, default.nodes, default.dense_layers, space="modern")
+    baseline = {"conv_layers": 3, "nodes": 128, "dense_layers": 2, "filters": "double", "batch_norm": True, "head": "gap",
+                "dropout": 0.2, "learning_rate": 0.003, "augment": "on"}
+    assert baseline_of(hypermodel) == baseline
+    assert make_tuner(default, hypermodel, Run(tmp_path / "modern")).oracle.baseline == baseline
+    # Every value is one the space holds, so the baseline is a configuration like any other.
+    hp = keras_tuner.HyperParameters()
+    hypermodel.declare_hyperparameters(hp)
+    assert {item.name: item.default for item in hp.space}.keys() == baseline.keys()
+    for item in hp.space:
+        value = baseline[item.name]
+        assert item.min_value <= value <= item.max_value if hasattr(item, "min_value") else value in item.values
+    # 3 conv blocks need 22 px: on 20 px images the baseline has the most that fit.
+    small = CNNHyperModel((20, 24, 1), 2, [1, 2, 3], [16, 64], [0, 1], space="modern")
+    assert {name: baseline_of(small)[name] for name in ("conv_layers", "nodes", "dense_layers")} == {
+        "conv_layers": 2, "nodes": 64, "dense_layers": 1}
+    assert baseline_of(CNNHyperModel((28, 28, 1), 2, default.conv_layers, default.nodes, default.dense_layers)) is None
 
 
 def test_a_settings_json_written_before_spaces_reads_as_the_tutorial_space_and_resumes():
@@ -88,6 +113,10 @@ def test_a_modern_random_search_runs_resumes_and_is_ranked_with_the_recipe_colum
         rows = list(csv.DictReader(file))
     assert len(rows) >= 1 and set(RECIPE) <= set(rows[0])
     assert (run_dir / "best" / "model.keras").is_file()
+    # Retrained, a modern winner trains for twice its best epoch, its learning rate decaying over all of them.
+    assert report_script.main(["--run-dir", str(run_dir), "--confirm", "0", "--tta", "off", "--no-html"]) == 0
+    metadata = json.loads((run_dir / "best" / "metadata.json").read_text())
+    assert metadata["epochs"] == 2 * metadata["validation"]["best_epoch"]
 
 
 def test_a_winner_at_the_edge_of_the_modern_spaces_ranges_is_noted_with_where_to_widen_them():

@@ -10,7 +10,7 @@ schedule values KerasTuner's Hyperband uses (`tuner/trial_id`, `tuner/epochs`, .
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import keras_tuner
 
@@ -27,10 +27,12 @@ from tuner.kerastuner_internals import (
 from tuner.trials import COMPLETED, IDLE, RUNNING, STOPPED, is_finite_number
 
 REDUCTION_FACTOR = 3
-# New configurations when --max-trials is not given: the tutorial grid's 27, and 3**3, so the rungs
-# fill exactly (27 configurations, 9 continued, 3 to the full epochs). With --epochs 10 (rungs of 2,
-# 3 and 10 epochs) that is 27 * 2 + 9 * 1 + 3 * 7 = 84 epochs of training, under a third of the grid's 270.
-DEFAULT_CONFIGURATIONS = 27
+# New configurations when --max-trials is not given, sized so that search + report take under half the tutorial
+# loop's time on 2 cores: 18 (the baseline and 17 random), 6 continued (the baseline and the best 5), 2 trained to
+# the full epochs (the baseline and the best other). With --epochs 10 (rungs of 2, 3 and 10 epochs) that is
+# 18 * 2 + 6 * 1 + 2 * 7 = 56 epochs of training, a fifth of the grid's 270. 27 (the grid's count) took 0.58x the
+# loop's time on the sample for about as many test errors (BENCHMARKS.md, "Better models").
+DEFAULT_CONFIGURATIONS = 18
 # Epochs of the first rung, at least: after one epoch of a small image set (tens of steps), batch norm, global
 # average pooling and low learning rates still score as chance, so one epoch ranks slow starters last, not worst
 # (BENCHMARKS.md, "Better models").
@@ -59,11 +61,17 @@ def rung_epochs(epochs: int, factor: int = REDUCTION_FACTOR) -> tuple[int, ...]:
     return tuple(rungs)
 
 
-def planned_configurations(configurations: int, rungs: int, factor: int = REDUCTION_FACTOR) -> list[int]:
-    """How many configurations reach each rung when every one finishes: n, n // 3, n // 9, ..."""
-    sizes = [configurations]
+def planned_configurations(configurations: int, rungs: int, factor: int = REDUCTION_FACTOR,
+                           baseline: bool = False) -> list[int]:
+    """How many configurations reach each rung when every one finishes: n, n // 3, n // 9, ...
+
+    With a baseline (one of the n, continued to every rung), the others are thinned: n, (n - 1) // 3 + 1, ...
+    """
+    kept = 1 if baseline and configurations else 0
+    others, sizes = configurations - kept, [configurations]
     for _ in range(rungs - 1):
-        sizes.append(sizes[-1] // factor)
+        others //= factor
+        sizes.append(others + kept)
     return sizes
 
 
@@ -80,13 +88,17 @@ class SuccessiveHalvingOracle(ConfigurationHashMixin, keras_tuner.oracles.Random
     Args:
         epochs: the full training of a configuration (the top rung); the rungs follow (rung_epochs).
         configurations: new configurations to try (--max-trials).
+        baseline: a configuration (hyperparameter values) to propose first and continue to every rung, whatever its
+            rank (config.spaces.modern_baseline); None for none. It counts among `configurations` and takes one
+            place at each rung, so the plan's sizes stay those without it.
         objective, seed, max_retries_per_trial, max_consecutive_failed_trials: as KerasTuner's.
     """
 
     def __init__(self, objective: Any, epochs: int, configurations: int = DEFAULT_CONFIGURATIONS,
-                 seed: int | None = None, **kwargs: Any) -> None:
+                 seed: int | None = None, baseline: dict[str, Any] | None = None, **kwargs: Any) -> None:
         self.rungs = rung_epochs(epochs)
         self.configurations = configurations
+        self.baseline = dict(baseline) if baseline else None
         # The base Oracle stops at max_trials trials: no configuration trains twice at a rung, so
         # configurations x rungs is never reached; it also sets the width of the trial ids.
         super().__init__(objective=objective, max_trials=configurations * len(self.rungs), seed=seed, **kwargs)
@@ -101,7 +113,7 @@ class SuccessiveHalvingOracle(ConfigurationHashMixin, keras_tuner.oracles.Random
         more than configurations x rungs.
         """
         configurations = min(self.configurations, space_size) if space_size else self.configurations
-        return sum(planned_configurations(configurations, len(self.rungs)))
+        return sum(planned_configurations(configurations, len(self.rungs), baseline=self.baseline is not None))
 
     # populate_space is KerasTuner's hook for a subclass: the base Oracle calls it for each new trial.
 
@@ -112,8 +124,10 @@ class SuccessiveHalvingOracle(ConfigurationHashMixin, keras_tuner.oracles.Random
             values = dict(earlier.hyperparameters.values)
             values.update(self.schedule(rung, continues=earlier.trial_id))
             return {"status": RUNNING, "values": values}
-        started = sum(rung_of(trial) == 0 for trial in self.trials.values())
-        if started < self.configurations:
+        started = [trial for trial in self.trials.values() if rung_of(trial) == 0]
+        if len(started) < self.configurations:
+            if self.baseline is not None and not any(map(self.is_baseline, started)):
+                return {"status": RUNNING, "values": {**self.baseline, **self.schedule(0)}}
             proposal = self.propose(trial_id)
             if proposal["status"] == RUNNING:
                 return {"status": RUNNING, "values": {**proposal["values"], **self.schedule(0)}}
@@ -147,7 +161,13 @@ class SuccessiveHalvingOracle(ConfigurationHashMixin, keras_tuner.oracles.Random
 
     def next_promotion(self) -> tuple[Any, int] | None:
         """(the trial to continue, the rung it goes to), from the highest rung that has one; None if none has."""
-        return next_promotion(list(self.trials.values()), len(self.rungs), self.objective.direction == "max")
+        return next_promotion(list(self.trials.values()), len(self.rungs), self.objective.direction == "max",
+                              always=self.is_baseline)
+
+    def is_baseline(self, trial: Any) -> bool:
+        """Whether `trial` trains the baseline configuration (at any rung: its schedule values aside)."""
+        return self.baseline is not None and (
+            self._compute_values_hash(trial.hyperparameters.values) == self._compute_values_hash(self.baseline))
 
 
 class BayesianSuccessiveHalvingOracle(SuccessiveHalvingOracle):
@@ -196,9 +216,12 @@ def rung_of(trial: Any) -> int | None:
     return rung if isinstance(rung, int) else None
 
 
-def next_promotion(trials: list[Any], rungs: int, maximize: bool = False,
-                   factor: int = REDUCTION_FACTOR) -> tuple[Any, int] | None:
+def next_promotion(trials: list[Any], rungs: int, maximize: bool = False, factor: int = REDUCTION_FACTOR,
+                   always: Callable[[Any], bool] = lambda trial: False) -> tuple[Any, int] | None:
     """ASHA's rule over KerasTuner trials: the best not-yet-promoted trial in the top 1/factor of its rung.
+
+    A trial for which `always` says so (the baseline) is promoted whatever its rank, first, and left out of the
+    others' ranking, so the top third of the others still goes on.
 
     Rungs are searched from the highest below the top down, so a configuration close to the full
     training goes on first. A trial counts at its rung once it is COMPLETED with a finite score;
@@ -209,8 +232,10 @@ def next_promotion(trials: list[Any], rungs: int, maximize: bool = False,
     for rung in reversed(range(rungs - 1)):
         finished = [trial for trial in trials if rung_of(trial) == rung and trial.status == COMPLETED
                     and is_finite_number(trial.score)]
-        finished.sort(key=lambda trial: (-trial.score if maximize else trial.score, trial.trial_id))
-        for trial in finished[:len(finished) // factor]:
+        kept = [trial for trial in finished if always(trial)]
+        ranked = sorted((trial for trial in finished if not always(trial)),
+                        key=lambda trial: (-trial.score if maximize else trial.score, trial.trial_id))
+        for trial in kept + ranked[:len(ranked) // factor]:
             if trial.trial_id not in continued:
                 return trial, rung + 1
     return None

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from tuner.cache import PreparedDataset
 from tuner.config import SearchSettings
-from tuner.config.spaces import UNCOUNTABLE_SPACE, has_grid
+from tuner.config.spaces import MODERN, UNCOUNTABLE_SPACE, has_grid, modern_baseline
 from tuner.files import read_json
 from tuner.halving import (
     DEFAULT_CONFIGURATIONS,
@@ -179,8 +179,8 @@ def make_tuner(settings: SearchSettings, hypermodel: CNNHyperModel, run: Run,
             # --max-trials counts new configurations here; their promotions are further trials.
             halving = BayesianSuccessiveHalvingOracle if settings.proposals == "bayesian" else SuccessiveHalvingOracle
             oracle = halving(objective=OBJECTIVE, epochs=settings.epochs,
-                                             configurations=settings.max_trials or DEFAULT_CONFIGURATIONS,
-                                             seed=settings.seed, **failures)
+                             configurations=settings.max_trials or DEFAULT_CONFIGURATIONS,
+                             seed=settings.seed, baseline=baseline_of(hypermodel), **failures)
             tuner = HalvingSearchTuner(oracle=oracle, **common)
         else:
             max_trials = settings.max_trials
@@ -192,6 +192,14 @@ def make_tuner(settings: SearchSettings, hypermodel: CNNHyperModel, run: Run,
     for line in printed.getvalue().splitlines():
         log.debug("keras_tuner: %s", line)
     return tuner
+
+
+def baseline_of(hypermodel: CNNHyperModel) -> dict[str, Any] | None:
+    """The configuration successive halving tries first and continues to the full epochs: the modern space's
+    baseline (config.spaces.modern_baseline); the tutorial's grid has none."""
+    if hypermodel.space != MODERN:
+        return None
+    return modern_baseline(hypermodel.conv_layers, hypermodel.nodes, hypermodel.dense_layers, min(hypermodel.input_shape[:2]))
 
 
 def space_size(settings: SearchSettings) -> int:

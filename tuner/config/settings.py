@@ -93,7 +93,7 @@ class SearchSettings:
                                      "or modern (the same core plus batch norm, filter doubling, global average pooling, "
                                      "dropout, a log-scale learning rate with cosine decay, augmentation)", choices=SPACE_NAMES)
     # The one setting a resume may change: a finished search can be extended with more trials.
-    max_trials: int | None = _opt(None, "stop after this many trials (omitted: the whole grid, or 10 for random/bayesian); for asha, the new configurations (omitted: 27)",
+    max_trials: int | None = _opt(None, "stop after this many trials (omitted: the whole grid, or 10 for random/bayesian); for asha, the new configurations (omitted: 18)",
                                   may_change=True)
     proposals: str = _opt("random", "how --tuner asha proposes new configurations: random, or bayesian "
                                     "(KerasTuner's Gaussian process on the first rung's results)", choices=PROPOSALS)

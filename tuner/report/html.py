@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner.cache import PreparedDataset
-from tuner.config.spaces import FloatRange
+from tuner.config.spaces import MODERN, FloatRange
 from tuner.files import atomic_write_text, read_json
 from tuner.halving import rung_epochs
 from tuner.plots import curves_figure, format_value, hyperparameters_figure, pareto_figure, png_bytes
@@ -99,7 +99,8 @@ def _run_section(report: Report, dataset: PreparedDataset, space: dict[str, list
     seconds = sum(row.seconds or 0.0 for row in trials)
     if search.tuner == "asha":  # what stops its trials instead of the median rule
         pruning = (f"successive halving: rungs of {', '.join(map(str, rung_epochs(search.epochs)))} epochs, the best "
-                   f"third of each rung continued, {search.proposals} proposals")
+                   f"third of each rung continued, {search.proposals} proposals"
+                   + (", the recipe's baseline proposed first and continued to the full epochs" if search.space == MODERN else ""))
     elif search.median_pruning:
         pruning = (f"{search.prune} (after {search.prune_warmup_trials} finished trials, never in the first "
                    f"{search.prune_warmup_epochs} epoch(s))")
