@@ -23,10 +23,10 @@ def test_prepare_search_report_predict(image_folder, tmp_path, capsys):
     ranking = json.loads(capsys.readouterr().out)
     assert [row["rank"] for row in ranking] == [1, 2, 3]
     # The top 2 were confirmed with 1 more seed each (report.py's default --confirm for an asha run, 2 1) at the
-    # full 3 epochs: the configuration that reached 3 epochs in the search (the recipe's baseline) has 2 full-length
-    # runs, the other (stopped at the first rung, 2 epochs) is ranked by its confirm run alone, either may win.
-    assert sorted(row["seeds"] for row in ranking[:2]) == [1, 2]
-    assert [row["pruned"] for row in ranking[:2] if row["seeds"] == 2] == [None]
+    # full 3 epochs: a configuration that reached 3 epochs in the search (the recipe's baseline) has 2 full-length
+    # runs, one stopped at the first rung (2 epochs) is ranked by its confirm run alone; which two are on top
+    # depends on the first rung's results.
+    assert [row["seeds"] for row in ranking[:2]] == [1 if row["pruned"] else 2 for row in ranking[:2]]
     assert ranking[0]["mean_val_loss"] <= ranking[1]["mean_val_loss"]
     assert (run / "best" / "model.keras").is_file() and (run / "results.csv").is_file()
     assert predict.main(["--model", str(run / "best"), str(image_folder / "cat")]) == 0

@@ -30,8 +30,8 @@ REDUCTION_FACTOR = 3
 # New configurations when --max-trials is not given, sized so that search + report take under half the tutorial
 # loop's time on 2 cores: 18 (the baseline and 17 random), 6 continued (the baseline and the best 5), 2 trained to
 # the full epochs (the baseline and the best other). With --epochs 10 (rungs of 2, 3 and 10 epochs) that is
-# 18 * 2 + 6 * 1 + 2 * 7 = 56 epochs of training, a fifth of the grid's 270. 27 (the grid's count) took 0.58x the
-# loop's time on the sample for about as many test errors (BENCHMARKS.md, "Better models").
+# 18 * 2 + 6 * 1 + 2 * 7 = 56 epochs of training, a fifth of the grid's 270. 27 (the grid's count) took 0.54x the
+# loop's time on the sample (before the longer retrain) for about as many test errors (BENCHMARKS.md, "Better models").
 DEFAULT_CONFIGURATIONS = 18
 # Epochs of the first rung, at least: after one epoch of a small image set (tens of steps), batch norm, global
 # average pooling and low learning rates still score as chance, so one epoch ranks slow starters last, not worst

@@ -98,9 +98,9 @@ def _run_section(report: Report, dataset: PreparedDataset, space: dict[str, list
     trials = [*report.ranking, *report.excluded, *report.failed]
     seconds = sum(row.seconds or 0.0 for row in trials)
     if search.tuner == "asha":  # what stops its trials instead of the median rule
+        baseline = ", the recipe's baseline proposed first and continued to the full epochs" if search.space == MODERN else ""
         pruning = (f"successive halving: rungs of {', '.join(map(str, rung_epochs(search.epochs)))} epochs, the best "
-                   f"third of each rung continued, {search.proposals} proposals"
-                   + (", the recipe's baseline proposed first and continued to the full epochs" if search.space == MODERN else ""))
+                   f"third of each rung continued, {search.proposals} proposals{baseline}")
     elif search.median_pruning:
         pruning = (f"{search.prune} (after {search.prune_warmup_trials} finished trials, never in the first "
                    f"{search.prune_warmup_epochs} epoch(s))")
