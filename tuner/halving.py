@@ -5,7 +5,9 @@ a worker asks for a trial, promote a configuration from the highest rung that ha
 top third of its finished configurations not promoted yet; otherwise start a new configuration
 at the first rung. No worker waits for a rung to fill. A promoted configuration is a new trial
 that continues the earlier one's training (kerastuner_internals.ContinuingTuner), named by the
-schedule values KerasTuner's Hyperband uses (`tuner/trial_id`, `tuner/epochs`, ...).
+schedule values KerasTuner's Hyperband uses (`tuner/trial_id`, `tuner/epochs`, ...). A baseline
+configuration, if given, is the first one started and is promoted at every rung whatever its rank:
+a configuration known to train well but slowly, which low rungs alone would drop.
 """
 
 from __future__ import annotations
