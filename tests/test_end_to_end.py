@@ -15,7 +15,7 @@ def test_prepare_search_report_predict(image_folder, tmp_path, capsys):
     prepared, run = tmp_path / "prepared", tmp_path / "run"
     assert data_prep.main(["--data-dir", str(image_folder), "--out", str(prepared), "--img-size", "16",
                            "--quiet"]) == 0
-    # The default search, asha over the modern space, made small: 3 configurations, the best continued to 3 epochs.
+    # The default search, asha over the modern space, made small: 3 configurations, the baseline continued to 3 epochs.
     assert search.main(["--data", str(prepared), "--run-dir", str(run), "--epochs", "3", "--max-trials", "3",
                         "--conv-layers", "1", "--nodes", "4", "--dense-layers", "0", "1", "--quiet"]) == 0
     capsys.readouterr()

@@ -337,8 +337,8 @@ def test_asha_promotes_and_a_promoted_trial_continues_its_earlier_rung(prepared,
 def test_the_default_search_is_asha_over_the_modern_space_and_trains_each_configuration_once_per_rung(
         prepared, tmp_path, capsys):
     # No --space, --tuner or --workers: the modern space by successive halving, a chief here and a worker process
-    # per core. A worker that finds nothing to promote and the budget used waits (IDLE) until the last first-rung
-    # result makes the promotion.
+    # per core. A worker that finds nothing to promote and the budget used waits (IDLE) until a first-rung result
+    # makes the promotion (here the baseline's, promoted whatever its rank; test_halving covers the waiting).
     run = Run(tmp_path / "run")
     argv = ["--data", str(prepared), "--run-dir", str(run.root), "--epochs", "3", "--max-trials", "3", *SMALL_CORE]
     assert search_script.main(argv) == 0, capsys.readouterr().err[-3000:]

@@ -31,8 +31,10 @@ def test_the_plan_keeps_a_third_at_each_rung():
 
 
 def test_a_baseline_takes_one_place_at_every_rung_and_the_others_are_thinned_by_3():
-    # The default budget's sizes are unchanged: 26 others thinned to 8 and 2, the baseline beside them.
+    # 27 keeps the sizes it had without a baseline (26 others thinned to 8 and 2, the baseline beside them); 18, the
+    # default, gives 18, 6 and 2.
     assert planned_configurations(27, 3, baseline=True) == [27, 9, 3]
+    assert planned_configurations(18, 3, baseline=True) == [18, 6, 2]
     assert planned_configurations(10, 3, baseline=True) == [10, 4, 2]
     assert planned_configurations(1, 3, baseline=True) == [1, 1, 1]
 
@@ -109,10 +111,22 @@ def test_the_baseline_is_proposed_first_and_continued_to_the_top_rung_whatever_i
 
 
 def test_without_a_baseline_the_first_configuration_is_a_random_draw(tmp_path):
-    first = [configuration(halving_oracle(tmp_path / str(seed)).create_trial("tuner0")) for seed in range(2)]
-    assert first[0] == first[1]  # the seeded draw, the same as before baselines existed
-    assert halving_oracle(tmp_path / "b", baseline=BASELINE).create_trial("tuner0").hyperparameters.values[
-        "conv_layers"] == 3
+    assert configuration(halving_oracle(tmp_path / "random").create_trial("tuner0")) != BASELINE  # seed 1 draws another
+    assert configuration(halving_oracle(tmp_path / "baseline", baseline=BASELINE).create_trial("tuner0")) == BASELINE
+
+
+def test_a_run_started_without_the_baseline_is_refused_when_resumed_with_one(tmp_path):
+    oracle = halving_oracle(tmp_path)
+    finish(oracle, oracle.create_trial("tuner0"), 0.3)
+    before = {path: path.read_bytes() for path in (tmp_path / "trials").rglob("*.json")}
+    with pytest.raises(TunerUsageError, match="started without the recipe's baseline configuration"):
+        repair_after_reload(halving_oracle(tmp_path, baseline=BASELINE))
+    assert {path: path.read_bytes() for path in (tmp_path / "trials").rglob("*.json")} == before
+    # The run the baseline started resumes.
+    fresh = tmp_path / "fresh"
+    oracle = halving_oracle(fresh, baseline=BASELINE)
+    finish(oracle, oracle.create_trial("tuner0"), 0.3)
+    assert repair_after_reload(halving_oracle(fresh, baseline=BASELINE)) == []
 
 
 def test_the_highest_rung_goes_first_and_a_new_result_can_earn_a_promotion_later(tmp_path):

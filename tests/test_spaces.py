@@ -57,7 +57,9 @@ def test_the_modern_search_starts_from_the_recipe_baseline_and_the_tutorial_grid
     assert {item.name: item.default for item in hp.space}.keys() == baseline.keys()
     for item in hp.space:
         value = baseline[item.name]
-        assert item.min_value <= value <= item.max_value if hasattr(item, "min_value") else value in item.values
+        # Compared with their types too: True == 1, and a Boolean given 1 would not be the Boolean's value.
+        assert item.min_value <= value <= item.max_value if hasattr(item, "min_value") else any(
+            value == choice and type(value) is type(choice) for choice in item.values)
     # 3 conv blocks need 22 px: on 20 px images the baseline has the most that fit.
     small = CNNHyperModel((20, 24, 1), 2, [1, 2, 3], [16, 64], [0, 1], space="modern")
     assert {name: baseline_of(small)[name] for name in ("conv_layers", "nodes", "dense_layers")} == {

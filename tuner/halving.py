@@ -30,8 +30,8 @@ from tuner.trials import COMPLETED, IDLE, RUNNING, STOPPED, is_finite_number
 
 REDUCTION_FACTOR = 3
 # New configurations when --max-trials is not given, sized so that search + report take under half the tutorial
-# loop's time on 2 cores: 18 (the baseline and 17 random), 6 continued (the baseline and the best 5), 2 trained to
-# the full epochs (the baseline and the best other). With --epochs 10 (rungs of 2, 3 and 10 epochs) that is
+# loop's time on 2 cores. In the modern space: 18 (the baseline and 17 proposed), 6 continued (the baseline and the
+# best 5), 2 trained to the full epochs (the baseline and the best other); without a baseline, 18, 6 and 2 as well. With --epochs 10 (rungs of 2, 3 and 10 epochs) that is
 # 18 * 2 + 6 * 1 + 2 * 7 = 56 epochs of training, a fifth of the grid's 270. 27 (the grid's count) took 0.54x the
 # loop's time on the sample (before the longer retrain) for about as many test errors (BENCHMARKS.md, "Better models").
 DEFAULT_CONFIGURATIONS = 18
@@ -91,8 +91,8 @@ class SuccessiveHalvingOracle(ConfigurationHashMixin, keras_tuner.oracles.Random
         epochs: the full training of a configuration (the top rung); the rungs follow (rung_epochs).
         configurations: new configurations to try (--max-trials).
         baseline: a configuration (hyperparameter values) to propose first and continue to every rung, whatever its
-            rank (config.spaces.modern_baseline); None for none. It counts among `configurations` and takes one
-            place at each rung, so the plan's sizes stay those without it.
+            rank (config.spaces.modern_baseline); None for none. It counts among `configurations`, and the others
+            are thinned by the reduction factor beside it (planned_configurations).
         objective, seed, max_retries_per_trial, max_consecutive_failed_trials: as KerasTuner's.
     """
 
@@ -152,7 +152,13 @@ class SuccessiveHalvingOracle(ConfigurationHashMixin, keras_tuner.oracles.Random
 
     def check_schedule(self) -> None:
         """Refuse a reloaded run whose trials trained other rungs than this version's (e.g. a first rung of 1 epoch):
-        a promotion would start from an epoch its earlier trial never reached."""
+        a promotion would start from an epoch its earlier trial never reached. Refuse one that started without this
+        version's baseline, too: it would arrive in the middle of the run, and the run's budget was planned without it."""
+        if self.baseline is not None and self.trials and not any(map(self.is_baseline, self.trials.values())):
+            raise TunerUsageError(
+                "this run's successive halving started without the recipe's baseline configuration, which this version "
+                "proposes first; search again with --overwrite (or another --run-dir), or resume it with the version "
+                "that made it.")
         for trial in self.trials.values():
             rung, trained = rung_of(trial), trial.hyperparameters.values.get(EPOCHS)
             if rung is not None and (rung >= len(self.rungs) or trained != self.rungs[rung]):
@@ -177,9 +183,9 @@ class BayesianSuccessiveHalvingOracle(SuccessiveHalvingOracle):
 
     The Gaussian process is fitted on the first rung only, where every configuration has a result
     after the same epochs; a later rung's lower losses come from longer training, not from a better
-    configuration. The first third of the configurations (at least RANDOM_START) are random draws,
-    as KerasTuner's own Bayesian oracle starts with random points; so is any proposal that repeats
-    a configuration already tried.
+    configuration. After the baseline (if any), the first third of the configurations (at least
+    RANDOM_START) are random draws, as KerasTuner's own Bayesian oracle starts with random points; so
+    is any proposal that repeats a configuration already tried.
     """
 
     def propose(self, trial_id: str) -> dict[str, Any]:

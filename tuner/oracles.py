@@ -75,7 +75,8 @@ def repair_after_reload(oracle: keras_tuner.Oracle) -> list[str]:
         The ids of the trials that will run again.
 
     Raises:
-        TunerUsageError: a successive-halving run whose rungs are not this version's.
+        TunerUsageError: a successive-halving run whose rungs are not this version's, or that started
+            without this version's baseline.
     """
     if isinstance(oracle, SuccessiveHalvingOracle):
         oracle.check_schedule()  # before anything is rewritten

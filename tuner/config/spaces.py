@@ -91,7 +91,7 @@ MODERN_BASELINE: dict[str, Any] = {"filters": "double", "batch_norm": True, "hea
 def modern_baseline(conv_layers: list[int], nodes: list[int], dense_layers: list[int], image_side: int) -> dict[str, Any]:
     """The baseline configuration of a modern space whose core is these values, for images of `image_side` pixels.
 
-    The most conv blocks the images allow (fewer are a failed trial), the widest --nodes (doubling keeps the early
+    The most conv blocks the images allow (more would be a failed trial), the widest --nodes (doubling keeps the early
     blocks narrow and cheap) and the most dense layers.
     """
     fitting = [layers for layers in conv_layers if smallest_side_for(layers) <= image_side] or conv_layers
