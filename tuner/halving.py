@@ -31,9 +31,10 @@ from tuner.trials import COMPLETED, IDLE, RUNNING, STOPPED, is_finite_number
 REDUCTION_FACTOR = 3
 # New configurations when --max-trials is not given, sized so that search + report take under half the tutorial
 # loop's time on 2 cores. In the modern space: 18 (the baseline and 17 proposed), 6 continued (the baseline and the
-# best 5), 2 trained to the full epochs (the baseline and the best other); without a baseline, 18, 6 and 2 as well. With --epochs 10 (rungs of 2, 3 and 10 epochs) that is
-# 18 * 2 + 6 * 1 + 2 * 7 = 56 epochs of training, a fifth of the grid's 270. 27 (the grid's count) took 0.54x the
-# loop's time on the sample (before the longer retrain) for about as many test errors (BENCHMARKS.md, "Better models").
+# best 5), 2 trained to the full epochs (the baseline and the best other); without a baseline, 18, 6 and 2 as well.
+# With --epochs 10 (rungs of 2, 3 and 10 epochs) that is 18 * 2 + 6 * 1 + 2 * 7 = 56 epochs of training, a fifth of
+# the grid's 270. 27 (the grid's count) took 0.54x the loop's time on the sample (before the longer retrain) for
+# about as many test errors (BENCHMARKS.md, "Better models").
 DEFAULT_CONFIGURATIONS = 18
 # Epochs of the first rung, at least: after one epoch of a small image set (tens of steps), batch norm, global
 # average pooling and low learning rates still score as chance, so one epoch ranks slow starters last, not worst
@@ -104,6 +105,8 @@ class SuccessiveHalvingOracle(ConfigurationHashMixin, keras_tuner.oracles.Random
         # The base Oracle stops at max_trials trials: no configuration trains twice at a rung, so
         # configurations x rungs is never reached; it also sets the width of the trial ids.
         super().__init__(objective=objective, max_trials=configurations * len(self.rungs), seed=seed, **kwargs)
+        # Hashed once: is_baseline compares it with every trial's each time a worker asks for one.
+        self._baseline_hash = self._compute_values_hash(self.baseline) if self.baseline else None
 
     def planned_trials(self, space_size: int | None = None) -> int:
         """Trials in all if every configuration finishes and none is promoted by mistake (the synchronous plan).
@@ -174,8 +177,8 @@ class SuccessiveHalvingOracle(ConfigurationHashMixin, keras_tuner.oracles.Random
 
     def is_baseline(self, trial: Any) -> bool:
         """Whether `trial` trains the baseline configuration (at any rung: its schedule values aside)."""
-        return self.baseline is not None and (
-            self._compute_values_hash(trial.hyperparameters.values) == self._compute_values_hash(self.baseline))
+        return self._baseline_hash is not None and (
+            self._compute_values_hash(trial.hyperparameters.values) == self._baseline_hash)
 
 
 class BayesianSuccessiveHalvingOracle(SuccessiveHalvingOracle):
@@ -241,7 +244,7 @@ def next_promotion(trials: list[Any], rungs: int, maximize: bool = False, factor
         finished = [trial for trial in trials if rung_of(trial) == rung and trial.status == COMPLETED
                     and is_finite_number(trial.score)]
         kept = [trial for trial in finished if always(trial)]
-        ranked = sorted((trial for trial in finished if not always(trial)),
+        ranked = sorted((trial for trial in finished if trial not in kept),
                         key=lambda trial: (-trial.score if maximize else trial.score, trial.trial_id))
         for trial in kept + ranked[:len(ranked) // factor]:
             if trial.trial_id not in continued:

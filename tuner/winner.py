@@ -155,9 +155,9 @@ def retrain_epochs(winner: TrialRow, search: SearchSettings) -> int:
     The search compares configurations at --epochs; the one model that is kept is trained once. A modern model's
     learning rate decays along a cosine over the retrain's own length, so a longer retrain anneals more slowly rather
     than training on at a high rate. Retraining the 4 configurations that had won benchmark splits (batch norm or not,
-    flatten or global average pooling; 11 pairs of split and configuration) for about twice their epochs made 99 test errors
-    instead of 121, and more in none of the 11 (BENCHMARKS.md, "Better models"). The tutorial space's constant rate
-    keeps its best epoch, as the tutorial does.
+    flatten or global average pooling; 11 pairs of split and configuration) for about twice their epochs made 99 test
+    errors instead of 121, and more in none of the 11 (BENCHMARKS.md, "Better models"). The tutorial space's constant
+    rate keeps its best epoch, as the tutorial does.
     """
     best = int(winner.median_best_epoch or winner.best_epoch or search.epochs)
     return best * MODERN_RETRAIN_FACTOR if search.space == MODERN else best

@@ -81,9 +81,9 @@ MODERN_RECIPE: dict[str, Dimension] = {
 # batch norm, filters doubling per block, global average pooling, some dropout, augmentation, Adam at 3x Keras' default
 # rate with cosine decay. A search that ranks by its low rungs alone loses it: augmentation and batch norm at a high
 # learning rate start slowly (0.84 validation loss after 2 epochs on the sample, against 0.24 for the rung's best;
-# about 0.1 after 10, the best of that search). Retrained as a winner is, it made 38 test errors over the 5 benchmark splits of
-# the sample, against 64 for the winners of a search without it and 88 for the tutorial loop's picks (BENCHMARKS.md,
-# "Better models"). The values are the recipe's usual ones, chosen before that measurement, not tuned on it.
+# about 0.1 after 10, the best of that search). Retrained as a winner is, it made 38 test errors over the 5 benchmark
+# splits of the sample, against 64 for the winners of a search without it and 88 for the tutorial loop's picks
+# (BENCHMARKS.md, "Better models"). The values are the recipe's usual ones, chosen before that measurement.
 MODERN_BASELINE: dict[str, Any] = {"filters": "double", "batch_norm": True, "head": "gap", "dropout": 0.2,
                                    "learning_rate": 0.003, "augment": "on"}
 
