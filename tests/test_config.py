@@ -141,6 +141,10 @@ def test_a_workers_argv_parses_back_into_the_same_run_as_a_worker_of_the_chief()
                                               quiet=True, debug=True, role="worker", oracle="127.0.0.1:8000")
     assert settings_to_argv(SearchSettings(), ExecutionOptions()) == []  # defaults need no flags, the tuner's neither
     assert settings_to_argv(SearchSettings(space="tutorial")) == ["--tuner", "grid", "--space", "tutorial"]
+    # asha is the default tuner, but not the tutorial space's: a worker of such a search must be told it.
+    tutorial_asha = SearchSettings(space="tutorial", tuner="asha")
+    assert settings_to_argv(tutorial_asha) == ["--tuner", "asha", "--space", "tutorial"]
+    assert parse_search_flags(settings_to_argv(tutorial_asha))[0] == tutorial_asha
 
 
 @pytest.mark.parametrize("workers", ["auto", "0", "1", "2", "1024"])

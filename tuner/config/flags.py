@@ -108,14 +108,21 @@ def settings_to_argv(*settings: Any) -> list[str]:
 
     A field at its default is left out: the other process has the same defaults, and its
     command line (in `ps`) shows only what was chosen. The default is the value a Settings made
-    with no arguments ends up with (a default resolved in __post_init__, as the tuner, included).
+    with no arguments ends up with (a default resolved in __post_init__, as the tuner, included),
+    unless the chosen fields resolve it to another value (the tuner of --space tutorial is grid, so
+    its asha must be said).
     """
     argv: list[str] = []
     for instance in settings:
+        fields = dataclasses.fields(instance)
         defaults = type(instance)()
-        for item in dataclasses.fields(instance):
+        chosen = {item.name for item in fields if getattr(instance, item.name) != getattr(defaults, item.name)}
+        # What the other process would make of the chosen flags alone: a field it resolves otherwise is said too.
+        resolved = type(instance)(**{name: getattr(instance, name) for name in chosen})
+        chosen |= {item.name for item in fields if getattr(resolved, item.name) != getattr(instance, item.name)}
+        for item in fields:
             value = getattr(instance, item.name)
-            if value == getattr(defaults, item.name):
+            if item.name not in chosen:
                 continue
             flag = [] if item.metadata["positional"] else [flag_of(item.name)]
             if value is True:
