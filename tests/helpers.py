@@ -20,6 +20,7 @@ def tiny_run(tmp_path_factory):
 
     The grid is conv_layers 1, 2, 3 x nodes 4 x dense_layers 0 with 2 epochs each; three
     conv+pool blocks do not fit 16x16 images, so trial 2 fails and trials 0 and 1 complete.
+    It has no confirm runs (search_args' --confirm 0), so report.py's tests train their own.
     """
     if "run" not in _MADE:
         from tuner.execution import run_search
@@ -38,7 +39,8 @@ def search_args(**values):
     The tutorial's space (and so its grid) unless `space` is given: these tests search tiny grids whose trial
     counts they know; the default space and search run in test_execution's as-a-user-runs-it tests.
     """
-    values = {"space": "tutorial", **values}
+    # No confirm runs unless a test asks: they would add trainings to every tiny search (the as-a-user tests have them).
+    values = {"space": "tutorial", "confirm": (0,), **values}
     names = {field.name for field in dataclasses.fields(SearchSettings)}
     settings = SearchSettings(**{name: value for name, value in values.items() if name in names})
     return settings, ExecutionOptions(**{name: value for name, value in values.items() if name not in names})
@@ -51,7 +53,8 @@ def tiny_winner(tmp_path_factory):
 
         prepared, run = tiny_run(tmp_path_factory)
         copy = copy_run(run, tmp_path_factory.mktemp("tiny_winner"))
-        assert report_script.main(["--run-dir", str(copy)]) == 0
+        # The tiny run's search confirmed nothing (search_args): report.py confirms as a grid search's default does.
+        assert report_script.main(["--run-dir", str(copy), "--confirm", "3", "2"]) == 0
         _MADE["winner"] = (prepared, copy)
     return _MADE["winner"]
 

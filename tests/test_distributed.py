@@ -34,10 +34,11 @@ def free_address():
         return f"127.0.0.1:{probe.getsockname()[1]}"
 
 
-def search_argv(prepared, run_dir, epochs=1, prune="none"):
-    # Six configurations of the tutorial's space: conv_layers 1, 2 x nodes 4, 8, 16 (its grid).
+def search_argv(prepared, run_dir, epochs=1, prune="none", confirm=("0",)):
+    # Six configurations of the tutorial's space: conv_layers 1, 2 x nodes 4, 8, 16 (its grid); no confirm runs
+    # unless a test is about them.
     return ["--data", str(prepared), "--run-dir", str(run_dir), "--space", "tutorial", "--epochs", str(epochs), "--conv-layers", "1", "2",
-            "--nodes", "4", "8", "16", "--dense-layers", "0", "--patience", "0", "--prune", prune]
+            "--nodes", "4", "8", "16", "--dense-layers", "0", "--patience", "0", "--prune", prune, "--confirm", *confirm]
 
 
 def start(argv, tuner_id=None, command=(), **popen):
@@ -124,6 +125,62 @@ def test_ctrl_c_stops_every_process_within_seconds_and_a_rerun_resumes(prepared,
     code, output = finish(start(argv))
     assert code == 0, output[-3000:]
     assert "Resuming" in output
+    assert_each_configuration_once(run_dir)
+
+
+def confirm_records(run_dir):
+    return {path: path.read_bytes() for path in Run(run_dir).confirm_records()}
+
+
+def confirm_lines(output):
+    return [line for line in output.splitlines() if " confirm " in f" {line}" and ": trial " in line]
+
+
+def test_kill_9_during_the_searchs_confirm_runs_then_the_same_command_trains_only_the_missing_ones(prepared, tmp_path):
+    run_dir = tmp_path / "run"
+    argv = search_argv(prepared, run_dir, epochs=4, confirm=("2", "3"))
+    launcher = start(argv)
+    try:
+        wait_until(lambda: confirm_records(run_dir), 180, "a finished confirm run")
+        children = psutil.Process(launcher.pid).children(recursive=True)
+        launcher.send_signal(signal.SIGKILL)
+        launcher.wait()
+        gone, alive = psutil.wait_procs(children, timeout=30)
+        assert not alive, f"orphan workers still running: {alive}"
+    finally:
+        launcher.kill()
+    saved = confirm_records(run_dir)
+    assert 1 <= len(saved) < 6, "the kill came after the last confirm run; make the runs longer"
+    code, output = finish(start(argv))
+    assert code == 0, output[-3000:]
+    assert f"Confirming the top 2 configuration(s) with 3 more seed(s) each: {6 - len(saved)} run(s) to train, " \
+           f"{len(saved)} saved." in output
+    after = confirm_records(run_dir)
+    assert all(after[path] == data for path, data in saved.items())  # nothing finished was trained again
+    assert sorted(path.relative_to(run_dir / "confirm").as_posix() for path in after) == [
+        f"trial_{trial}/seed_{index}.json" for trial in sorted({path.parent.name[6:] for path in after})
+        for index in (1, 2, 3)]
+    assert_each_configuration_once(run_dir)
+    assert f"confirm runs: 6 of the top configurations" in output
+
+
+def test_a_worker_killed_during_a_confirm_run_gives_it_back_and_each_run_is_trained_once(prepared, tmp_path):
+    run_dir = tmp_path / "run"
+    launcher = start(search_argv(prepared, run_dir, epochs=4, confirm=("2", "3")))
+    try:
+        # A confirm run is under way once its TensorBoard folder exists; none has finished yet.
+        wait_until(lambda: list((run_dir / "tensorboard" / "confirm").glob("*")), 180, "a confirm run under way")
+        assert not confirm_records(run_dir)
+        workers = psutil.Process(launcher.pid).children()
+        workers[0].send_signal(signal.SIGKILL)
+        code, output = finish(launcher)
+    finally:
+        launcher.kill()
+    assert code == 0, output[-3000:]
+    assert "was killed (signal 9); restarting it" in output
+    # The launcher restarts the worker under its own id; asking again gives its unfinished run back at once.
+    assert sorted(line.split(":")[0].split()[-1] for line in confirm_lines(output)) == [f"{n}/6" for n in range(1, 7)]
+    assert len(confirm_records(run_dir)) == 6
     assert_each_configuration_once(run_dir)
 
 

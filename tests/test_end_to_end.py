@@ -19,10 +19,14 @@ def test_prepare_search_report_predict(image_folder, tmp_path, capsys):
     assert search.main(["--data", str(prepared), "--run-dir", str(run), "--epochs", "3", "--max-trials", "3",
                         "--conv-layers", "1", "--nodes", "4", "--dense-layers", "0", "1", "--quiet"]) == 0
     capsys.readouterr()
+    # The search's workers trained the confirm runs; report.py reuses them and trains none again.
+    confirm_runs = {path: path.read_bytes() for path in (run / "confirm").rglob("seed_*.json")}
+    assert len(confirm_runs) == 2
     assert report.main(["--run-dir", str(run), "--format", "json"]) == 0
+    assert {path: path.read_bytes() for path in (run / "confirm").rglob("seed_*.json")} == confirm_runs
     ranking = json.loads(capsys.readouterr().out)
     assert [row["rank"] for row in ranking] == [1, 2, 3]
-    # The top 2 were confirmed with 1 more seed each (report.py's default --confirm for an asha run, 2 1) at the
+    # The top 2 were confirmed with 1 more seed each (the default --confirm for an asha run, 2 1) at the
     # full 3 epochs: a configuration that reached 3 epochs in the search (the recipe's baseline) has 2 full-length
     # runs, one stopped at the first rung (2 epochs) is ranked by its confirm run alone; which two are on top
     # depends on the first rung's results.

@@ -16,9 +16,11 @@ from tests.helpers import finished_configurations, search_args
 from tests.tiny_data import write_tiny_prepared
 from tuner.config import ExecutionOptions
 from tuner.config.spaces import MODERN_BASELINE, MODERN_RECIPE
+from tuner.confirm import missing_jobs
 from tuner.errors import SearchFailedError, TunerUsageError
 from tuner.execution import execution_role, run_search
-from tuner.rundir import Run, RunLock
+from tuner.report import rank_trials
+from tuner.rundir import Run, RunLock, RunRecord
 from tuner.trials import iter_trials
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,6 +78,14 @@ def test_every_tuner_searches_as_a_user_runs_it(prepared, tmp_path, capsys, tune
         assert {"chief", "worker0"} <= tuners <= {"chief", "worker0", "worker1"}, tuners
     settings = json.loads(run.settings.read_text())
     assert settings["search"]["tuner"] == tuner_name and settings["dataset"]["class_names"] == ["class0", "class1"]
+    # Then the same processes confirmed the top configurations (these tuners' default --confirm: the top 3 with 2 more
+    # seeds each); report.py finds them saved.
+    top, seeds = 3, 2
+    ranked = rank_trials(run)[0]
+    assert [path.relative_to(run.confirm_dir).as_posix() for path in run.confirm_records()] == [
+        f"trial_{row.trial}/seed_{index}.json" for row in sorted(ranked[:top], key=lambda row: row.trial)
+        for index in range(1, seeds + 1)]
+    assert not missing_jobs(run, RunRecord.from_json(settings), ranked[:top], seeds)
 
 
 def test_hyperband_runs_its_schedule_when_max_trials_is_above_it_and_progress_counts_it(prepared, tmp_path, capsys,
@@ -353,6 +363,10 @@ def test_the_default_search_is_asha_over_the_modern_space_and_trains_each_config
     assert records["0"].hyperparameters == baseline
     assert [record.hyperparameters for record in records.values() if record.halving["rung"] == 1] == [baseline]
     assert {path.stem for path in run.project.glob("*.json")} - {"oracle"} >= {"chief", "worker0"}
+    # asha's default --confirm: the top 2 configurations with 1 more seed each, trained by the same workers.
+    ranked = rank_trials(run)[0]
+    assert sorted(path.relative_to(run.confirm_dir).as_posix() for path in run.confirm_records()) == sorted(
+        f"trial_{row.trial}/seed_1.json" for row in ranked[:2])
 
 
 @pytest.mark.slow

@@ -133,6 +133,7 @@ def test_an_older_runs_execution_options_are_dropped_and_it_still_resumes(tmp_pa
     assert run.read_record() == record()
 
 
-def test_every_search_setting_but_max_trials_is_compared_on_resume():
+def test_every_search_setting_but_max_trials_and_confirm_is_compared_on_resume():
+    # A finished search can be extended with more trials, or more confirm runs; anything else would mix trials.
     names = [item.name for item in dataclasses.fields(SearchSettings)]
-    assert COMPARED_ON_RESUME == tuple(name for name in names if name != "max_trials")
+    assert COMPARED_ON_RESUME == tuple(name for name in names if name not in ("max_trials", "confirm"))

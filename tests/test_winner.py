@@ -22,7 +22,7 @@ def test_retrained_winner_reloads_with_the_stored_test_accuracy(tmp_path_factory
     prepared, run = tiny_winner(tmp_path_factory)
     metadata = json.loads((run / "best" / "metadata.json").read_text())
     results = json.loads((run / "results.json").read_text())
-    # report.py ran with its default --confirm: the winner is the first row after confirming, retrained for
+    # report.py ran with --confirm 3 2: the winner is the first row after confirming, retrained for
     # the median epoch of its best val_loss over the seeds.
     winner = results["ranking"][0]
     assert winner["seeds"] == 3 and metadata["trial_id"] == winner["trial"]

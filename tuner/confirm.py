@@ -29,6 +29,7 @@ from tuner.config import SearchSettings
 from tuner.confirm_workers import process_count, run_jobs, serve_jobs
 from tuner.errors import TunerUsageError
 from tuner.files import atomic_write_json, read_json
+from tuner.progress import log_confirm_run
 from tuner.rows import TrialRow
 from tuner.rundir import Run, RunRecord, load_run_dataset
 from tuner.state_checks import RunLimits, curve_problem, metric_problem
@@ -87,12 +88,8 @@ def confirm_top(run: Run, record: RunRecord, ranked: Sequence[TrialRow], top: in
         One Confirmation per confirmed configuration, in the order of `ranked`.
     """
     chosen = list(ranked[:top]) if seeds > 0 else []
-    missing = [(row, index) for row in chosen for index in range(1, seeds + 1)
-               if read_confirm_run(run, row, index, record) is None]
-    if missing:
-        log.info("Confirming the top %d configuration(s) with %d more seed(s) each: %d run(s) to train, %d saved.",
-                 len(chosen), seeds, len(missing), len(chosen) * seeds - len(missing))
-        jobs = [{"trial": row.trial, "hyperparameters": row.configuration(), "index": index} for row, index in missing]
+    jobs = missing_jobs(run, record, chosen, seeds)
+    if jobs:
         count = process_count(workers, len(jobs))
         # Loaded here even when workers train: a changed or missing dataset is refused before any process starts.
         dataset = load_run_dataset(record)
@@ -101,11 +98,23 @@ def confirm_top(run: Run, record: RunRecord, ranked: Sequence[TrialRow], top: in
         else:
             done = (train_confirm_run(run, record, dataset, job) for job in jobs)
         for number, saved in enumerate(done, start=1):
-            best = best_epoch(saved["epochs"])
-            log.info("confirm %d/%d: trial %s seed %d: best val_loss %s at epoch %s (%.0fs)", number, len(missing),
-                     saved["trial"], saved["index"], f"{best['val_loss']:.4f}" if best else "none (diverged)",
-                     best["epoch"] if best else "-", saved["seconds"])
+            log_confirm_run(saved, number, len(jobs))
     return [_confirmation(run, record, row, range(1, seeds + 1)) for row in chosen]
+
+
+def missing_jobs(run: Run, record: RunRecord, chosen: Sequence[TrialRow], seeds: int) -> list[dict[str, Any]]:
+    """The confirm runs of `chosen` under seeds 1..`seeds` that are not saved yet, as jobs for train_confirm_run;
+    says how many when there are any.
+
+    Raises:
+        TunerUsageError: a saved confirm run is damaged (read_confirm_run).
+    """
+    jobs = [{"trial": row.trial, "hyperparameters": row.configuration(), "index": index}
+            for row in chosen for index in range(1, seeds + 1) if read_confirm_run(run, row, index, record) is None]
+    if jobs:
+        log.info("Confirming the top %d configuration(s) with %d more seed(s) each: %d run(s) to train, %d saved.",
+                 len(chosen), seeds, len(jobs), len(chosen) * seeds - len(jobs))
+    return jobs
 
 
 def train_confirm_run(run: Run, record: RunRecord, dataset: PreparedDataset, job: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""How trials are executed: alone in this process, as a chief, as a worker, or through the local launcher."""
+"""How trials and then the confirm runs are executed: alone in this process, as a chief, as a worker, or through
+the local launcher."""
 
 from __future__ import annotations
 
@@ -15,15 +16,18 @@ import keras
 
 from tuner.cache import PreparedDataset
 from tuner.config import ExecutionOptions, SearchSettings
+from tuner.confirm import missing_jobs, train_confirm_run
 from tuner.data import ensure_prepared
-from tuner.distributed import OracleServer, join_as_worker, keep_ongoing_after_restart, parse_address, wait_for_chief
+from tuner.distributed import (OracleServer, confirm_as_worker, join_as_worker, keep_ongoing_after_restart, parse_address,
+                               wait_for_chief)
 from tuner.errors import SearchFailedError, TunerUsageError
 from tuner.files import atomic_write_json, read_json
 from tuner.hypermodel import build_hypermodel
 from tuner.launcher import follow_launcher, run_local_workers
 from tuner.kerastuner_internals import configure_keras_tuner, kerastuner_role
 from tuner.oracles import planned_trials, refuse_damaged_state, repair_after_reload
-from tuner.progress import SearchProgress
+from tuner.progress import SearchProgress, log_confirm_run
+from tuner.report.ranking import rank_trials
 from tuner.rundir import DatasetRecord, Run, RunLock, RunRecord
 from tuner.search import make_tuner, run_trials, space_size
 from tuner.trials import FAILED, PRUNED, RANKED, failure_reason, iter_trials
@@ -48,6 +52,7 @@ class SearchSummary:
     seconds: float
     pruned: int = 0
     retired: bool = False
+    confirm_runs: int = 0
 
 
 def execution_role(options: ExecutionOptions) -> str:
@@ -92,16 +97,17 @@ def run_search(settings: SearchSettings, options: ExecutionOptions) -> SearchSum
                 # Only the leader checks: a worker may read the chief's state between two of its writes.
                 refuse_damaged_state(run)
             run.write_record(record)
-            _lead(settings, options, run, dataset, resumed, role)
+            _lead(settings, options, run, dataset, record, resumed, role)
     # Whether the search as a whole failed is for the process that leads it to say: a worker that
     # retires while every trial so far has failed must not end the search with an error.
     return _summarise(run, resumed, space_size(settings) if settings.tuner == "grid" else None,
                       time.monotonic() - started, retired, judge=role != WORKER)
 
 
-def _lead(settings: SearchSettings, options: ExecutionOptions, run: Run, dataset: PreparedDataset, resumed: bool,
-          role: str) -> None:
-    """Own the oracle: run the trials here (ALONE), or serve them to workers (CHIEF, LAUNCHER)."""
+def _lead(settings: SearchSettings, options: ExecutionOptions, run: Run, dataset: PreparedDataset, record: RunRecord,
+          resumed: bool, role: str) -> None:
+    """Own the oracle: run the trials and then the confirm runs here (ALONE), or serve both to workers (CHIEF,
+    LAUNCHER)."""
     configure_keras_tuner()
     address = options.oracle or (f"127.0.0.1:{_free_port()}" if role == LAUNCHER else "")
     this_role = kerastuner_role(None) if role == ALONE else kerastuner_role(CHIEF, parse_address(address))
@@ -124,13 +130,16 @@ def _lead(settings: SearchSettings, options: ExecutionOptions, run: Run, dataset
             log.info("Starting %s: %s search, %s trials planned.", run.root, settings.tuner, progress.total or "?")
         if role == ALONE:
             run_trials(tuner, settings, run, dataset)
+            jobs = confirm_jobs(run, record)
+            for number, job in enumerate(jobs, start=1):
+                log_confirm_run(train_confirm_run(run, record, dataset, job), number, len(jobs))
             return
         if role == CHIEF:
             # A restarted chief lets live workers finish their trials; a launcher's workers died with it.
             keep_ongoing_after_restart(tuner.oracle, ongoing)
         tuner.oracle.verbose = 0  # KerasTuner's own trial display; the workers print progress lines
         tuner.save()
-        with OracleServer(tuner.oracle, address) as server:
+        with OracleServer(tuner.oracle, address, confirm_jobs=lambda: confirm_jobs(run, record)) as server:
             if role == LAUNCHER:
                 run_local_workers(settings, options, address, server)
             else:
@@ -150,7 +159,21 @@ def _work_for_chief(settings: SearchSettings, options: ExecutionOptions, run: Ru
         retired = join_as_worker(tuner, options.trials_per_process)
         log.info("Worker %s joined the search at %s.", tuner_id, options.oracle)
         run_trials(tuner, settings, run, dataset)
-        return retired()
+        if retired():
+            return True  # the fresh process that replaces this one trains the confirm runs
+        confirm_as_worker(options.oracle or "", tuner_id, lambda job: train_confirm_run(run, record, dataset, job))
+        return False
+
+
+def confirm_jobs(run: Run, record: RunRecord) -> list[dict[str, Any]]:
+    """The confirm runs a search trains once its trials are done: --confirm K R of its top configurations, as
+    report.py ranks them, that are not saved yet (a resumed search trains only what is missing).
+
+    Raises:
+        TunerUsageError: a saved confirm run is damaged.
+    """
+    top, seeds = record.search.confirm_counts
+    return missing_jobs(run, record, rank_trials(run)[0][:top], seeds)
 
 
 def _tuner_with_progress(settings: SearchSettings, run: Run, dataset: PreparedDataset) -> tuple[Any, SearchProgress]:
@@ -216,4 +239,4 @@ def _summarise(run: Run, resumed: bool, total: int | None, seconds: float, retir
                default=(None, None))
     pruned = sum(record.status == PRUNED for record in completed)
     return SearchSummary(run.root, resumed, len(completed), len(failed), total, best[1], best[0], seconds, pruned,
-                         retired)
+                         retired, confirm_runs=len(run.confirm_records()))

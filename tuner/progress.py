@@ -1,4 +1,4 @@
-"""What a search says while it runs: one progress line per finished trial (curves: training.CurveWriter)."""
+"""What a search says while it runs: one progress line per finished trial or confirm run (curves: training.CurveWriter)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from tuner.rundir import Run
-from tuner.trials import COMPLETED, FINISHED, RANKED, iter_trials
+from tuner.trials import COMPLETED, FINISHED, RANKED, best_epoch, iter_trials
 
 log = logging.getLogger(__name__)
 
@@ -71,3 +71,11 @@ def _finished_so_far(run: Run) -> tuple[int, tuple[float, str] | None]:
         if record.status in RANKED and loss is not None and (best is None or loss < best[0]):
             best = (loss, record.trial_id)
     return finished, best
+
+
+def log_confirm_run(saved: dict[str, Any], number: int, total: int) -> None:
+    """One progress line for a finished confirm run (confirm.train_confirm_run's record), the `number`th of `total`."""
+    best = best_epoch(saved["epochs"])
+    log.info("confirm %d/%d: trial %s seed %d: best val_loss %s at epoch %s (%.0fs)", number, total, saved["trial"],
+             saved["index"], f"{best['val_loss']:.4f}" if best else "none (diverged)", best["epoch"] if best else "-",
+             saved["seconds"])

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner.budget import Budget
+from tuner.config.confirm_counts import confirm_counts, require_confirm
 from tuner.config.spaces import DEFAULT_SPACE, DEFAULT_TUNERS, MODERN, SPACE_NAMES, has_grid
 from tuner.errors import TunerUsageError
 
@@ -113,6 +114,10 @@ class SearchSettings:
     prune: str = _opt("median", "stop a trial whose val_loss is behind the median of the finished trials at the same epoch", choices=PRUNE_RULES)
     prune_warmup_trials: int = _opt(5, "finished trials before any trial is pruned")
     prune_warmup_epochs: int = _opt(1, "epochs of every trial that are never pruned")
+    # Trained by the search's own workers once its trials are done; report.py reuses them (confirm.py).
+    confirm: tuple[int, ...] = _opt((), "once the trials are done, train the top K configurations with R more seeds each, "
+                                        "for report.py to rank them by their mean val_loss: K R, or 0 for off (default: "
+                                        "2 1 for asha, 3 2 for the other tuners)", may_change=True)
 
     def __post_init__(self) -> None:
         if self.tuner is None and self.space in DEFAULT_TUNERS:
@@ -153,6 +158,12 @@ class SearchSettings:
             raise TunerUsageError(f"--prune-warmup-trials must be at least 1 (a median needs a trial), got {self.prune_warmup_trials}.")
         if self.prune_warmup_epochs < 0:
             raise TunerUsageError(f"--prune-warmup-epochs must be 0 or more, got {self.prune_warmup_epochs}.")
+        require_confirm(self.confirm)
+
+    @property
+    def confirm_counts(self) -> tuple[int, int]:
+        """(K, R): the configurations the search confirms and the further seeds each; (0, 0) when off."""
+        return confirm_counts(self.confirm, self.tuner)
 
     @property
     def median_pruning(self) -> bool:
@@ -220,11 +231,6 @@ class ExecutionOptions:
         return dataclasses.replace(self, role="worker", oracle=oracle, workers="auto", overwrite=False)
 
 
-# report.py's --confirm by the run's tuner (None: any other): 3 x 2 shows a lucky winner drop (BENCHMARKS.md); asha's top
-# rung already trained its best configurations in full, so 2 x 1 keeps its search + report near half the loop's time.
-DEFAULT_CONFIRM: dict[str | None, tuple[int, int]] = {None: (3, 2), "asha": (2, 1)}
-
-
 @dataclass(frozen=True)
 class ReportSettings:
     """How `report.py` ranks a run's trials and retrains the winner."""
@@ -232,10 +238,10 @@ class ReportSettings:
     run_dir: str | None = _opt(None, "run directory to report on (default: the most recent under runs/)")
     format: str = _opt("table", "how the ranking is printed", choices=REPORT_FORMATS)
     top: int | None = _opt(None, "print only the best K trials and plot their curves (default: print all, plot 5); results.csv/.md keep all")
-    # Empty: the run's tuner's own (DEFAULT_CONFIRM), which confirm_counts resolves.
+    # Empty: what the search confirmed, which confirm_counts resolves.
     confirm: tuple[int, ...] = _opt((), "before retraining, train the top K configurations with R more seeds each and rank "
-                                        "them by their mean val_loss: K R, or 0 for off (default: 2 1 for an asha run, "
-                                        "3 2 for the others)")
+                                        "them by their mean val_loss: K R, or 0 for off (default: as the search did, "
+                                        "whose own runs are reused)")
     # As search.py's trials: a small CNN cannot keep several cores busy from one process.
     workers: str = _opt("auto", "confirm-run processes on this machine: auto (one per core, or per GPU), a number, or 0 to train them in this process")
     no_retrain: bool = _opt(False, "don't retrain; save the best trial's own weights as the winner")
@@ -259,18 +265,11 @@ class ReportSettings:
         _require_choice("--tta", self.tta, TTA_CHOICES)
         if self.int8 and self.no_export:
             raise TunerUsageError("--int8 writes a LiteRT export, --no-export writes none; pass one of them.")
-        if self.confirm not in ((), (0,)) and not (len(self.confirm) == 2 and 0 <= self.confirm[0] <= 100 and 0 <= self.confirm[1] <= 20):
-            raise TunerUsageError(
-                f"--confirm takes K R (top configurations 0..100, more seeds each 0..20) or 0 for off, "
-                f"got {' '.join(map(str, self.confirm)) or 'nothing'}; e.g. --confirm 3 2."
-            )
+        require_confirm(self.confirm)
 
-    def confirm_counts(self, tuner: str) -> tuple[int, int]:
-        """(K, R) for a run searched by `tuner`: configurations to confirm and further seeds each; (0, 0) when off."""
-        if self.confirm == (0,):
-            return (0, 0)
-        top, seeds = self.confirm or DEFAULT_CONFIRM.get(tuner, DEFAULT_CONFIRM[None])
-        return (top, seeds) if top and seeds else (0, 0)
+    def confirm_counts(self, search: SearchSettings) -> tuple[int, int]:
+        """(K, R) for a run searched with `search`: configurations to confirm and further seeds each; (0, 0) when off."""
+        return confirm_counts(self.confirm or search.confirm, search.tuner)
 
     def budget(self) -> Budget:
         """The size and speed budget of --max-params and --max-latency-ms."""

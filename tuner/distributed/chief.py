@@ -1,15 +1,17 @@
-"""The chief's side of a distributed search: its oracle served with leases, and a restart that keeps live workers' trials."""
+"""The chief's side of a distributed search: its oracle served with leases, a restart that keeps live workers' trials,
+and the confirm runs it hands out once the trials are done (confirm_runs)."""
 
 from __future__ import annotations
 
 import logging
 import time
 from concurrent import futures
-from typing import Any
+from typing import Any, Callable
 
 import grpc
 import keras_tuner
 
+from tuner.distributed.confirm_runs import ConfirmQueue
 from tuner.errors import TunerUsageError
 from tuner.kerastuner_internals import (
     OracleServicerBase,
@@ -31,9 +33,10 @@ LEASE_SECONDS = 30.0
 class _LeasingServicer(OracleServicerBase):
     """KerasTuner's oracle service, plus leases: a silent worker's trial is handed to another worker."""
 
-    def __init__(self, oracle: keras_tuner.Oracle, lease_seconds: float) -> None:
+    def __init__(self, oracle: keras_tuner.Oracle, lease_seconds: float, confirm: ConfirmQueue) -> None:
         super().__init__(oracle)
         self.lease_seconds = lease_seconds
+        self.confirm = confirm
         self.last_seen: dict[str, float] = {tuner_id: time.monotonic() for tuner_id in oracle.ongoing_trials}
 
     def _seen_trial(self, trial_id: str) -> None:
@@ -47,6 +50,7 @@ class _LeasingServicer(OracleServicerBase):
         trial = _create_trial_or_wait(self.oracle, request.tuner_id)
         if trial.status == STOPPED:
             self.told_every_worker_to_stop()
+            self.confirm.expect(request.tuner_id)  # it asks for confirm runs next
         return create_trial_response(trial)
 
     def GetTrial(self, request: Any, context: Any) -> Any:
@@ -106,6 +110,11 @@ def _search_finished(oracle: keras_tuner.Oracle) -> bool:
     return not oracle.ongoing_trials and not oracle.tuner_ids
 
 
+@keras_tuner.synchronized
+def _trials_finished(oracle: keras_tuner.Oracle) -> bool:
+    return not oracle.ongoing_trials
+
+
 def keep_ongoing_after_restart(oracle: keras_tuner.Oracle, ongoing: dict[str, str]) -> None:
     """After a chief restart, let live workers finish the trials they hold instead of re-running them.
 
@@ -123,17 +132,28 @@ def keep_ongoing_after_restart(oracle: keras_tuner.Oracle, ongoing: dict[str, st
 
 
 class OracleServer:
-    """The chief's gRPC service of `oracle` at `address`, with leases; poll() it until finished() says so.
+    """The chief's gRPC service of `oracle` at `address`, with leases, then of the confirm runs; poll() it until
+    finished() says so.
 
     Used as a context manager: the port is bound on entry (a port in use is an `error:`) and
     the server stopped on exit, however the block ends.
+
+    Args:
+        oracle: the search's oracle.
+        address: HOST:PORT to serve at.
+        lease_seconds: how long a silent worker keeps its trial or confirm run.
+        confirm_jobs: lists the confirm runs still to train once the trials are done (confirm.missing_jobs).
     """
 
-    def __init__(self, oracle: keras_tuner.Oracle, address: str, lease_seconds: float = LEASE_SECONDS) -> None:
+    def __init__(self, oracle: keras_tuner.Oracle, address: str, lease_seconds: float = LEASE_SECONDS,
+                 confirm_jobs: Callable[[], list[dict[str, Any]]] = list) -> None:
         self.oracle, self.address, self.lease_seconds = oracle, address, lease_seconds
+        self._confirm_jobs = confirm_jobs
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
-        self._servicer = _LeasingServicer(oracle, lease_seconds)
+        self.confirm = ConfirmQueue(lease_seconds)
+        self._servicer = _LeasingServicer(oracle, lease_seconds, self.confirm)
         add_oracle_service(self._servicer, self._server)
+        self.confirm.add_to(self._server)
 
     def __enter__(self) -> OracleServer:
         try:
@@ -152,12 +172,15 @@ class OracleServer:
         self._server.stop(grace=2)
 
     def poll(self) -> None:
-        """Send the trials of silent workers back to the queue; call it every second or so."""
+        """Send the trials of silent workers back to the queue, and list the confirm runs once the trials are done;
+        call it every second or so, from the thread that may raise (a damaged confirm run is an `error:`)."""
         reclaim_silent_trials(self.oracle, self._servicer.last_seen, self.lease_seconds)
+        if not self.confirm.listed and self._servicer.stopping and _trials_finished(self.oracle):
+            self.confirm.list_jobs(self._confirm_jobs())
 
     def finished(self) -> bool:
-        """True once every trial is finished and every worker has been told to stop."""
-        return self._servicer.stopping and _search_finished(self.oracle)
+        """True once every trial and confirm run is finished and every worker has been told to stop."""
+        return self._servicer.stopping and _search_finished(self.oracle) and self.confirm.finished()
 
     def serve_until_finished(self) -> None:
         while not self.finished():

@@ -1,4 +1,5 @@
-"""A worker's side of a distributed search: find the chief, beat while training, and call again across its restart."""
+"""A worker's side of a distributed search: find the chief, beat while training, call again across its restart, and
+train the confirm runs the chief hands out once the trials are done."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any, Callable
 
 import grpc
 
+from tuner.distributed.confirm_runs import ConfirmClient, confirm_for_chief
 from tuner.errors import TunerUsageError
 from tuner.kerastuner_internals import ask_for_space, make_trial, oracle_stub, replace_worker_calls
 from tuner.trials import IDLE, STOPPED
@@ -112,6 +114,16 @@ def join_as_worker(tuner: Any, trials_per_process: int = 0) -> Callable[[], bool
     replace_worker_calls(tuner.oracle, create_trial=waiting, wrap_stub=_RetryingStub)
     tuner.trial_guard = lambda trial_id: Heartbeat(tuner.oracle, trial_id)
     return lambda: retired
+
+
+def confirm_as_worker(address: str, worker: str, train: Callable[[dict[str, Any]], dict[str, Any]]) -> int:
+    """Train the confirm runs the chief at `address` hands out, until it has none left; how many this worker trained."""
+    channel = grpc.insecure_channel(address)
+    try:
+        return confirm_for_chief(_RetryingStub(ConfirmClient(channel)), worker, train, HEARTBEAT_SECONDS,
+                                 IDLE_WAIT_SECONDS)
+    finally:
+        channel.close()
 
 
 class _RetryingStub:

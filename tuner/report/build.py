@@ -49,7 +49,7 @@ def build_report(settings: ReportSettings) -> Report:
     fitting, excluded = apply_budget(ranked, budget)
     if budget.active:  # the winner is rank 1 of the trials within the budget
         fitting = assign_ranks(fitting)
-    top, seeds = settings.confirm_counts(record.search.tuner)
+    top, seeds = settings.confirm_counts(record.search)
     confirmations = confirm_top(run, record, fitting, top, seeds, settings.workers)
     ranking = rank_confirmed(fitting, confirmations) if confirmations else fitting
     front = pareto_front(ranked)

@@ -86,12 +86,16 @@ class Run:
 
     @property
     def confirm_dir(self) -> Path:
-        """report.py's confirm runs: the top configurations trained again under further seeds."""
+        """The confirm runs (of the search, or of report.py): the top configurations trained again under further seeds."""
         return self.root / "confirm"
 
     def confirm_record(self, trial_id: str, index: int) -> Path:
         """The per-epoch curve of confirm run `index` (1, 2, ...) of a trial's configuration."""
         return self.confirm_dir / f"trial_{trial_id}" / f"seed_{index}.json"
+
+    def confirm_records(self) -> list[Path]:
+        """Every saved confirm run's record."""
+        return sorted(self.confirm_dir.glob("trial_*/seed_*.json"))
 
     def confirm_tensorboard(self, trial_id: str, index: int) -> Path:
         return self.tensorboard / "confirm" / f"trial_{trial_id}-seed_{index}"

@@ -1,0 +1,193 @@
+"""Confirm runs handed out by a search's chief to its workers once the trials are done, with leases as for trials.
+
+When every trial has finished, the chief lists the confirm runs still missing (search.py --confirm K R:
+the top K configurations under R more seeds each; saved ones are skipped) and hands them, one at a time,
+to the workers that ask. A worker beats while it trains one, saves it (confirm.train_confirm_run, one
+atomic write) and says so. As for trials, a worker silent for longer than the lease loses its run to
+another worker. The saved files are the state: a restarted chief lists again what is missing, and a
+worker that beats for a run it still trains keeps it.
+
+The calls (Next, Beat, Finish) are a small gRPC service beside KerasTuner's on the chief's server, with
+JSON messages, so no protocol file is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+import grpc
+
+from tuner.progress import log_confirm_run
+
+log = logging.getLogger(__name__)
+
+SERVICE = "cnn_tuner.ConfirmRuns"
+_METHODS = ("Next", "Beat", "Finish")
+
+
+def _encode(message: dict[str, Any]) -> bytes:
+    return json.dumps(message).encode()
+
+
+def _key(job: dict[str, Any]) -> tuple[str, int]:
+    return job["trial"], job["index"]
+
+
+class ConfirmQueue:
+    """The chief's side: the confirm runs still to train, which worker holds which, and who is still to be told
+    that none are left. Every method is safe to call from the gRPC threads and the chief's own."""
+
+    def __init__(self, lease_seconds: float) -> None:
+        self.lease_seconds = lease_seconds
+        self._lock = threading.Lock()
+        self._pending: list[dict[str, Any]] | None = None  # None until the trials are done and the runs are listed
+        self._held: dict[str, dict[str, Any]] = {}
+        # Workers that will ask or are asking for runs, with when each was last heard; told "done", they leave.
+        self._last_seen: dict[str, float] = {}
+        self._total = self._finished = 0
+
+    @property
+    def listed(self) -> bool:
+        return self._pending is not None
+
+    def list_jobs(self, jobs: list[dict[str, Any]]) -> None:
+        """The runs to hand out (confirm.missing_jobs), once the trials are done; runs workers already hold stay theirs."""
+        with self._lock:
+            held = {_key(job) for job in self._held.values()}
+            self._pending = [job for job in jobs if _key(job) not in held]
+            self._total = len(jobs)
+
+    def expect(self, worker: str) -> None:
+        """Note a worker that has been told its last trial: it will ask for confirm runs next."""
+        with self._lock:
+            self._last_seen[worker] = time.monotonic()
+
+    def next(self, worker: str) -> dict[str, Any]:
+        """{"job": a run} for `worker`, {"wait": True} while runs may still come, or {"done": True}."""
+        with self._lock:
+            self._last_seen[worker] = time.monotonic()
+            abandoned = self._held.pop(worker, None)
+            if abandoned is not None and self._pending is not None:  # it asks again, so it restarted without it
+                self._pending.insert(0, abandoned)
+            self._reclaim()
+            if self._pending is None:
+                return {"wait": True}
+            if self._pending:
+                self._held[worker] = self._pending.pop(0)
+                return {"job": self._held[worker]}
+            if self._held:
+                return {"wait": True}  # a worker on the last runs may yet die and its run come back
+            del self._last_seen[worker]
+            return {"done": True}
+
+    def beat(self, worker: str, job: dict[str, Any]) -> dict[str, Any]:
+        """`worker` still trains `job`: it keeps it, also after a chief restart that listed it as missing."""
+        with self._lock:
+            self._last_seen[worker] = time.monotonic()
+            if self._held.get(worker) != job:
+                self._held[worker] = job
+                if self._pending is not None:
+                    self._pending = [item for item in self._pending if _key(item) != _key(job)]
+        return {}
+
+    def finish(self, worker: str, saved: dict[str, Any]) -> dict[str, Any]:
+        """`worker` saved a run (train_confirm_run's record): it is no longer anyone's to train."""
+        key = (saved["trial"], saved["index"])
+        with self._lock:
+            self._last_seen[worker] = time.monotonic()
+            if self._held.get(worker) is not None and _key(self._held[worker]) == key:
+                del self._held[worker]
+            if self._pending is not None:
+                self._pending = [item for item in self._pending if _key(item) != key]
+            self._finished += 1
+            number, total = self._finished, max(self._total, self._finished)
+        log_confirm_run(saved, number, total)
+        return {}
+
+    def finished(self) -> bool:
+        """True once every run is saved and every worker that was to ask has been told there are no more."""
+        with self._lock:
+            self._reclaim()
+            return self._pending == [] and not self._held and not self._last_seen
+
+    def _reclaim(self) -> None:
+        # Under the lock: a silent worker's run goes back to the front of the queue, and the worker is forgotten.
+        now = time.monotonic()
+        for worker, seen in list(self._last_seen.items()):
+            if now - seen <= self.lease_seconds:
+                continue
+            del self._last_seen[worker]
+            job = self._held.pop(worker, None)
+            if job is not None:
+                log.warning("worker %s silent for %.0f s: the confirm run of trial %s seed %d goes back to the queue",
+                            worker, now - seen, job["trial"], job["index"])
+                if self._pending is not None:
+                    self._pending.insert(0, job)
+
+    def add_to(self, server: grpc.Server) -> None:
+        """Serve this queue's calls on the chief's gRPC `server` (before it starts)."""
+        calls: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "Next": lambda request: self.next(request["worker"]),
+            "Beat": lambda request: self.beat(request["worker"], request["job"]),
+            "Finish": lambda request: self.finish(request["worker"], request["saved"]),
+        }
+        handlers = {name: grpc.unary_unary_rpc_method_handler(
+            lambda request, context, call=call: call(request), request_deserializer=json.loads,
+            response_serializer=_encode) for name, call in calls.items()}
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+
+
+class ConfirmClient:
+    """A worker's calls to the chief's ConfirmQueue, each waiting for a chief that is (re)starting."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        for name in _METHODS:
+            setattr(self, name, channel.unary_unary(f"/{SERVICE}/{name}", request_serializer=_encode,
+                                                    response_deserializer=json.loads))
+
+
+def confirm_for_chief(stub: Any, worker: str, train: Callable[[dict[str, Any]], dict[str, Any]],
+                      heartbeat_seconds: float, idle_seconds: float) -> int:
+    """A worker's side: train the confirm runs the chief hands out until it says there are none left.
+
+    Args:
+        stub: a ConfirmClient (wrapped to call again across a chief's restart).
+        worker: this worker's id, as the oracle knows it.
+        train: trains and saves one run (confirm.train_confirm_run), returning its record.
+        heartbeat_seconds: how often to beat while training.
+        idle_seconds: how long to wait before asking again while other workers train the last runs.
+
+    Returns:
+        How many runs this worker trained.
+    """
+    trained = 0
+    while True:
+        answer = stub.Next({"worker": worker}, wait_for_ready=True)
+        if answer.get("done"):
+            return trained
+        if "job" not in answer:
+            time.sleep(idle_seconds)
+            continue
+        job = answer["job"]
+        stop = threading.Event()
+        beating = threading.Thread(target=_beat, args=(stub, worker, job, stop, heartbeat_seconds), daemon=True)
+        beating.start()
+        try:
+            saved = train(job)
+        finally:
+            stop.set()
+            beating.join(timeout=heartbeat_seconds * 2)
+        stub.Finish({"worker": worker, "saved": saved}, wait_for_ready=True)
+        trained += 1
+
+
+def _beat(stub: Any, worker: str, job: dict[str, Any], stop: threading.Event, seconds: float) -> None:
+    while not stop.wait(seconds):
+        try:
+            stub.Beat({"worker": worker, "job": job}, timeout=seconds)
+        except grpc.RpcError:
+            pass  # the chief may be restarting; the next beat tries again
