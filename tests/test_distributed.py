@@ -184,6 +184,36 @@ def test_a_worker_killed_during_a_confirm_run_gives_it_back_and_each_run_is_trai
     assert_each_configuration_once(run_dir)
 
 
+def test_a_chief_killed_during_the_confirm_runs_and_restarted_leaves_each_run_to_its_worker(prepared, tmp_path):
+    address, run_dir = free_address(), tmp_path / "run"
+    argv = search_argv(prepared, run_dir, epochs=4, confirm=("2", "3"))
+    chief = start(argv + ["--role", "chief", "--oracle", address])
+    workers = [start(argv + ["--role", "worker", "--oracle", address], tuner_id=f"worker{index}") for index in (0, 1)]
+    try:
+        wait_until(lambda: len(list((run_dir / "tensorboard" / "confirm").glob("*"))) >= 2, 180,
+                   "two confirm runs under way")
+        chief.send_signal(signal.SIGKILL)
+        chief.wait()
+        saved = confirm_records(run_dir)
+        assert len(saved) < 6, "the kill came after the last confirm run; make the runs longer"
+        chief = start(argv + ["--role", "chief", "--oracle", address])
+        for worker in workers:
+            code, output = finish(worker)
+            assert code == 0, output[-3000:]
+        code, output = finish(chief)
+        assert code == 0, output[-3000:]
+    finally:
+        for process in (chief, *workers):
+            process.kill()
+    # The restarted chief listed what was missing; the runs the workers were training stayed theirs (they beat for
+    # them), so no run was handed out twice.
+    finished = [line.split(": ")[1] for line in confirm_lines(output)]
+    assert len(finished) == len(set(finished)) and len(set(finished)) >= 6 - len(saved) - 1, output[-3000:]
+    after = confirm_records(run_dir)
+    assert len(after) == 6 and all(after[path] == data for path, data in saved.items())
+    assert_each_configuration_once(run_dir)
+
+
 def test_a_worker_killed_mid_trial_loses_nothing(prepared, tmp_path):
     address, run_dir = free_address(), tmp_path / "run"
     argv = search_argv(prepared, run_dir, epochs=8)

@@ -175,12 +175,17 @@ class OracleServer:
         """Send the trials of silent workers back to the queue, and list the confirm runs once the trials are done;
         call it every second or so, from the thread that may raise (a damaged confirm run is an `error:`)."""
         reclaim_silent_trials(self.oracle, self._servicer.last_seen, self.lease_seconds)
-        if not self.confirm.listed and self._servicer.stopping and _trials_finished(self.oracle):
+        if not self.confirm.listed and self._trials_done():
             self.confirm.list_jobs(self._confirm_jobs())
 
     def finished(self) -> bool:
         """True once every trial and confirm run is finished and every worker has been told to stop."""
-        return self._servicer.stopping and _search_finished(self.oracle) and self.confirm.finished()
+        return self._trials_done() and _search_finished(self.oracle) and self.confirm.finished()
+
+    def _trials_done(self) -> bool:
+        # A worker is told to stop only when no trial is left; one that asks for confirm runs was told so, maybe
+        # by this chief before a restart (its workers then never ask for a trial again).
+        return (self._servicer.stopping or self.confirm.asked) and _trials_finished(self.oracle)
 
     def serve_until_finished(self) -> None:
         while not self.finished():

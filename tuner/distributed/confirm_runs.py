@@ -49,10 +49,16 @@ class ConfirmQueue:
         # Workers that will ask or are asking for runs, with when each was last heard; told "done", they leave.
         self._last_seen: dict[str, float] = {}
         self._total = self._finished = 0
+        self._asked = False
 
     @property
     def listed(self) -> bool:
         return self._pending is not None
+
+    @property
+    def asked(self) -> bool:
+        """Whether a worker has asked for, or beaten for, a confirm run: it was told its last trial."""
+        return self._asked
 
     def list_jobs(self, jobs: list[dict[str, Any]]) -> None:
         """The runs to hand out (confirm.missing_jobs), once the trials are done; runs workers already hold stay theirs."""
@@ -70,6 +76,7 @@ class ConfirmQueue:
         """{"job": a run} for `worker`, {"wait": True} while runs may still come, or {"done": True}."""
         with self._lock:
             self._last_seen[worker] = time.monotonic()
+            self._asked = True
             abandoned = self._held.pop(worker, None)
             if abandoned is not None and self._pending is not None:  # it asks again, so it restarted without it
                 self._pending.insert(0, abandoned)
@@ -88,6 +95,7 @@ class ConfirmQueue:
         """`worker` still trains `job`: it keeps it, also after a chief restart that listed it as missing."""
         with self._lock:
             self._last_seen[worker] = time.monotonic()
+            self._asked = True
             if self._held.get(worker) != job:
                 self._held[worker] = job
                 if self._pending is not None:
