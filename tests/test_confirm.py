@@ -6,7 +6,9 @@ import logging
 import pandas as pd
 
 import report as report_script
+import search as search_script
 from tests.helpers import edit_json, one_error_line
+from tuner.config import ReportSettings, SearchSettings
 from tuner.confirm import Confirmation, confirm_seed, rank_confirmed
 from tuner.report import rank_trials, trials_dataframe
 from tuner.rundir import Run
@@ -108,10 +110,22 @@ def test_the_dataframe_has_one_row_per_ranked_trial_with_the_documented_columns(
     assert list(written["trial"]) == list(confirmed["trial"])
 
 
-def test_confirm_flag_is_checked(capsys):
-    for argv in (["--confirm", "3"], ["--confirm", "3", "2", "1"], ["--confirm", "-1", "2"], ["--confirm", "3", "99"]):
-        assert report_script.main(argv) == 2
-        one_error_line(capsys, "--confirm takes K R")
+def test_confirm_flag_is_checked_by_search_and_report(capsys):
+    for script in (report_script, search_script):
+        for argv in (["--confirm", "3"], ["--confirm", "3", "2", "1"], ["--confirm", "-1", "2"], ["--confirm", "3", "99"]):
+            assert script.main(argv) == 2
+            one_error_line(capsys, "--confirm takes K R")
+
+
+def test_the_search_confirms_its_tuners_default_and_the_report_follows_the_search_unless_told():
+    asha, grid = SearchSettings(), SearchSettings(space="tutorial")
+    assert asha.confirm_counts == (2, 1) and grid.confirm_counts == (3, 2)
+    more, off = SearchSettings(confirm=(5, 2)), SearchSettings(confirm=(0,))
+    assert more.confirm_counts == (5, 2) and off.confirm_counts == (0, 0)
+    # report.py's default is what the search did: it reuses those runs and trains no others.
+    assert [ReportSettings().confirm_counts(search) for search in (asha, grid, more, off)] == [(2, 1), (3, 2), (5, 2), (0, 0)]
+    assert ReportSettings(confirm=(3, 2)).confirm_counts(off) == (3, 2)
+    assert ReportSettings(confirm=(0,)).confirm_counts(asha) == (0, 0)
 
 
 def test_a_truncated_trial_in_the_top_k_is_ranked_by_its_confirm_runs_alone(run_copy):

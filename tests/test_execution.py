@@ -387,3 +387,21 @@ def test_kill_9_during_asha_then_resume_trains_each_configuration_once_per_rung(
     for record in records.values():
         if record.continues:
             assert record.history[0] == records[record.continues].history[0]
+
+
+def test_a_rerun_with_more_confirm_runs_trains_only_the_missing_ones_and_a_damaged_one_is_refused(prepared, tmp_path,
+                                                                                                 caplog):
+    caplog.set_level(logging.INFO)
+    run = Run(tmp_path / "run")
+    run_search(*tiny_settings(prepared, run.root, confirm=(1, 1)))
+    first = {path: path.read_bytes() for path in run.confirm_records()}
+    assert len(first) == 1
+    caplog.clear()
+    # --confirm may change on a resume, as --max-trials may: the finished search confirms one configuration more.
+    summary = run_search(*tiny_settings(prepared, run.root, confirm=(2, 1)))
+    assert "Confirming the top 2 configuration(s) with 1 more seed(s) each: 1 run(s) to train, 1 saved." in caplog.text
+    assert summary.confirm_runs == 2 and all(path.read_bytes() == data for path, data in first.items())
+    damaged = run.confirm_records()[0]
+    damaged.write_text("{}")
+    with pytest.raises(TunerUsageError, match=f"'{damaged}' is damaged"):
+        run_search(*tiny_settings(prepared, run.root, confirm=(2, 2)))

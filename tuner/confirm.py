@@ -222,7 +222,7 @@ def read_confirm_run(run: Run, row: TrialRow, index: int, record: RunRecord | No
     else:
         problem = curve_problem(epochs, RunLimits.of(record)) or metric_problem("seconds", data.get("seconds"))
     if problem:
-        raise TunerUsageError(f"'{path}' is damaged: {problem}; delete it and run report.py again to retrain it.")
+        raise TunerUsageError(f"'{path}' is damaged: {problem}; delete it, and the next search.py or report.py on this run retrains it.")
     return best_epoch(epochs) or {}
 
 
