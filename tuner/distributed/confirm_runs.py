@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 import grpc
 
+from tuner.kerastuner_internals import RPC_TIMEOUT_SECONDS
 from tuner.progress import log_confirm_run
 
 log = logging.getLogger(__name__)
@@ -174,7 +175,8 @@ def confirm_for_chief(stub: Any, worker: str, train: Callable[[dict[str, Any]], 
     """
     trained = 0
     while True:
-        answer = stub.Next({"worker": worker}, wait_for_ready=True)
+        # As KerasTuner's own calls: a chief that is down is waited for, up to RPC_TIMEOUT_SECONDS.
+        answer = stub.Next({"worker": worker}, wait_for_ready=True, timeout=RPC_TIMEOUT_SECONDS)
         if answer.get("done"):
             return trained
         if "job" not in answer:
@@ -189,7 +191,7 @@ def confirm_for_chief(stub: Any, worker: str, train: Callable[[dict[str, Any]], 
         finally:
             stop.set()
             beating.join(timeout=heartbeat_seconds * 2)
-        stub.Finish({"worker": worker, "saved": saved}, wait_for_ready=True)
+        stub.Finish({"worker": worker, "saved": saved}, wait_for_ready=True, timeout=RPC_TIMEOUT_SECONDS)
         trained += 1
 
 

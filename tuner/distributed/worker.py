@@ -12,7 +12,7 @@ from typing import Any, Callable
 import grpc
 
 from tuner.distributed.confirm_runs import ConfirmClient, confirm_for_chief
-from tuner.errors import TunerUsageError
+from tuner.errors import SearchFailedError, TunerUsageError
 from tuner.kerastuner_internals import ask_for_space, make_trial, oracle_stub, replace_worker_calls
 from tuner.trials import IDLE, STOPPED
 
@@ -122,6 +122,9 @@ def confirm_as_worker(address: str, worker: str, train: Callable[[dict[str, Any]
     try:
         return confirm_for_chief(_RetryingStub(ConfirmClient(channel)), worker, train, HEARTBEAT_SECONDS,
                                  IDLE_WAIT_SECONDS)
+    except grpc.RpcError as error:
+        raise SearchFailedError(f"the chief at {address} stopped answering during the confirm runs "
+                                f"({error.code().name}); start it again with the same command, then this worker") from None
     finally:
         channel.close()
 
