@@ -198,7 +198,7 @@ class ExecutionOptions:
     overwrite: bool = _opt(False, "start the run directory afresh instead of resuming it")
     # One process cannot keep several cores busy with small CNNs; replacing it every 20 trials bounds
     # the memory TensorFlow keeps of every model (about 7 MB each) at one TensorFlow import's cost.
-    workers: str = _opt("auto", "trial processes on this machine: auto (one per core, or per GPU), a number, or 0 to train in this process")
+    workers: str = _opt("auto", "trial (then confirm-run) processes on this machine: auto (one per core, or per GPU), a number, or 0 to train in this process")
     trials_per_process: int = _opt(20, "replace a trial process after this many trials, so memory stays bounded (0: never)")
     role: str | None = _opt(None, "part in a distributed search started by hand", choices=ROLES)
     oracle: str | None = _opt(None, "HOST:PORT of the chief's oracle, with --role")
@@ -243,7 +243,7 @@ class ReportSettings:
                                         "them by their mean val_loss: K R, or 0 for off (default: as the search did, "
                                         "whose own runs are reused)")
     # As search.py's trials: a small CNN cannot keep several cores busy from one process.
-    workers: str = _opt("auto", "confirm-run processes on this machine: auto (one per core, or per GPU), a number, or 0 to train them in this process")
+    workers: str = _opt("auto", "processes for the confirm runs the search did not train: auto (one per core, or per GPU), a number, or 0 to train them in this process")
     no_retrain: bool = _opt(False, "don't retrain; save the best trial's own weights as the winner")
     tta: str = _opt("auto", "test-time augmentation: the saved winner averages its answers for each image and its left-right "
                             "mirror image; auto does so when that lowers the winner's validation loss", choices=TTA_CHOICES)
