@@ -1,14 +1,17 @@
 """Confirm runs: the top configurations trained again under further seeds, so the winner is not one lucky draw.
 
-The search trains each configuration once, and the lowest of 27 noisy val_loss values is
-usually lower than its configuration deserves (the winner's curse). report.py therefore
-trains the top K configurations R more times each, on the same train/validation split and
-with the search's epochs and early stopping, and ranks them by the mean of their best
-val_loss over all seeds (the search's own run is one of them).
+The search trains each configuration once, and the lowest of many noisy val_loss values is
+usually lower than its configuration deserves (the winner's curse). So the top K configurations
+are trained R more times each, on the same train/validation split and with the search's epochs
+and early stopping, and report.py ranks them by the mean of their best val_loss over all seeds
+(the search's own run is one of them, unless it was truncated).
 
+The search trains them on its own worker processes once its trials are done (execution.py,
+distributed/confirm_runs.py); report.py trains only those still missing (a larger --confirm,
+another budget, a run of an older version), on processes of its own (confirm_workers).
 Each confirm run is saved to RUN/confirm/trial_<id>/seed_<n>.json in one atomic write when it
-has finished, so a killed report re-runs only the missing ones and a second report reuses them.
-With `--workers` they train in parallel on worker processes (confirm_workers), each seeded on its own.
+has finished, so a killed search or report re-runs only the missing ones and the next one reuses
+them. Each is seeded on its own, so its numbers do not depend on which process trained it.
 """
 
 from __future__ import annotations
