@@ -2,8 +2,8 @@
 
     python bench/distributed.py        # about 10 minutes on a 2-core machine
 
-Both runs go through `search.py --workers N` (a chief plus N worker processes on loopback,
-each worker's TensorFlow single-threaded), in one run, on the same prepared data;
+Both runs go through `search.py --workers N --confirm 0` (a chief plus N worker processes on
+loopback, each worker's TensorFlow single-threaded; the trials only), in one run, on the same prepared data;
 it prints each wall time and the speed-up (target on 2 cores: at least 1.6x).
 """
 
@@ -26,7 +26,7 @@ from tuner.trials import iter_trials  # noqa: E402
 
 def timed_search(data, run_dir, workers, extra):
     command = [sys.executable, "search.py", "--data", data, "--run-dir", str(run_dir), "--workers", str(workers),
-               "--overwrite", "--quiet", *extra]
+               "--overwrite", "--quiet", "--confirm", "0", *extra]
     # Single-threaded TensorFlow in every worker, as the target is stated, so the comparison is
     # one training process against two.
     env = {**os.environ, "TF_NUM_INTRAOP_THREADS": "1"}

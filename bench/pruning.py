@@ -3,8 +3,8 @@
     python bench/pruning.py                      # both datasets, 5 settings each: about 25 minutes here
     python bench/pruning.py --replay RUN...      # replay unpruned runs' curves under 24 settings: seconds
 
-Every setting runs `search.py` with its defaults otherwise (every core, patience 3) on the
-same prepared data, as a whole process: its wall time, how many trials were pruned, the best
+Every setting runs `search.py` with its defaults otherwise (every core, patience 3; no confirm
+runs, which pruning does not touch) on the same prepared data, as a whole process: its wall time, how many trials were pruned, the best
 val_loss found, and whether the winner is the one the unpruned search (`--prune none`) found.
 Each trial is seeded on its own, so an unpruned trial's curve is the same under every setting;
 what pruning can lose is only the trials it stops.
@@ -33,7 +33,7 @@ SETTINGS = {
 def run(data, run_dir, flags):
     started = time.perf_counter()
     result = subprocess.run([sys.executable, "search.py", "--data", data, "--run-dir", str(run_dir), "--overwrite",
-                             "--quiet", *flags], cwd=ROOT, capture_output=True, text=True)
+                             "--quiet", "--confirm", "0", *flags], cwd=ROOT, capture_output=True, text=True)
     if result.returncode != 0:
         sys.exit(f"search failed: {result.stderr[-2000:]}")
     seconds = time.perf_counter() - started

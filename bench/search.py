@@ -8,11 +8,13 @@ For each dataset (bench/datasets.py: the built-in sample, and 5 Animal-MNIST cla
 run, as whole processes on the same prepared data, it times:
   (a) the tutorial's loop: 27 configurations, 10 epochs each, plain model.fit on float
       arrays, one TensorBoard folder per model, no early stopping;
-  (b) `search.py --prune none --workers 1 --patience 0`: the same work through the tool (one
-      worker process beside the chief): b/a is its overhead (target <= 1.10);
+  (b) `search.py --prune none --workers 1 --patience 0 --confirm 0`: the same work through the tool
+      (one worker process beside the chief; no confirm runs, which the loop has no counterpart of):
+      b/a is its overhead (target <= 1.10);
   (b0) the same with `--workers 0` (trials in the search process, as before --workers auto);
-  (c) `search.py` with its defaults (pruning, every core): c/a (target <= 0.5) and the best
-      val_loss of each (target: c no more than 0.01 above a).
+  (c) `search.py` with its defaults (pruning, every core; since the fifth session of 2026-12-03 also
+      the confirm runs, once report.py's): c/a (target <= 0.5) and the best val_loss of each (target:
+      c no more than 0.01 above a).
 --memory runs a 100-trial random search (1 epoch per trial, a 324-configuration space) with the
 default process replacement, and once with --trials-per-process 0, sampling the RSS of the whole
 process tree after each finished trial; it prints the slope over trials 10-100 (target <= 3 MB).
@@ -52,8 +54,8 @@ def compare(dataset, work):
     print(f"(a) tutorial loop: {a_seconds:.1f} s, best val_loss {a_best:.4f}", flush=True)
     search = [sys.executable, "search.py", "--data", data, "--overwrite", "--quiet"]
     rows = {}
-    for label, flags in (("b", ["--prune", "none", "--workers", "1", "--patience", "0"]),
-                         ("b0", ["--prune", "none", "--workers", "0", "--patience", "0"]),
+    for label, flags in (("b", ["--prune", "none", "--workers", "1", "--patience", "0", "--confirm", "0"]),
+                         ("b0", ["--prune", "none", "--workers", "0", "--patience", "0", "--confirm", "0"]),
                          ("c", [])):
         seconds, out = timed(search + ["--run-dir", str(work / f"{dataset}-{label}"), *flags], work / f"{dataset}-{label}.log")
         rows[label] = (seconds, best_of_run(out), pruned_of_run(out))
