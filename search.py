@@ -28,8 +28,8 @@ def _search(argv):
     if summary.best_trial_id is not None:
         print(f"best: trial {summary.best_trial_id}, val_loss {summary.best_val_loss:.4f}")
     if summary.confirm_runs:
-        print(f"confirm runs: {summary.confirm_runs} of the top configurations under more seeds, in "
-              f"{summary.run_dir / 'confirm'} (report.py ranks by them)")
+        print(f"confirm runs: {summary.confirm_runs} saved in {summary.run_dir / 'confirm'} (the top configurations "
+              f"under more seeds; report.py ranks by them)")
     print(f"next: python report.py --run-dir {summary.run_dir}")
     print(f"curves: tensorboard --logdir {summary.run_dir}/tensorboard")
     return 0

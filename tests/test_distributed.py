@@ -161,7 +161,7 @@ def test_kill_9_during_the_searchs_confirm_runs_then_the_same_command_trains_onl
         f"trial_{trial}/seed_{index}.json" for trial in sorted({path.parent.name[6:] for path in after})
         for index in (1, 2, 3)]
     assert_each_configuration_once(run_dir)
-    assert f"confirm runs: 6 of the top configurations" in output
+    assert f"confirm runs: 6 saved in {run_dir / 'confirm'}" in output
 
 
 def test_a_worker_killed_during_a_confirm_run_gives_it_back_and_each_run_is_trained_once(prepared, tmp_path):
