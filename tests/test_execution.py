@@ -266,7 +266,8 @@ def test_kill_9_then_resume_completes_every_configuration_exactly_once(tmp_path,
     run_dir = tmp_path / "run"
     argv = ["--data", str(prepared), "--run-dir", str(run_dir), "--space", "tutorial", "--tuner", tuner_name, "--epochs", "6",
             "--patience", "0", "--conv-layers", "1", "2", "--nodes", "4", "8", "--dense-layers", "0",
-            "--max-trials", "4", "--quiet", "--prune-warmup-trials", "1", "--prune-warmup-epochs", "1"]
+            "--max-trials", "4", "--quiet", "--prune-warmup-trials", "1", "--prune-warmup-epochs", "1",
+            "--confirm", "0"]  # the trials' kill safety; the confirm runs' is test_distributed's
     for finished in (1, 2):
         assert run_until_killed(argv, run_dir, kill_after_finished=finished), "the search ended before the kill"
         assert sum(finished_configurations(run_dir).values()) < 4
@@ -374,7 +375,7 @@ def test_kill_9_during_asha_then_resume_trains_each_configuration_once_per_rung(
     prepared = write_tiny_prepared(tmp_path / "prepared", per_class=(300, 20, 20))
     run_dir = tmp_path / "run"
     argv = ["--data", str(prepared), "--run-dir", str(run_dir), "--epochs", "9", "--max-trials", "6", "--quiet",
-            "--workers", "0", *ASHA_FLAGS]
+            "--workers", "0", "--confirm", "0", *ASHA_FLAGS]
     for finished in (2, 4):
         assert run_until_killed(argv, run_dir, kill_after_finished=finished), "the search ended before the kill"
     result = subprocess.run([sys.executable, "search.py", *argv], cwd=ROOT, capture_output=True, text=True,

@@ -95,7 +95,7 @@ def test_a_modern_random_search_runs_resumes_and_is_ranked_with_the_recipe_colum
     run_dir = tmp_path / "run"
     argv = ["--data", str(prepared), "--run-dir", str(run_dir), "--space", "modern", "--tuner", "random",
             "--max-trials", "3", "--epochs", "2", "--conv-layers", "1", "2", "--nodes", "4", "8",
-            "--dense-layers", "0", "1", "--workers", "0", "--quiet"]
+            "--dense-layers", "0", "1", "--workers", "0", "--quiet", "--confirm", "0"]
     assert search_script.main(argv) == 0
     run = Run(run_dir)
     assert json.loads(run.settings.read_text())["search"]["space"] == "modern"
