@@ -20,6 +20,7 @@ from tuner.confirm import missing_jobs, train_confirm_run
 from tuner.data import ensure_prepared
 from tuner.distributed import (OracleServer, confirm_as_worker, join_as_worker, keep_ongoing_after_restart, parse_address,
                                wait_for_chief)
+from tuner.distributed.confirm_runs import RETIRE, TRIALS
 from tuner.errors import SearchFailedError, TunerUsageError
 from tuner.files import atomic_write_json, read_json
 from tuner.hypermodel import build_hypermodel
@@ -70,8 +71,8 @@ def run_search(settings: SearchSettings, options: ExecutionOptions) -> SearchSum
         options: how this process takes part (data, run directory, workers, role); never saved.
 
     Returns:
-        A summary: counts of completed, pruned and failed trials and the best one. For a
-        worker that stopped to be replaced (--trials-per-process), `retired` is True.
+        A summary: counts of completed, pruned and failed trials, the best one and the confirm runs
+        saved. For a worker that stopped to be replaced (--trials-per-process), `retired` is True.
 
     Raises:
         TunerUsageError: bad data, run directory or a changed search on resume.
@@ -139,7 +140,9 @@ def _lead(settings: SearchSettings, options: ExecutionOptions, run: Run, dataset
             keep_ongoing_after_restart(tuner.oracle, ongoing)
         tuner.oracle.verbose = 0  # KerasTuner's own trial display; the workers print progress lines
         tuner.save()
-        with OracleServer(tuner.oracle, address, confirm_jobs=lambda: confirm_jobs(run, record)) as server:
+        with OracleServer(tuner.oracle, address, confirm_jobs=lambda: confirm_jobs(run, record),
+                          confirm_saved=lambda job: run.confirm_record(job["trial"], job["index"]).exists(),
+                          restarted=resumed and role == CHIEF) as server:
             if role == LAUNCHER:
                 run_local_workers(settings, options, address, server)
             else:
@@ -148,7 +151,8 @@ def _lead(settings: SearchSettings, options: ExecutionOptions, run: Run, dataset
 
 def _work_for_chief(settings: SearchSettings, options: ExecutionOptions, run: Run, dataset: PreparedDataset,
                     record: RunRecord) -> bool:
-    """Run trials handed out by a chief, writing into the shared run directory; True if it retired."""
+    """Run the trials and then the confirm runs a chief hands out, writing into the shared run directory; True if
+    it retired (--trials-per-process trials, or as many confirm runs)."""
     follow_launcher()
     with kerastuner_role(WORKER, parse_address(options.oracle or "")) as tuner_id:
         wait_for_chief(options.oracle or "", options.connect_timeout)
@@ -158,11 +162,15 @@ def _work_for_chief(settings: SearchSettings, options: ExecutionOptions, run: Ru
         tuner, _ = _tuner_with_progress(settings, run, dataset)
         retired = join_as_worker(tuner, options.trials_per_process)
         log.info("Worker %s joined the search at %s.", tuner_id, options.oracle)
-        run_trials(tuner, settings, run, dataset)
-        if retired():
-            return True  # the fresh process that replaces this one trains the confirm runs
-        confirm_as_worker(options.oracle or "", tuner_id, lambda job: train_confirm_run(run, record, dataset, job))
-        return False
+        while True:
+            run_trials(tuner, settings, run, dataset)
+            if retired():
+                return True  # the fresh process that replaces this one goes on
+            # Then the confirm runs; a restarted chief may send it back to trials first (TRIALS).
+            ended = confirm_as_worker(options.oracle or "", tuner_id,
+                                      lambda job: train_confirm_run(run, record, dataset, job), options.trials_per_process)
+            if ended != TRIALS:
+                return ended == RETIRE
 
 
 def confirm_jobs(run: Run, record: RunRecord) -> list[dict[str, Any]]:

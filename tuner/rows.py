@@ -16,7 +16,7 @@ from typing import Any, Sequence
 METRIC_COLUMNS = ("val_loss", "val_accuracy", "best_epoch", "epochs", "pruned", "seconds")
 # A ranked row's size and speed (footprint.Footprint), measured when the trial's training ended.
 FOOTPRINT_COLUMNS = ("params", "weight_bytes", "latency_ms", "images_per_second", "threads")
-# The columns report.py's confirm runs add to a ranking: seeds is the number of runs of the configuration
+# The columns the confirm runs (the search's or report.py's) add to a ranking: seeds is the number of runs of the configuration
 # (the search's and the confirm runs), the mean and std are of their best val_loss.
 CONFIRM_COLUMNS = ("seeds", "mean_val_loss", "std_val_loss", "median_best_epoch")
 

@@ -69,7 +69,7 @@ def retrain_best(run: Run, record: RunRecord, winner: TrialRow, retrain: bool = 
 
     As in KerasTuner's "Retrain the model" guide: the winner's hyperparameters are built
     afresh and fitted, seeded, for the epoch count at which its trial reached its best
-    val_loss (the median over seeds when report.py confirmed it), with a TensorBoard log in RUN/tensorboard/best. With retrain=False the
+    val_loss (the median over seeds when it was confirmed), with a TensorBoard log in RUN/tensorboard/best. With retrain=False the
     trial's own best-epoch weights are loaded instead. With mirror averaging (`tta`), the model
     saved answers with the mean of its answers for an image and its mirror image. Either way it is evaluated
     on the test split (which the search never saw) and saved to RUN/best/ as model.keras

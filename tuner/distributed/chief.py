@@ -143,14 +143,19 @@ class OracleServer:
         address: HOST:PORT to serve at.
         lease_seconds: how long a silent worker keeps its trial or confirm run.
         confirm_jobs: lists the confirm runs still to train once the trials are done (confirm.missing_jobs).
+        confirm_saved: whether a confirm run is saved already.
+        restarted: this chief resumes a run whose workers may still be training confirm runs: it waits one lease
+            before handing any out, so that they can claim theirs.
     """
 
     def __init__(self, oracle: keras_tuner.Oracle, address: str, lease_seconds: float = LEASE_SECONDS,
-                 confirm_jobs: Callable[[], list[dict[str, Any]]] = list) -> None:
+                 confirm_jobs: Callable[[], list[dict[str, Any]]] = list,
+                 confirm_saved: Callable[[dict[str, Any]], bool] = lambda job: False, restarted: bool = False) -> None:
         self.oracle, self.address, self.lease_seconds = oracle, address, lease_seconds
         self._confirm_jobs = confirm_jobs
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
-        self.confirm = ConfirmQueue(lease_seconds)
+        self.confirm = ConfirmQueue(lease_seconds, self._trials_done, confirm_saved,
+                                    hold_seconds=lease_seconds if restarted else 0.0)
         self._servicer = _LeasingServicer(oracle, lease_seconds, self.confirm)
         add_oracle_service(self._servicer, self._server)
         self.confirm.add_to(self._server)
@@ -183,9 +188,9 @@ class OracleServer:
         return self._trials_done() and _search_finished(self.oracle) and self.confirm.finished()
 
     def _trials_done(self) -> bool:
-        # A worker is told to stop only when no trial is left; one that asks for confirm runs was told so, maybe
-        # by this chief before a restart (its workers then never ask for a trial again).
-        return (self._servicer.stopping or self.confirm.asked) and _trials_finished(self.oracle)
+        # A worker is told to stop only when no trial is left. After a restart, workers that were confirming are
+        # sent back to their trials first (ConfirmQueue.next), so this chief learns it too, or hands out new ones.
+        return self._servicer.stopping and _trials_finished(self.oracle)
 
     def serve_until_finished(self) -> None:
         while not self.finished():

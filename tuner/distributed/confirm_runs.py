@@ -4,8 +4,8 @@ When every trial has finished, the chief lists the confirm runs still missing (s
 the top K configurations under R more seeds each; saved ones are skipped) and hands them, one at a time,
 to the workers that ask. A worker beats while it trains one, saves it (confirm.train_confirm_run, one
 atomic write) and says so. As for trials, a worker silent for longer than the lease loses its run to
-another worker. The saved files are the state: a restarted chief lists again what is missing, and a
-worker that beats for a run it still trains keeps it.
+another worker. The saved files are the state: a restarted chief lists again what is missing, waits one
+lease before it hands anything out, and a worker that beats for a run it still trains keeps it.
 
 The calls (Next, Beat, Finish) are a small gRPC service beside KerasTuner's on the chief's server, with
 JSON messages, so no protocol file is needed.
@@ -40,33 +40,40 @@ def _key(job: dict[str, Any]) -> tuple[str, int]:
 
 class ConfirmQueue:
     """The chief's side: the confirm runs still to train, which worker holds which, and who is still to be told
-    that none are left. Every method is safe to call from the gRPC threads and the chief's own."""
+    that none are left. Every method is safe to call from the gRPC threads and the chief's own.
 
-    def __init__(self, lease_seconds: float) -> None:
-        self.lease_seconds = lease_seconds
+    Args:
+        lease_seconds: how long a silent worker keeps its run.
+        trials_done: whether every trial is finished and none is left to hand out (asked outside the lock).
+        is_saved: whether a run's record is saved already (a run handed back is skipped if so).
+        hold_seconds: after the listing, how long every worker is told to wait: a restarted chief gives the
+            workers still training runs time to beat for them before it hands anything out.
+    """
+
+    def __init__(self, lease_seconds: float, trials_done: Callable[[], bool],
+                 is_saved: Callable[[dict[str, Any]], bool], hold_seconds: float = 0.0) -> None:
+        self.lease_seconds, self.hold_seconds = lease_seconds, hold_seconds
+        self._trials_done, self._is_saved = trials_done, is_saved
         self._lock = threading.Lock()
         self._pending: list[dict[str, Any]] | None = None  # None until the trials are done and the runs are listed
+        self._hold_until = 0.0
         self._held: dict[str, dict[str, Any]] = {}
+        self._done: set[tuple[str, int]] = set()
         # Workers that will ask or are asking for runs, with when each was last heard; told "done", they leave.
         self._last_seen: dict[str, float] = {}
-        self._total = self._finished = 0
-        self._asked = False
+        self._total = 0
 
     @property
     def listed(self) -> bool:
         return self._pending is not None
 
-    @property
-    def asked(self) -> bool:
-        """Whether a worker has asked for, or beaten for, a confirm run: it was told its last trial."""
-        return self._asked
-
     def list_jobs(self, jobs: list[dict[str, Any]]) -> None:
         """The runs to hand out (confirm.missing_jobs), once the trials are done; runs workers already hold stay theirs."""
         with self._lock:
             held = {_key(job) for job in self._held.values()}
-            self._pending = [job for job in jobs if _key(job) not in held]
+            self._pending = [job for job in jobs if _key(job) not in held | self._done]
             self._total = len(jobs)
+            self._hold_until = time.monotonic() + self.hold_seconds
 
     def expect(self, worker: str) -> None:
         """Note a worker that has been told its last trial: it will ask for confirm runs next."""
@@ -74,17 +81,22 @@ class ConfirmQueue:
             self._last_seen[worker] = time.monotonic()
 
     def next(self, worker: str) -> dict[str, Any]:
-        """{"job": a run} for `worker`, {"wait": True} while runs may still come, or {"done": True}."""
+        """{"job": a run} for `worker`, {"wait": True} while runs may still come, {"trials": True} while trials are
+        left (a restarted chief's, maybe with a larger --max-trials), or {"done": True}."""
+        trials_done = self._trials_done()
         with self._lock:
             self._last_seen[worker] = time.monotonic()
-            self._asked = True
             abandoned = self._held.pop(worker, None)
             if abandoned is not None and self._pending is not None:  # it asks again, so it restarted without it
                 self._pending.insert(0, abandoned)
             self._reclaim()
             if self._pending is None:
-                return {"wait": True}
+                return {"wait": True} if trials_done else {"trials": True}
+            while self._pending and (_key(self._pending[0]) in self._done or self._is_saved(self._pending[0])):
+                self._done.add(_key(self._pending.pop(0)))  # saved by a worker killed before it said so
             if self._pending:
+                if time.monotonic() < self._hold_until:
+                    return {"wait": True}
                 self._held[worker] = self._pending.pop(0)
                 return {"job": self._held[worker]}
             if self._held:
@@ -93,14 +105,16 @@ class ConfirmQueue:
             return {"done": True}
 
     def beat(self, worker: str, job: dict[str, Any]) -> dict[str, Any]:
-        """`worker` still trains `job`: it keeps it, also after a chief restart that listed it as missing."""
+        """`worker` still trains `job`: it keeps it, also after a chief restart that listed it as missing, unless
+        the run is finished or another worker has it now (after this one's lease ran out)."""
         with self._lock:
             self._last_seen[worker] = time.monotonic()
-            self._asked = True
-            if self._held.get(worker) != job:
+            key = _key(job)
+            taken = any(_key(held) == key for other, held in self._held.items() if other != worker)
+            if key not in self._done and not taken and self._held.get(worker) != job:
                 self._held[worker] = job
                 if self._pending is not None:
-                    self._pending = [item for item in self._pending if _key(item) != _key(job)]
+                    self._pending = [item for item in self._pending if _key(item) != key]
         return {}
 
     def finish(self, worker: str, saved: dict[str, Any]) -> dict[str, Any]:
@@ -108,13 +122,14 @@ class ConfirmQueue:
         key = (saved["trial"], saved["index"])
         with self._lock:
             self._last_seen[worker] = time.monotonic()
-            if self._held.get(worker) is not None and _key(self._held[worker]) == key:
-                del self._held[worker]
+            for holder, job in list(self._held.items()):
+                if _key(job) == key:
+                    del self._held[holder]
             if self._pending is not None:
                 self._pending = [item for item in self._pending if _key(item) != key]
-            self._finished += 1
-            number, total = self._finished, max(self._total, self._finished)
-        log_confirm_run(saved, number, total)
+            self._done.add(key)
+            number, total = len(self._done), max(self._total, len(self._done))
+        log_confirm_run(saved, number, total)  # a run finished twice (a late worker's) shows its number twice
         return {}
 
     def finished(self) -> bool:
@@ -159,8 +174,12 @@ class ConfirmClient:
                                                     response_deserializer=json.loads))
 
 
+# What ended a worker's confirm phase: no runs left, trials to run first, or its --trials-per-process reached.
+DONE, TRIALS, RETIRE = "done", "trials", "retire"
+
+
 def confirm_for_chief(stub: Any, worker: str, train: Callable[[dict[str, Any]], dict[str, Any]],
-                      heartbeat_seconds: float, idle_seconds: float) -> int:
+                      heartbeat_seconds: float, idle_seconds: float, limit: int = 0) -> str:
     """A worker's side: train the confirm runs the chief hands out until it says there are none left.
 
     Args:
@@ -169,16 +188,21 @@ def confirm_for_chief(stub: Any, worker: str, train: Callable[[dict[str, Any]], 
         train: trains and saves one run (confirm.train_confirm_run), returning its record.
         heartbeat_seconds: how often to beat while training.
         idle_seconds: how long to wait before asking again while other workers train the last runs.
+        limit: stop after this many runs, so the process can be replaced (0: never), as --trials-per-process.
 
     Returns:
-        How many runs this worker trained.
+        DONE, TRIALS (the chief has trials to hand out: run them, then ask again) or RETIRE.
     """
     trained = 0
     while True:
+        if limit and trained >= limit:
+            return RETIRE
         # As KerasTuner's own calls: a chief that is down is waited for, up to RPC_TIMEOUT_SECONDS.
         answer = stub.Next({"worker": worker}, wait_for_ready=True, timeout=RPC_TIMEOUT_SECONDS)
         if answer.get("done"):
-            return trained
+            return DONE
+        if answer.get("trials"):
+            return TRIALS
         if "job" not in answer:
             time.sleep(idle_seconds)
             continue
@@ -198,6 +222,8 @@ def confirm_for_chief(stub: Any, worker: str, train: Callable[[dict[str, Any]], 
 def _beat(stub: Any, worker: str, job: dict[str, Any], stop: threading.Event, seconds: float) -> None:
     while not stop.wait(seconds):
         try:
-            stub.Beat({"worker": worker, "job": job}, timeout=seconds)
+            # Waiting for the connection (bounded by one beat) reaches a restarted chief as soon as it is back;
+            # a beat that times out is not made again.
+            stub.Beat({"worker": worker, "job": job}, wait_for_ready=True, timeout=seconds)
         except grpc.RpcError:
             pass  # the chief may be restarting; the next beat tries again

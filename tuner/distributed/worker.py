@@ -116,12 +116,14 @@ def join_as_worker(tuner: Any, trials_per_process: int = 0) -> Callable[[], bool
     return lambda: retired
 
 
-def confirm_as_worker(address: str, worker: str, train: Callable[[dict[str, Any]], dict[str, Any]]) -> int:
-    """Train the confirm runs the chief at `address` hands out, until it has none left; how many this worker trained."""
+def confirm_as_worker(address: str, worker: str, train: Callable[[dict[str, Any]], dict[str, Any]],
+                      limit: int = 0) -> str:
+    """Train the confirm runs the chief at `address` hands out, until it has none left (confirm_for_chief: DONE),
+    has trials to hand out first (TRIALS), or `limit` runs are trained (RETIRE; 0: no limit)."""
     channel = grpc.insecure_channel(address)
     try:
         return confirm_for_chief(_RetryingStub(ConfirmClient(channel)), worker, train, HEARTBEAT_SECONDS,
-                                 IDLE_WAIT_SECONDS)
+                                 IDLE_WAIT_SECONDS, limit)
     except grpc.RpcError as error:
         raise SearchFailedError(f"the chief at {address} stopped answering during the confirm runs "
                                 f"({error.code().name}); start it again with the same command, then this worker") from None

@@ -61,7 +61,7 @@ def trials_dataframe(run_dir: str | Path | None = None) -> Any:
         pruner stopped it at, else <NA>); seconds; params (model.count_params()), weight_bytes,
         latency_ms (median ms per image at batch 1), images_per_second (at batch 64) and threads (that
         TensorFlow could use while measuring), measured when the trial ended (<NA> for a run from
-        before they were). When report.py has confirmed the top trials,
+        before they were). When the top trials have saved confirm runs (the search's or report.py's),
         also seeds (runs of the configuration, the search's included), mean_val_loss and
         std_val_loss (of their best val_loss) and median_best_epoch; the confirmed rows come
         first, ordered by mean_val_loss.
