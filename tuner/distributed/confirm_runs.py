@@ -46,8 +46,8 @@ class ConfirmQueue:
         lease_seconds: how long a silent worker keeps its run.
         trials_done: whether every trial is finished and none is left to hand out (asked outside the lock).
         is_saved: whether a run's record is saved already (a run handed back is skipped if so).
-        hold_seconds: after the listing, how long every worker is told to wait: a restarted chief gives the
-            workers still training runs time to beat for them before it hands anything out.
+        hold_seconds: after the listing, how long every worker is told to wait and the queue is not finished: a
+            restarted chief gives the workers still training runs (or saving one) time to reach it first.
     """
 
     def __init__(self, lease_seconds: float, trials_done: Callable[[], bool],
@@ -133,10 +133,12 @@ class ConfirmQueue:
         return {}
 
     def finished(self) -> bool:
-        """True once every run is saved and every worker that was to ask has been told there are no more."""
+        """True once every run is saved and every worker that was to ask has been told there are no more; for a
+        restarted chief, not before its hold is over, as it may not have heard yet from every worker."""
         with self._lock:
             self._reclaim()
-            return self._pending == [] and not self._held and not self._last_seen
+            return (self._pending == [] and not self._held and not self._last_seen
+                    and time.monotonic() >= self._hold_until)
 
     def _reclaim(self) -> None:
         # Under the lock: a silent worker's run goes back to the front of the queue, and the worker is forgotten.

@@ -120,7 +120,9 @@ def confirm_as_worker(address: str, worker: str, train: Callable[[dict[str, Any]
                       limit: int = 0) -> str:
     """Train the confirm runs the chief at `address` hands out, until it has none left (confirm_for_chief: DONE),
     has trials to hand out first (TRIALS), or `limit` runs are trained (RETIRE; 0: no limit)."""
-    channel = grpc.insecure_channel(address)
+    # Reconnect within a second of a restarted chief's return (gRPC's default backoff grows to minutes), so its
+    # hold (chief.OracleServer's `restarted`) is enough to hear from every worker.
+    channel = grpc.insecure_channel(address, options=[("grpc.max_reconnect_backoff_ms", 1000)])
     try:
         return confirm_for_chief(_RetryingStub(ConfirmClient(channel)), worker, train, HEARTBEAT_SECONDS,
                                  IDLE_WAIT_SECONDS, limit)
