@@ -142,7 +142,8 @@ def _lead(settings: SearchSettings, options: ExecutionOptions, run: Run, dataset
         tuner.save()
         with OracleServer(tuner.oracle, address, confirm_jobs=lambda: confirm_jobs(run, record),
                           confirm_saved=lambda job: run.confirm_record(job["trial"], job["index"]).exists(),
-                          restarted=resumed and role == CHIEF) as server:
+                          # Only a restarted chief of a search that confirms can have workers on confirm runs.
+                          restarted=resumed and role == CHIEF and settings.confirm_counts != (0, 0)) as server:
             if role == LAUNCHER:
                 run_local_workers(settings, options, address, server)
             else:
