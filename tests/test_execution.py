@@ -392,7 +392,7 @@ def test_kill_9_during_asha_then_resume_trains_each_configuration_once_per_rung(
 
 def test_a_rerun_with_more_confirm_runs_trains_only_the_missing_ones_and_a_damaged_one_is_refused(prepared, tmp_path,
                                                                                                  caplog):
-    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.INFO, logger="tuner")  # search.py --quiet in another test may have raised it
     run = Run(tmp_path / "run")
     run_search(*tiny_settings(prepared, run.root, confirm=(1, 1)))
     first = {path: path.read_bytes() for path in run.confirm_records()}

@@ -16,7 +16,7 @@ import keras
 
 from tuner.cache import PreparedDataset
 from tuner.config import ExecutionOptions, SearchSettings
-from tuner.confirm import missing_jobs, train_confirm_run
+from tuner.confirm import confirm_top, missing_jobs, train_confirm_run
 from tuner.data import ensure_prepared
 from tuner.distributed import (OracleServer, confirm_as_worker, join_as_worker, keep_ongoing_after_restart, parse_address,
                                wait_for_chief)
@@ -27,7 +27,7 @@ from tuner.hypermodel import build_hypermodel
 from tuner.launcher import follow_launcher, run_local_workers
 from tuner.kerastuner_internals import configure_keras_tuner, kerastuner_role
 from tuner.oracles import planned_trials, refuse_damaged_state, repair_after_reload
-from tuner.progress import SearchProgress, log_confirm_run
+from tuner.progress import SearchProgress
 from tuner.report.ranking import rank_trials
 from tuner.rundir import DatasetRecord, Run, RunLock, RunRecord
 from tuner.search import make_tuner, run_trials, space_size
@@ -131,9 +131,7 @@ def _lead(settings: SearchSettings, options: ExecutionOptions, run: Run, dataset
             log.info("Starting %s: %s search, %s trials planned.", run.root, settings.tuner, progress.total or "?")
         if role == ALONE:
             run_trials(tuner, settings, run, dataset)
-            jobs = confirm_jobs(run, record)
-            for number, job in enumerate(jobs, start=1):
-                log_confirm_run(train_confirm_run(run, record, dataset, job), number, len(jobs))
+            confirm_top(run, record, rank_trials(run)[0], *settings.confirm_counts, workers="0")  # in this process
             return
         if role == CHIEF:
             # A restarted chief lets live workers finish their trials; a launcher's workers died with it.
