@@ -8,8 +8,8 @@ from pathlib import Path
 
 from tuner.cli import run_cli
 from tuner.config import PrepSettings, parse_settings
-from tuner.cache import DATASET_FILE, MANIFEST_FILE
-from tuner.data import format_summary, prepare_dataset
+from tuner.data.cache import DATASET_FILE, MANIFEST_FILE
+from tuner.data.prepare import format_summary, prepare_dataset
 
 
 def _prepare(argv):

@@ -13,7 +13,7 @@ from tuner.config import PredictSettings, parse_settings
 def _predict(argv):
     settings = parse_settings(PredictSettings, argv, "predict.py", "Classify images with the best model report.py saved.")
     from tuner.names import for_terminal
-    from tuner.predict import Classifier, exit_status, find_images, render
+    from tuner.winner.predict import Classifier, exit_status, find_images, render
 
     files = find_images(settings.paths)
     if settings.runtime == "keras":

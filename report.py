@@ -14,7 +14,7 @@ def _report(argv):
     from tuner.report import build_report, format_table, record_winner, summary_lines, to_dataframe
     from tuner.report.html import write_html
     from tuner.rundir import load_run_dataset
-    from tuner.winner import format_winner, retrain_best
+    from tuner.winner.retrain import format_winner, retrain_best
 
     if settings.confirm != (0,):
         import_tensorflow_quietly()  # the confirm runs train models

@@ -16,7 +16,7 @@ def _search(argv):
     logging.getLogger("tuner").setLevel(logging.WARNING if options.quiet else logging.NOTSET)
     # Imported here so that --help and flag errors answer without loading TensorFlow.
     import_tensorflow_quietly()
-    from tuner.execution import replace_this_process, run_search
+    from tuner.execution.roles import replace_this_process, run_search
 
     summary = run_search(settings, options)
     if summary.retired:

@@ -25,7 +25,7 @@ def write_class_folder(dest: Path, classes: dict) -> Path:
     """Write one folder of 1,000 PNGs per Animal-MNIST class in `classes` (label -> name); skipped if already there."""
     import cv2
 
-    from tuner.sample import load_animal_mnist
+    from tuner.data.sample import load_animal_mnist
 
     if all(len(list((dest / name).glob("*.png"))) == 1000 for name in classes.values()):
         return dest

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tuner.rundir import Run  # noqa: E402
-from tuner.trials import iter_trials  # noqa: E402
+from tuner.trials.records import iter_trials  # noqa: E402
 
 
 def timed_search(data, run_dir, workers, extra):

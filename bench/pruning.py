@@ -43,15 +43,15 @@ def run(data, run_dir, flags):
 
 
 def replay(run_dir, warmup_trials, warmup_epochs):
-    """Apply the median rule (tuner.pruning's own) to a finished --prune none run, trial by trial in id order.
+    """Apply the median rule (tuner.search.pruning's own) to a finished --prune none run, trial by trial in id order.
 
     Returns the share of the run's training seconds that would be spent, the number pruned, and
     the best val_loss (with its trial) the pruned search would report.
     """
     sys.path.insert(0, str(ROOT))
-    from tuner.pruning import median_verdict
+    from tuner.search.pruning import median_verdict
     from tuner.rundir import Run
-    from tuner.trials import iter_trials
+    from tuner.trials.records import iter_trials
 
     finished, spent, full, pruned, best = [], 0.0, 0.0, 0, (float("inf"), None)
     for record in iter_trials(Run(run_dir)):

@@ -87,7 +87,7 @@ def memory_run(data, run_dir, extra):
     """A 100-trial random search; the process tree's RSS after each finished trial (MB, by trial count)."""
     sys.path.insert(0, str(ROOT))
     from tuner.rundir import Run
-    from tuner.trials import FINISHED, iter_trials
+    from tuner.trials.records import FINISHED, iter_trials
 
     argv = [sys.executable, "search.py", "--data", data, "--run-dir", str(run_dir), "--overwrite", "--quiet",
             "--tuner", "random", "--max-trials", "100", "--epochs", "1", "--prune", "none",

@@ -60,7 +60,7 @@ def in_tmp_cwd(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def sample_dir(tmp_path_factory):
     """The built-in sample written once per session (2 x 1,000 PNGs); tests must not change it."""
-    from tuner.sample import write_sample
+    from tuner.data.sample import write_sample
 
     return write_sample(tmp_path_factory.mktemp("sample") / "sample")
 
@@ -94,10 +94,10 @@ def modern_model(tmp_path_factory):
     import keras
 
     from tests.tiny_data import write_tiny_prepared
-    from tuner.cache import load_prepared
-    from tuner.hypermodel import CNNHyperModel, build_model
-    from tuner.pipeline import search_pipelines
-    from tuner.training import fit
+    from tuner.data.cache import load_prepared
+    from tuner.model.hypermodel import CNNHyperModel, build_model
+    from tuner.model.pipeline import search_pipelines
+    from tuner.model.training import fit
 
     base = tmp_path_factory.mktemp("modern")
     dataset = load_prepared(write_tiny_prepared(base / "prepared", side=16, per_class=(20, 8, 8)))

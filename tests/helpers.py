@@ -9,7 +9,7 @@ from pathlib import Path
 from tests.tiny_data import write_tiny_prepared
 from tuner.config import ExecutionOptions, SearchSettings
 from tuner.rundir import Run
-from tuner.trials import FINISHED, iter_trials
+from tuner.trials.records import FINISHED, iter_trials
 
 # Session-wide cache: report and predict tests share one search instead of each running their own.
 _MADE = {}
@@ -23,7 +23,7 @@ def tiny_run(tmp_path_factory):
     It has no confirm runs (search_args' --confirm 0), so report.py's tests train their own.
     """
     if "run" not in _MADE:
-        from tuner.execution import run_search
+        from tuner.execution.roles import run_search
 
         base = tmp_path_factory.mktemp("tiny_run")
         prepared = write_tiny_prepared(base / "prepared", side=16, per_class=(20, 8, 8))

@@ -6,10 +6,10 @@ import pytest
 
 import report as report_script
 from tests.helpers import edit_json, one_error_line
-from tuner.budget import Budget, apply_budget, pareto_front
+from tuner.report.budget import Budget, apply_budget, pareto_front
 from tuner.errors import TunerUsageError
 from tuner.report import rank_trials
-from tuner.rows import TrialRow
+from tuner.trials.rows import TrialRow
 from tuner.rundir import Run
 
 QUICK = ["--confirm", "0", "--no-retrain", "--no-export"]

@@ -1,4 +1,4 @@
-"""tuner.cache: the prepared dataset on disk, written atomically, refused when foreign or damaged, never unpickled."""
+"""tuner.data.cache: the prepared dataset on disk, written atomically, refused when foreign or damaged, never unpickled."""
 
 import json
 import os
@@ -8,11 +8,11 @@ import zipfile
 import numpy as np
 import pytest
 
-import tuner.cache as cache
+import tuner.data.cache as cache
 import tuner.files as files
 from tests.tiny_data import all_arrays, prepare
-from tuner.cache import PreparedDataset, load_prepared, save_prepared
-from tuner.data import format_summary
+from tuner.data.cache import PreparedDataset, load_prepared, save_prepared
+from tuner.data.prepare import format_summary
 from tuner.errors import TunerUsageError
 
 

@@ -1,4 +1,4 @@
-"""tuner.confirm: the top configurations trained again under more seeds, resumable, reused, and ranked by their mean."""
+"""tuner.confirm.runs: the top configurations trained again under more seeds, resumable, reused, and ranked by their mean."""
 
 import json
 import logging
@@ -9,10 +9,10 @@ import report as report_script
 import search as search_script
 from tests.helpers import edit_json, one_error_line
 from tuner.config import ReportSettings, SearchSettings
-from tuner.confirm import Confirmation, confirm_seed, rank_confirmed
+from tuner.confirm.runs import Confirmation, confirm_seed, rank_confirmed
 from tuner.report import rank_trials, trials_dataframe
 from tuner.rundir import Run
-from tuner.rows import CONFIRM_COLUMNS, FOOTPRINT_COLUMNS, METRIC_COLUMNS, TrialRow
+from tuner.trials.rows import CONFIRM_COLUMNS, FOOTPRINT_COLUMNS, METRIC_COLUMNS, TrialRow
 
 HYPERPARAMETERS = ["conv_layers", "nodes", "dense_layers"]
 

@@ -1,4 +1,4 @@
-"""tuner.distributed.confirm_runs: the confirm runs a search's chief hands its workers once the trials are done."""
+"""tuner.execution.distributed.confirm_service: the confirm runs a search's chief hands its workers once the trials are done."""
 
 import logging
 import threading
@@ -7,7 +7,7 @@ from concurrent import futures
 
 import grpc
 
-from tuner.distributed.confirm_runs import DONE, RETIRE, ConfirmClient, ConfirmQueue, confirm_for_chief
+from tuner.execution.distributed.confirm_service import DONE, RETIRE, ConfirmClient, ConfirmQueue, confirm_for_chief
 
 A = {"trial": "0", "hyperparameters": {"nodes": 4}, "index": 1}
 B = {"trial": "1", "hyperparameters": {"nodes": 8}, "index": 1}

@@ -1,4 +1,4 @@
-"""tuner.confirm_workers: confirm runs trained on worker processes, identical to one by one, and safe to kill."""
+"""tuner.execution.pool: confirm runs trained on worker processes, identical to one by one, and safe to kill."""
 
 import json
 import logging
@@ -14,8 +14,8 @@ import pytest
 
 import report as report_script
 from tests.helpers import copy_run, edit_json, one_error_line
-from tuner.confirm import read_confirm_run
-from tuner.confirm_workers import process_count
+from tuner.confirm.runs import read_confirm_run
+from tuner.execution.pool import process_count
 from tuner.report import rank_trials
 from tuner.rundir import Run
 

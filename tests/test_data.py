@@ -1,4 +1,4 @@
-"""tuner.data: an image folder cleaned, deduplicated, balanced, split and cached; bad input refused."""
+"""tuner.data.prepare: an image folder cleaned, deduplicated, balanced, split and cached; bad input refused."""
 
 import json
 import os
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests.tiny_data import all_arrays, prepare, smooth
-from tuner.data import ensure_prepared, format_summary
+from tuner.data.prepare import ensure_prepared, format_summary
 from tuner.errors import TunerUsageError
 
 
@@ -28,7 +28,7 @@ def test_prepares_a_folder(image_folder, tmp_path):
 
 
 def test_test_files_name_each_test_images_source_in_its_class_folder(image_folder, write_image, tmp_path):
-    from tuner.images import decode_image
+    from tuner.data.images import decode_image
 
     write_image(image_folder / "dog" / "nested" / "dog 8.png", np.full((32, 32, 3), 77, np.uint8))
     dataset, _ = prepare(image_folder, tmp_path / "prepared", test_fraction=0.25, no_balance=True)

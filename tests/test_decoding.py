@@ -1,11 +1,11 @@
-"""tuner.decoding: parallel decoding gives the serial result, quietly, with a bar only on a terminal."""
+"""tuner.data.decoding: parallel decoding gives the serial result, quietly, with a bar only on a terminal."""
 
 import sys
 
 import numpy as np
 import pytest
 
-import tuner.decoding as decoding
+import tuner.data.decoding as decoding
 from tests.tiny_data import all_arrays, prepare, smooth
 
 

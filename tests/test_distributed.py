@@ -16,7 +16,7 @@ import pytest
 from tests.helpers import finished_configurations
 from tests.tiny_data import write_tiny_prepared
 from tuner.rundir import Run
-from tuner.trials import iter_trials
+from tuner.trials.records import iter_trials
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -303,7 +303,7 @@ def test_a_workers_call_cut_off_by_a_chief_restart_is_made_again():
     import grpc
     from keras_tuner.src import protos
 
-    from tuner.distributed.worker import _RetryingStub
+    from tuner.execution.distributed.worker import _RetryingStub
 
     address, calls, servers = free_address(), [], []
 

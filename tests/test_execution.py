@@ -16,12 +16,12 @@ from tests.helpers import finished_configurations, search_args
 from tests.tiny_data import write_tiny_prepared
 from tuner.config import ExecutionOptions
 from tuner.config.spaces import MODERN_BASELINE, MODERN_RECIPE
-from tuner.confirm import missing_jobs
+from tuner.confirm.runs import missing_jobs
 from tuner.errors import SearchFailedError, TunerUsageError
-from tuner.execution import execution_role, run_search
+from tuner.execution.roles import execution_role, run_search
 from tuner.report import rank_trials
 from tuner.rundir import Run, RunLock, RunRecord
-from tuner.trials import iter_trials
+from tuner.trials.records import iter_trials
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -311,7 +311,7 @@ def configurations_per_rung(run):
 def test_asha_promotes_and_a_promoted_trial_continues_its_earlier_rung(prepared, tmp_path, capsys, caplog):
     import h5py
 
-    from tuner.report.ranking import rank_trials
+    from tuner.trials.ranking import rank_trials
 
     caplog.set_level(logging.INFO)
     run = Run(tmp_path / "run")

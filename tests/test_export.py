@@ -1,4 +1,4 @@
-"""tuner.export and tuner.litert: the winner as LiteRT files, each checked against the Keras model on the test split."""
+"""tuner.winner.export and tuner.winner.litert: the winner as LiteRT files, each checked against the Keras model on the test split."""
 
 import json
 
@@ -8,14 +8,14 @@ import pytest
 import report as report_script
 from tests.helpers import copy_run, tiny_winner
 from tuner.errors import SearchFailedError
-from tuner.head import decide
-from tuner.litert import LiteRTModel
+from tuner.model.head import decide
+from tuner.winner.litert import LiteRTModel
 
 
 @pytest.fixture(scope="module")
 def winner(tmp_path_factory):
     """(the prepared dataset, RUN/best) of the tiny run after a default report."""
-    from tuner.cache import load_prepared
+    from tuner.data.cache import load_prepared
 
     prepared, run = tiny_winner(tmp_path_factory)
     return load_prepared(prepared), run / "best"
@@ -60,7 +60,7 @@ def test_int8_writes_a_full_integer_model_checked_on_the_test_split(tmp_path_fac
     results = json.loads((run_copy / "results.json").read_text())
     assert results["winner"]["exports"]["int8"] == check
     # The quantized input and output are converted by the reader: its labels match the check's accuracy.
-    from tuner.cache import load_prepared
+    from tuner.data.cache import load_prepared
 
     dataset = load_prepared(json.loads((run_copy / "settings.json").read_text())["dataset"]["path"])
     labels, _ = decide(LiteRTModel.load(run_copy / "best" / "model_int8.tflite").predict(dataset.x_test))
@@ -76,7 +76,7 @@ def test_no_export_writes_no_litert_file(tmp_path_factory, tmp_path):
 
 
 def test_a_float_export_that_disagrees_with_keras_is_refused(winner):
-    from tuner.export import check_export, refuse_a_float_export_that_disagrees
+    from tuner.winner.export import check_export, refuse_a_float_export_that_disagrees
 
     dataset, best = winner
     content = (best / "model.tflite").read_bytes()
@@ -126,7 +126,7 @@ def test_a_batch_norm_gap_model_round_trips_safe_mode_and_predict_py_classifies_
 
 
 def test_a_batch_norm_gap_model_exports_to_int8_with_bn_folded_and_the_keras_labels(modern_model, tmp_path):
-    from tuner.export import export_winner
+    from tuner.winner.export import export_winner
 
     dataset, model, _ = modern_model
     labels, _ = decide(model.predict(dataset.x_test, verbose=0))

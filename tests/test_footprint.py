@@ -1,17 +1,17 @@
-"""tuner.footprint: every trial's size and speed, recorded when it ends, in the ranking and in TensorBoard."""
+"""tuner.model.footprint: every trial's size and speed, recorded when it ends, in the ranking and in TensorBoard."""
 
 import json
 
 import pytest
 
 from tests.helpers import tiny_run
-from tuner.footprint import Footprint, footprint_problem, measure_footprint
+from tuner.model.footprint import Footprint, footprint_problem, measure_footprint
 from tuner.rundir import Run
-from tuner.trials import COMPLETED, iter_trials
+from tuner.trials.records import COMPLETED, iter_trials
 
 
 def test_a_models_footprint_counts_its_parameters_and_times_it():
-    from tuner.hypermodel import CNNHyperModel, build_model
+    from tuner.model.hypermodel import CNNHyperModel, build_model
 
     model = build_model(CNNHyperModel((16, 16, 1), 3), {"conv_layers": 1, "nodes": 4, "dense_layers": 1})
     footprint = measure_footprint(model)
@@ -50,9 +50,9 @@ def test_a_footprints_problem_is_named(damage, problem):
 
 
 def test_every_completed_trial_records_the_parameters_of_its_model(tmp_path_factory):
-    from tuner.cache import load_prepared
+    from tuner.data.cache import load_prepared
     from tuner.config import SearchSettings
-    from tuner.hypermodel import build_hypermodel, build_model
+    from tuner.model.hypermodel import build_hypermodel, build_model
 
     prepared, run = tiny_run(tmp_path_factory)
     dataset = load_prepared(prepared)

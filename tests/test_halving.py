@@ -1,4 +1,4 @@
-"""tuner.halving: ASHA's rungs and promotion rule, driven through the oracle on synthetic results (no training)."""
+"""tuner.search.halving: ASHA's rungs and promotion rule, driven through the oracle on synthetic results (no training)."""
 
 import json
 import math
@@ -7,11 +7,11 @@ import statistics
 import keras_tuner
 import pytest
 
-from tuner.halving import BayesianSuccessiveHalvingOracle, SuccessiveHalvingOracle, planned_configurations, rung_epochs
+from tuner.search.halving import BayesianSuccessiveHalvingOracle, SuccessiveHalvingOracle, planned_configurations, rung_epochs
 from tuner.errors import TunerUsageError
-from tuner.kerastuner_internals import configure_keras_tuner
-from tuner.oracles import planned_trials, repair_after_reload
-from tuner.trials import COMPLETED, IDLE, RUNNING, STOPPED
+from tuner.search.kerastuner import configure_keras_tuner
+from tuner.search.oracles import planned_trials, repair_after_reload
+from tuner.trials.records import COMPLETED, IDLE, RUNNING, STOPPED
 
 
 @pytest.fixture(autouse=True)

@@ -1,9 +1,9 @@
-"""tuner.head: the one rule for two classes (one sigmoid unit) and more (softmax), in training and prediction."""
+"""tuner.model.head: the one rule for two classes (one sigmoid unit) and more (softmax), in training and prediction."""
 
 import numpy as np
 import pytest
 
-from tuner.head import Head, decide
+from tuner.model.head import Head, decide
 
 
 def test_two_classes_get_one_sigmoid_unit_with_float_labels():

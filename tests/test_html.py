@@ -12,7 +12,7 @@ import pytest
 import report as report_script
 from tests.helpers import search_args
 from tests.tiny_data import write_tiny_prepared
-from tuner.cache import load_prepared, save_prepared
+from tuner.data.cache import load_prepared, save_prepared
 from tuner.config import ReportSettings
 from tuner.report import build_report
 from tuner.report.figures import thumbnail_png
@@ -89,7 +89,7 @@ def test_report_writes_a_self_contained_page_and_no_html_writes_none(run_copy, c
 @pytest.fixture(scope="module")
 def hostile_run(tmp_path_factory):
     """A one-trial search and report on a dataset whose class and file names are markup."""
-    from tuner.execution import run_search
+    from tuner.execution.roles import run_search
 
     base = tmp_path_factory.mktemp("hostile")
     dataset = load_prepared(write_tiny_prepared(base / "plain", side=16, per_class=(12, 4, 4)))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tuner.config import smallest_side_for
-from tuner.hypermodel import CNNHyperModel, block_filters, build_hypermodel, build_model, steps_per_epoch
+from tuner.model.hypermodel import CNNHyperModel, block_filters, build_hypermodel, build_model, steps_per_epoch
 
 
 def test_defaults_are_the_tutorials_first_configuration():
@@ -161,7 +161,7 @@ def test_the_learning_rate_decays_along_a_cosine_from_the_trials_value_to_zero_o
 
 def test_the_decay_steps_are_the_steps_of_the_whole_epochs_on_the_train_split(tmp_path):
     from tests.tiny_data import write_tiny_prepared
-    from tuner.cache import load_prepared
+    from tuner.data.cache import load_prepared
     from tuner.config import SearchSettings
 
     dataset = load_prepared(write_tiny_prepared(tmp_path / "prepared", per_class=(20, 8, 8)))  # 40 training images

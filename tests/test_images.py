@@ -1,4 +1,4 @@
-"""tuner.images: every format and every kind of junk file, decoded or skipped with a reason."""
+"""tuner.data.images: every format and every kind of junk file, decoded or skipped with a reason."""
 
 import os
 import sys
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests.tiny_data import smooth, two_tone
-from tuner.images import decode_image
+from tuner.data.images import decode_image
 
 LOSSLESS = [(".png", "a.png"), (".bmp", "a.bmp"), (".tiff", "a.tif"), (".webp", "a.webp"), (".png", "png named.jpg")]
 
@@ -181,7 +181,7 @@ def test_images_claiming_too_many_pixels_are_skipped_before_decoding(tmp_path):
 
     import cv2
 
-    from tuner.images import MAX_FILE_BYTES, decode_image
+    from tuner.data.images import MAX_FILE_BYTES, decode_image
 
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)

@@ -8,9 +8,9 @@ import pytest
 
 import report as report_script
 from tuner.config import ReportSettings
-from tuner.importance import MIN_TRIALS, categories_of, importances
+from tuner.report.importance import MIN_TRIALS, categories_of, importances
 from tuner.report import build_report, trials_dataframe
-from tuner.rows import TrialRow
+from tuner.trials.rows import TrialRow
 
 NAMES = ["conv_layers", "nodes", "dense_layers"]
 # val_loss as a function of nodes alone: the deciding hyperparameter.

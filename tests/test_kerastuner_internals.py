@@ -1,4 +1,4 @@
-"""tuner.kerastuner_internals: the one adapter to KerasTuner's private API, its version check and its role changes."""
+"""tuner.search.kerastuner: the one adapter to KerasTuner's private API, its version check and its role changes."""
 
 import importlib
 import os
@@ -6,9 +6,9 @@ import os
 import keras_tuner
 import pytest
 
-import tuner.kerastuner_internals as internals
+import tuner.search.kerastuner as internals
 from tuner.errors import TunerUsageError
-from tuner.kerastuner_internals import (
+from tuner.search.kerastuner import (
     KERASTUNER_ENVIRONMENT,
     RPC_TIMEOUT_SECONDS,
     WRITTEN_FOR,

@@ -1,4 +1,4 @@
-"""tuner.launcher: how many worker processes --workers means, and which GPU each one gets."""
+"""tuner.execution.launcher: how many worker processes --workers means, and which GPU each one gets."""
 
 import ctypes
 import logging
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tuner.launcher import (
+from tuner.execution.launcher import (
     LAUNCHER_PID_ENV,
     WORKER_MEMORY_BYTES,
     follow_launcher,
@@ -39,7 +39,7 @@ def test_auto_is_one_worker_per_gpu_and_a_number_is_taken_as_given():
 
 
 def test_a_number_above_what_memory_holds_is_capped_with_a_warning(caplog):
-    with caplog.at_level(logging.WARNING, logger="tuner.launcher"):
+    with caplog.at_level(logging.WARNING, logger="tuner.execution.launcher"):
         assert worker_count("6", [], cores=16, available_memory=int(2.5 * WORKER_MEMORY_BYTES)) == 2
         assert worker_count("6", [], cores=16, available_memory=0) == 1
     first, second = caplog.messages
@@ -73,7 +73,7 @@ def test_following_a_launcher_is_nothing_without_one(monkeypatch):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_a_worker_whose_launcher_is_gone_ends_itself():
     # The "launcher" is this test's shell: a pid that is not the worker's parent, as after a kill -9.
-    code = "from tuner.launcher import follow_launcher; follow_launcher(); print('still alive')"
+    code = "from tuner.execution.launcher import follow_launcher; follow_launcher(); print('still alive')"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
                             env={**os.environ, LAUNCHER_PID_ENV: "1"})
     assert result.returncode == -signal.SIGTERM and "still alive" not in result.stdout

@@ -1,4 +1,4 @@
-"""tuner.mirror and report.py --tta: the winner's answers averaged over each image and its mirror image."""
+"""tuner.model.mirror and report.py --tta: the winner's answers averaged over each image and its mirror image."""
 
 import json
 
@@ -7,9 +7,9 @@ import pytest
 
 import report as report_script
 from tests.helpers import copy_run, tiny_winner
-from tuner.head import decide
-from tuner.litert import LiteRTModel
-from tuner.mirror import average_with_mirror, mirror_helps
+from tuner.model.head import decide
+from tuner.winner.litert import LiteRTModel
+from tuner.model.mirror import average_with_mirror, mirror_helps
 from tuner.report import rank_trials
 from tuner.rundir import Run
 
@@ -68,7 +68,7 @@ def test_the_mirror_average_is_the_mean_of_the_answers_for_an_image_and_its_mirr
 
 
 def test_the_mirror_reverses_the_width_of_a_non_square_colour_image():
-    from tuner.hypermodel import CNNHyperModel, build_model
+    from tuner.model.hypermodel import CNNHyperModel, build_model
 
     model = build_model(CNNHyperModel((12, 20, 3), 3, space="modern", decay_steps=1),
                         {"conv_layers": 1, "nodes": 4, "dense_layers": 0, "filters": "constant", "batch_norm": False,
@@ -79,7 +79,7 @@ def test_the_mirror_reverses_the_width_of_a_non_square_colour_image():
 
 
 def test_a_mirror_averaged_winner_exports_to_float_and_int8_with_the_keras_labels(modern_model):
-    from tuner.export import export_winner
+    from tuner.winner.export import export_winner
 
     dataset, model, _ = modern_model
     averaged = average_with_mirror(model)
@@ -99,8 +99,8 @@ def test_a_mirror_averaged_winner_exports_to_float_and_int8_with_the_keras_label
 def test_the_losses_compared_are_the_models_own_keras_loss(classes):
     import keras
 
-    from tuner.head import Head
-    from tuner.hypermodel import CNNHyperModel, build_model
+    from tuner.model.head import Head
+    from tuner.model.hypermodel import CNNHyperModel, build_model
 
     keras.utils.set_random_seed(classes)
     model = build_model(CNNHyperModel((SIDE, SIDE, 1), classes, space="modern", decay_steps=1),
@@ -160,7 +160,7 @@ def test_report_tta_on_saves_and_scores_the_mirror_averaged_model_and_off_the_pl
         "used": tta == "on", "reason": f"as --tta {tta} asks", "val_loss": None, "val_loss_mirrored": None}
     assert any(layer.name == "mirror_average" for layer in model.layers) == (tta == "on")
     # What was scored is what was saved, and the LiteRT export answers the same.
-    from tuner.cache import load_prepared
+    from tuner.data.cache import load_prepared
 
     dataset = load_prepared(prepared)
     labels = decide(model.predict(dataset.x_test, verbose=0))[0]

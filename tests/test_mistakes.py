@@ -1,10 +1,10 @@
-"""tuner.mistakes: the misclassified test images, most confident first, named by their source files."""
+"""tuner.winner.mistakes: the misclassified test images, most confident first, named by their source files."""
 
 import numpy as np
 import pytest
 
-from tuner.head import decide
-from tuner.mistakes import Mistake, find_mistakes, format_mistakes
+from tuner.model.head import decide
+from tuner.winner.mistakes import Mistake, find_mistakes, format_mistakes
 
 
 def off_diagonal(y_true, predicted, classes):

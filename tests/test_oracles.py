@@ -1,13 +1,13 @@
-"""tuner.oracles: a grid that resumes, and reloaded oracles reconciled with the trial files after a kill."""
+"""tuner.search.oracles: a grid that resumes, and reloaded oracles reconciled with the trial files after a kill."""
 
 import json
 
 import keras_tuner
 import pytest
 
-from tuner.kerastuner_internals import configure_keras_tuner
-from tuner.oracles import ResumableGridOracle, planned_trials, repair_after_reload
-from tuner.trials import COMPLETED, RUNNING, STOPPED
+from tuner.search.kerastuner import configure_keras_tuner
+from tuner.search.oracles import ResumableGridOracle, planned_trials, repair_after_reload
+from tuner.trials.records import COMPLETED, RUNNING, STOPPED
 
 CONFIGURATIONS = {(1, 4), (1, 8), (2, 4), (2, 8)}
 
@@ -135,10 +135,10 @@ def test_hyperband_plans_no_more_trials_than_its_space_has_new_configurations_fo
 @pytest.mark.parametrize("role", [None, "chief", "worker"])
 def test_every_tuner_plans_its_trials_on_every_role(tmp_path, name, max_trials, planned, role):
     from tuner.config import SearchSettings
-    from tuner.hypermodel import CNNHyperModel
-    from tuner.kerastuner_internals import kerastuner_role
+    from tuner.model.hypermodel import CNNHyperModel
+    from tuner.search.kerastuner import kerastuner_role
     from tuner.rundir import Run
-    from tuner.search import make_tuner, space_size
+    from tuner.search.tuners import make_tuner, space_size
 
     settings = SearchSettings(space="tutorial", tuner=name, epochs=3, conv_layers=(1, 2), nodes=(4, 8), dense_layers=(0,),
                               max_trials=max_trials)

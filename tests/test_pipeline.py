@@ -1,10 +1,10 @@
-"""tuner.pipeline: the one tf.data pipeline for trials and retraining: uint8 images, the head's labels, seeded order."""
+"""tuner.model.pipeline: the one tf.data pipeline for trials and retraining: uint8 images, the head's labels, seeded order."""
 
 import numpy as np
 
 from tests.tiny_data import write_tiny_prepared
-from tuner.cache import load_prepared
-from tuner.pipeline import retraining_pipeline, search_pipelines
+from tuner.data.cache import load_prepared
+from tuner.model.pipeline import retraining_pipeline, search_pipelines
 
 
 def batches(pipeline):

@@ -1,11 +1,11 @@
-"""tuner.plots: the curves, hyperparameter and Pareto figures read on their own (axis labels with units, a title, a
+"""tuner.report.plots: the curves, hyperparameter and Pareto figures read on their own (axis labels with units, a title, a
 legend, the winner marked), and are written as whole PNG files."""
 
 from dataclasses import replace
 
 import report as report_script
-from tuner.budget import Budget
-from tuner.plots import curves_figure, hyperparameters_figure, pareto_figure
+from tuner.report.budget import Budget
+from tuner.report.plots import curves_figure, hyperparameters_figure, pareto_figure
 from tuner.report import rank_trials
 from tuner.rundir import Run
 

@@ -12,8 +12,8 @@ import pytest
 
 import predict as predict_script
 from tests.helpers import one_error_line, tiny_winner
-from tuner.head import decide
-from tuner.predict import SOME_SKIPPED
+from tuner.model.head import decide
+from tuner.winner.predict import SOME_SKIPPED
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,7 +28,7 @@ def winner(tmp_path_factory):
 @pytest.fixture(scope="module")
 def test_images(winner, tmp_path_factory):
     """The test split written out as PNG files, with the arrays they came from."""
-    from tuner.cache import load_prepared
+    from tuner.data.cache import load_prepared
 
     dataset = load_prepared(winner[0])
     folder = tmp_path_factory.mktemp("test_split")

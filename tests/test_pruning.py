@@ -1,4 +1,4 @@
-"""tuner.pruning: the median rule, its warm-ups, and a real search that stops a hopeless trial."""
+"""tuner.search.pruning: the median rule, its warm-ups, and a real search that stops a hopeless trial."""
 
 import json
 
@@ -9,11 +9,11 @@ import predict as predict_script
 import report as report_script
 from tests.helpers import search_args
 from tests.tiny_data import write_tiny_prepared
-from tuner.cache import load_prepared
-from tuner.execution import run_search
-from tuner.pruning import MedianPruner, finished_curves, median_verdict
+from tuner.data.cache import load_prepared
+from tuner.execution.roles import run_search
+from tuner.search.pruning import MedianPruner, finished_curves, median_verdict
 from tuner.rundir import Run
-from tuner.trials import COMPLETED, PRUNED, iter_trials
+from tuner.trials.records import COMPLETED, PRUNED, iter_trials
 
 FINISHED = [{1: 0.6, 2: 0.4, 3: 0.3}, {1: 0.7, 2: 0.5, 3: 0.35}, {1: 0.5, 2: 0.45}]  # the last stopped early
 

@@ -14,7 +14,7 @@ from tuner.errors import TunerUsageError
 from tuner.config import ReportSettings
 from tuner.report import (boundary_warnings, build_report, counts_line, format_table, rank_trials, summary_lines,
                           to_dataframe)
-from tuner.rows import CONFIRM_COLUMNS, failed_columns, ranked_columns
+from tuner.trials.rows import CONFIRM_COLUMNS, failed_columns, ranked_columns
 from tuner.rundir import Run
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,14 +1,14 @@
-"""tuner.rows: a trial row keeps its hyperparameters apart from its metrics, and the table columns come from it."""
+"""tuner.trials.rows: a trial row keeps its hyperparameters apart from its metrics, and the table columns come from it."""
 
 import dataclasses
 
 import pytest
 
-from tuner.footprint import Footprint
-from tuner.report.ranking import assign_ranks, rank_records
-from tuner.rows import (CONFIRM_COLUMNS, FOOTPRINT_COLUMNS, METRIC_COLUMNS, TrialRow, excluded_columns, failed_columns,
+from tuner.model.footprint import Footprint
+from tuner.trials.ranking import assign_ranks, rank_records
+from tuner.trials.rows import (CONFIRM_COLUMNS, FOOTPRINT_COLUMNS, METRIC_COLUMNS, TrialRow, excluded_columns, failed_columns,
                         ranked_columns)
-from tuner.trials import COMPLETED, FAILED, TrialRecord
+from tuner.trials.records import COMPLETED, FAILED, TrialRecord
 
 FOOTPRINT = Footprint(params=1234, weight_bytes=4936, latency_ms=0.5, images_per_second=900.0, threads=2, batch=64,
                       passes=10, seconds=0.1)

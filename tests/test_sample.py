@@ -1,4 +1,4 @@
-"""tuner.sample: the safe unpickler, the Animal-MNIST data files and the sample folder written from them."""
+"""tuner.data.sample: the safe unpickler, the Animal-MNIST data files and the sample folder written from them."""
 
 import gzip
 import io
@@ -9,11 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
-import tuner.sample as sample
+import tuner.data.sample as sample
 from tuner.config import PrepSettings
-from tuner.data import prepare_dataset
+from tuner.data.prepare import prepare_dataset
 from tuner.errors import TunerUsageError
-from tuner.sample import (
+from tuner.data.sample import (
     ArrayUnpickler,
     load_animal_mnist,
     load_array_pickle,

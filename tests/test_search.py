@@ -1,19 +1,19 @@
-"""tuner.search: what a trial is: the tuner for each algorithm, the size of the space and the trial's callbacks."""
+"""tuner.search.tuners: what a trial is: the tuner for each algorithm, the size of the space and the trial's callbacks."""
 
 import keras
 import pytest
 
 from tuner.config import SearchSettings
-from tuner.hypermodel import CNNHyperModel
+from tuner.model.hypermodel import CNNHyperModel
 from tuner.rundir import Run
-from tuner.search import (
+from tuner.search.tuners import (
     HyperbandSearchTuner,
     SearchTuner,
     make_tuner,
     space_size,
     trial_plan,
 )
-from tuner.training import CurveWriter, build_callbacks
+from tuner.model.training import CurveWriter, build_callbacks
 
 
 def test_space_size_counts_the_optional_dimensions_only_when_searched():

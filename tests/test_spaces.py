@@ -13,17 +13,17 @@ from tests.tiny_data import write_tiny_prepared
 from tuner.config import SearchSettings
 from tuner.config.spaces import MODERN_RECIPE
 from tuner.rundir import Run, RunRecord
-from tuner.search import space_size
-from tuner.state_checks import run_space
-from tuner.trials import scan_trials
+from tuner.search.tuners import space_size
+from tuner.rundir.checks import run_space
+from tuner.trials.records import scan_trials
 
 RECIPE = list(MODERN_RECIPE)
 
 
 def test_the_default_space_is_modern_searched_by_asha_and_the_tutorial_space_plans_exactly_its_27_trials(tmp_path):
-    from tuner.hypermodel import CNNHyperModel
-    from tuner.oracles import planned_trials
-    from tuner.search import make_tuner
+    from tuner.model.hypermodel import CNNHyperModel
+    from tuner.search.oracles import planned_trials
+    from tuner.search.tuners import make_tuner
 
     default = SearchSettings()
     assert (default.space, default.tuner, default.proposals) == ("modern", "asha", "random")
@@ -42,8 +42,8 @@ def test_the_default_space_is_modern_searched_by_asha_and_the_tutorial_space_pla
 
 
 def test_the_modern_search_starts_from_the_recipe_baseline_and_the_tutorial_grid_has_none(tmp_path):
-    from tuner.hypermodel import CNNHyperModel
-    from tuner.search import baseline_of, make_tuner
+    from tuner.model.hypermodel import CNNHyperModel
+    from tuner.search.tuners import baseline_of, make_tuner
 
     default = SearchSettings()
     hypermodel = CNNHyperModel((28, 28, 1), 2, default.conv_layers, default.nodes, default.dense_layers, space="modern")

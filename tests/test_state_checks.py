@@ -1,4 +1,4 @@
-"""tuner.state_checks and its readers: a value a run could not have written is refused naming its file.
+"""tuner.rundir.checks and its readers: a value a run could not have written is refused naming its file.
 
 Each test writes one damaged value into a copy of the tiny run (tests.helpers.tiny_run: epochs 2,
 conv_layers 1 2 3, nodes 4, dense_layers 0; trials 0 and 1 completed, trial 2 failed), then
@@ -18,14 +18,14 @@ import pytest
 import report as report_script
 from tests.helpers import edit_json, one_error_line
 from tuner.config import SearchSettings
-from tuner.confirm import read_confirm_run
+from tuner.confirm.runs import read_confirm_run
 from tuner.errors import TunerUsageError
-from tuner.hypermodel import CNNHyperModel
-from tuner.oracles import refuse_damaged_state
+from tuner.model.hypermodel import CNNHyperModel
+from tuner.search.oracles import refuse_damaged_state
 from tuner.report import rank_trials
 from tuner.rundir import Run
-from tuner.state_checks import RunLimits, curve_problem, run_space, space_difference, values_problem
-from tuner.trials import scan_trials
+from tuner.rundir.checks import RunLimits, curve_problem, run_space, space_difference, values_problem
+from tuner.trials.records import scan_trials
 
 LIMITS = RunLimits(epochs=2, space={"conv_layers": (1, 2, 3), "nodes": (4,), "dense_layers": (0,)})
 

@@ -1,4 +1,4 @@
-"""tuner.training: one trainer for a search trial, a confirm run and the retrain, with the same callbacks and curve rows."""
+"""tuner.model.training: one trainer for a search trial, a confirm run and the retrain, with the same callbacks and curve rows."""
 
 import json
 import logging
@@ -8,16 +8,16 @@ import keras
 import pytest
 
 from tests.tiny_data import write_tiny_prepared
-from tuner.cache import load_prepared
+from tuner.data.cache import load_prepared
 from tuner.config import SearchSettings
-from tuner.confirm import train_configuration
+from tuner.confirm.runs import train_configuration
 from tuner.files import atomic_write_json
-from tuner.hypermodel import CNNHyperModel, build_hypermodel, build_model
-from tuner.pruning import MedianPruner
+from tuner.model.hypermodel import CNNHyperModel, build_hypermodel, build_model
+from tuner.search.pruning import MedianPruner
 from tuner.rundir import Run
-from tuner.search import make_tuner, run_trials, trial_plan
-from tuner.training import CurveWriter, EpochProgress, TrainingPlan, build_callbacks
-from tuner.winner import _fit_on_train_and_validation
+from tuner.search.tuners import make_tuner, run_trials, trial_plan
+from tuner.model.training import CurveWriter, EpochProgress, TrainingPlan, build_callbacks
+from tuner.winner.retrain import _fit_on_train_and_validation
 
 # A learning rate no one would choose: the weights overflow in the first steps, so the losses are NaN or infinite.
 DIVERGING = 1e38
@@ -153,7 +153,7 @@ def test_a_continued_fit_goes_on_along_the_full_length_learning_rate_schedule():
     import numpy as np
     import tensorflow as tf
 
-    from tuner.training import fit, steps_per_epoch
+    from tuner.model.training import fit, steps_per_epoch
 
     rng = np.random.default_rng(0)
     x = rng.random((40, 4)).astype("float32")
@@ -173,7 +173,7 @@ def test_a_continued_fit_goes_on_along_the_full_length_learning_rate_schedule():
 
 
 def test_a_halving_trial_saves_its_last_epoch_and_its_curve_continues_the_earlier_rung(tmp_path):
-    from tuner.training import Rung
+    from tuner.model.training import Rung
 
     earlier = ({"epoch": 1, "loss": 0.9, "val_loss": 0.8, "seconds": 2.0},)
     path = tmp_path / "history" / "trial_1.json"

@@ -1,4 +1,4 @@
-"""tuner.trials: trials read back from a run directory, and the one rule for a usable val_loss."""
+"""tuner.trials.records: trials read back from a run directory, and the one rule for a usable val_loss."""
 
 import json
 import math
@@ -6,7 +6,7 @@ import math
 import pytest
 
 from tuner.rundir import Run
-from tuner.trials import (
+from tuner.trials.records import (
     best_epoch,
     best_val_loss,
     failure_reason,

@@ -1,4 +1,4 @@
-"""tuner.winner: the winner retrained, scored once on the test split, and published whole or not at all."""
+"""tuner.winner.retrain: the winner retrained, scored once on the test split, and published whole or not at all."""
 
 import json
 import os
@@ -11,13 +11,13 @@ import report as report_script
 from tests.helpers import edit_json, one_error_line, tiny_winner
 from tuner.report import rank_trials
 from tuner.rundir import Run
-from tuner.winner import publish_winner
+from tuner.winner.retrain import publish_winner
 
 
 def test_retrained_winner_reloads_with_the_stored_test_accuracy(tmp_path_factory):
     import keras
 
-    from tuner.cache import load_prepared
+    from tuner.data.cache import load_prepared
 
     prepared, run = tiny_winner(tmp_path_factory)
     metadata = json.loads((run / "best" / "metadata.json").read_text())
@@ -47,7 +47,7 @@ def test_retrained_winner_reloads_with_the_stored_test_accuracy(tmp_path_factory
 
 
 def test_results_json_lists_the_winners_mistakes_most_confident_first(tmp_path_factory):
-    from tuner.cache import load_prepared
+    from tuner.data.cache import load_prepared
 
     prepared, run = tiny_winner(tmp_path_factory)
     winner = json.loads((run / "results.json").read_text())["winner"]

@@ -3,9 +3,9 @@
 import cv2
 import numpy as np
 
-from tuner.cache import save_prepared
+from tuner.data.cache import save_prepared
 from tuner.config import PrepSettings
-from tuner.data import prepare_dataset
+from tuner.data.prepare import prepare_dataset
 
 
 def two_tone(height=40, width=60):

@@ -75,7 +75,7 @@ def import_tensorflow_quietly() -> None:
     applies (TF_CPP_MIN_LOG_LEVEL does not stop them), so a user's terminal would get half a
     dozen lines of noise, and an `error:` line would no longer be the only one on stderr.
     """
-    from tuner.images import quiet_stderr  # here, not at the top: --help then never loads numpy
+    from tuner.quiet import quiet_stderr  # here, not at the top: --help then never loads numpy
 
     with quiet_stderr():
         try:

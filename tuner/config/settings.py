@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuner.budget import Budget
 from tuner.config.confirm_counts import confirm_counts, require_confirm
 from tuner.config.spaces import DEFAULT_SPACE, DEFAULT_TUNERS, MODERN, SPACE_NAMES, has_grid
 from tuner.errors import TunerUsageError
@@ -270,10 +269,6 @@ class ReportSettings:
     def confirm_counts(self, search: SearchSettings) -> tuple[int, int]:
         """(K, R) for a run searched with `search`: configurations to confirm and further seeds each; (0, 0) when off."""
         return confirm_counts(self.confirm or search.confirm, search.tuner)
-
-    def budget(self) -> Budget:
-        """The size and speed budget of --max-params and --max-latency-ms."""
-        return Budget(self.max_params, self.max_latency_ms)
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from tuner.report.build import build_report
 from tuner.report.notes import boundary_warnings, budget_line, comparison_line, counts_line, front_line
-from tuner.report.ranking import assign_ranks, rank_trials
+from tuner.trials.ranking import assign_ranks, rank_trials
 from tuner.report.results import record_winner, write_results
 from tuner.report.summary import Report, summary_lines
 from tuner.report.tables import format_table, to_dataframe, trials_dataframe
-from tuner.rows import TrialRow
+from tuner.trials.rows import TrialRow
 
 __all__ = [
     "Report", "TrialRow", "assign_ranks", "boundary_warnings", "budget_line", "build_report", "comparison_line",

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from tuner.budget import apply_budget, pareto_front
+from tuner.report.budget import Budget, apply_budget, pareto_front
 from tuner.config import ReportSettings
-from tuner.confirm import confirm_top, rank_confirmed
+from tuner.confirm.runs import confirm_top, rank_confirmed
 from tuner.errors import TunerUsageError
-from tuner.importance import importances
-from tuner.plots import DEFAULT_PLOTTED_TRIALS, write_pareto_plot, write_plots
+from tuner.report.importance import importances
+from tuner.report.plots import DEFAULT_PLOTTED_TRIALS, write_pareto_plot, write_plots
 from tuner.report.notes import boundary_warnings, comparison_line, damage_warnings, search_space
-from tuner.report.ranking import assign_ranks, hyperparameter_names, rank_records
+from tuner.trials.ranking import assign_ranks, hyperparameter_names, rank_records
 from tuner.report.results import write_results
 from tuner.report.summary import Report
 from tuner.rundir import open_run
-from tuner.trials import scan_trials
-from tuner.writable import refuse_unwritable
+from tuner.trials.records import scan_trials
+from tuner.rundir.writable import refuse_unwritable
 
 
 def build_report(settings: ReportSettings) -> Report:
@@ -45,7 +45,7 @@ def build_report(settings: ReportSettings) -> Report:
             + (f": {'; '.join(reasons)}" if reasons else "")
             + "); wait for the search to finish a trial, or run python search.py to resume it."
         )
-    budget = settings.budget()
+    budget = Budget(settings.max_params, settings.max_latency_ms)
     fitting, excluded = apply_budget(ranked, budget)
     if budget.active:  # the winner is rank 1 of the trials within the budget
         fitting = assign_ranks(fitting)

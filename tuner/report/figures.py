@@ -8,8 +8,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from tuner.plots import VAL_LOSS_LABEL, format_value, png_bytes
-from tuner.rows import TrialRow
+from tuner.report.plots import VAL_LOSS_LABEL, format_value, png_bytes
+from tuner.trials.rows import TrialRow
 
 
 def parallel_coordinates_png(ranking: Sequence[TrialRow], names: Sequence[str], space: dict[str, list[Any]]) -> bytes | None:

@@ -13,19 +13,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tuner.cache import PreparedDataset
+from tuner.data.cache import PreparedDataset
 from tuner.config.spaces import MODERN, FloatRange
 from tuner.files import atomic_write_text, read_json
-from tuner.halving import rung_epochs
-from tuner.plots import curves_figure, format_value, hyperparameters_figure, pareto_figure, png_bytes
+from tuner.search.halving import rung_epochs
+from tuner.report.plots import curves_figure, format_value, hyperparameters_figure, pareto_figure, png_bytes
 from tuner.report.figures import importances_png, parallel_coordinates_png
 from tuner.report.html_winner import data_section, misclassified_section, winner_section
 from tuner.report.markup import Markup, esc, facts, fmt, page, paragraph, png_image, table, unavailable
 from tuner.report.notes import front_line, search_space
 from tuner.report.summary import Report
-from tuner.rows import TrialRow
+from tuner.trials.rows import TrialRow
 from tuner.rundir import Run
-from tuner.state_checks import run_space
+from tuner.rundir.checks import run_space
 
 # The section ids (the page's anchors, checked by tests) and headings, in page order.
 SECTIONS = (

@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from tuner.cache import PreparedDataset
+from tuner.data.cache import PreparedDataset
 from tuner.files import read_json
-from tuner.plots import format_value
+from tuner.report.plots import format_value
 from tuner.report.figures import thumbnail_png
 from tuner.report.markup import MISSING, Markup, esc, facts, fmt, paragraph, png_image, table, unavailable
-from tuner.rows import TrialRow
+from tuner.trials.rows import TrialRow
 from tuner.rundir import METADATA_FILE
 
 # Enough mistakes to see a pattern (a mislabelled folder, a junk class) without a page of hundreds of images.

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from tuner.budget import Budget
+from tuner.report.budget import Budget
 from tuner.config import SearchSettings, flag_of, smallest_side_for
 from tuner.config.spaces import MODERN_RECIPE, TUTORIAL, FloatRange
-from tuner.confirm import Confirmation
-from tuner.plots import format_value
+from tuner.confirm.runs import Confirmation
+from tuner.report.plots import format_value
 from tuner.report.tables import over_seeds
-from tuner.rows import TrialRow
+from tuner.trials.rows import TrialRow
 from tuner.rundir import RunRecord
-from tuner.state_checks import run_space
+from tuner.rundir.checks import run_space
 from tuner.stats import compare_seeds
-from tuner.trials import DamagedFile
+from tuner.trials.records import DamagedFile
 
 # For each hyperparameter a flag sets (in the tutorial space; in the modern space only the core's): the
 # SearchSettings field, and the lowest value the hyperparameter takes (a winner at that floor cannot be helped

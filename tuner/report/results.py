@@ -9,7 +9,7 @@ from tuner.errors import TunerUsageError
 from tuner.files import atomic_write_json, atomic_write_text, read_json
 from tuner.report.summary import Report, summary_lines
 from tuner.report.tables import format_table, frame_records, to_dataframe
-from tuner.rows import excluded_columns
+from tuner.trials.rows import excluded_columns
 from tuner.rundir import Run
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tuner.budget import Budget
-from tuner.importance import Importances
+from tuner.report.budget import Budget
+from tuner.report.importance import Importances
 from tuner.report.notes import budget_line, counts_line, front_line
 from tuner.report.tables import format_table, to_dataframe
-from tuner.rows import TrialRow, excluded_columns
+from tuner.trials.rows import TrialRow, excluded_columns
 from tuner.rundir import Run, RunRecord
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tuner.config import REPORT_FORMATS
-from tuner.confirm import rank_confirmed, saved_confirmations
+from tuner.confirm.runs import rank_confirmed, saved_confirmations
 from tuner.errors import TunerUsageError
-from tuner.importance import importances
-from tuner.report.ranking import rank_trials
-from tuner.rows import CONFIRM_COLUMNS, TrialRow, failed_columns, hyperparameter_names, ranked_columns
+from tuner.report.importance import importances
+from tuner.trials.ranking import rank_trials
+from tuner.trials.rows import CONFIRM_COLUMNS, TrialRow, failed_columns, hyperparameter_names, ranked_columns
 from tuner.rundir import open_run
 
 # Columns that hold whole numbers; pandas keeps them whole (nullable) even with gaps.

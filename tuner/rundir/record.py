@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tuner.cache import PreparedDataset, dataset_identity
+from tuner.data.cache import PreparedDataset, dataset_identity
 from tuner.config import COMPARED_ON_RESUME, ExecutionOptions, SearchSettings, flag_of, settings_to_dict
 from tuner.config.spaces import TUTORIAL
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tuner.cache import PreparedDataset, dataset_identity, load_prepared
+from tuner.data.cache import PreparedDataset, dataset_identity, load_prepared
 from tuner.config import DEFAULT_RUNS_DIR
 from tuner.errors import TunerUsageError
 from tuner.rundir.layout import SETTINGS_FILE, Run

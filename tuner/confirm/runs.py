@@ -1,0 +1,284 @@
+"""Confirm runs: the top configurations trained again under further seeds, so the winner is not one lucky draw.
+
+The search trains each configuration once, and the lowest of many noisy val_loss values is
+usually lower than its configuration deserves (the winner's curse). So the top K configurations
+are trained R more times each, on the same train/validation split and with the search's epochs
+and early stopping, and report.py ranks them by the mean of their best val_loss over all seeds
+(the search's own run is one of them, unless it was truncated).
+
+The search trains them on its own worker processes once its trials are done (execution.py,
+distributed/confirm_runs.py); report.py trains only those still missing (a larger --confirm,
+another budget, a run of an older version), on processes of its own (confirm_workers).
+Each confirm run is saved to RUN/confirm/trial_<id>/seed_<n>.json in one atomic write when it
+has finished, so a killed search or report re-runs only the missing ones and the next one reuses
+them. Each is seeded on its own, so its numbers do not depend on which process trained it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import statistics
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from tuner.data.cache import PreparedDataset
+from tuner.config import SearchSettings
+from tuner.execution.pool import process_count, run_jobs, serve_jobs
+from tuner.errors import TunerUsageError
+from tuner.files import atomic_write_json, read_json
+from tuner.search.progress import log_confirm_run
+from tuner.trials.rows import TrialRow
+from tuner.rundir import Run, RunRecord, load_run_dataset
+from tuner.rundir.checks import RunLimits, curve_problem, metric_problem
+from tuner.stats import mean_and_std
+from tuner.trials.records import best_epoch, is_finite_number
+
+log = logging.getLogger(__name__)
+
+# Confirm seeds sit this far above the search's trial seeds (seed + trial number), so none repeats a trial's.
+SEED_STRIDE = 100_003
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """One configuration's best val_loss (and its epoch) under every seed: the search's run first, unless it was
+    truncated (pruned, or a low rung), then the confirm runs only."""
+
+    trial_id: str
+    val_losses: list[float]
+    best_epochs: list[int]
+
+    @property
+    def mean(self) -> float:
+        # A seed that diverged (no finite val_loss) makes the configuration untrustworthy: it ranks last.
+        finite = bool(self.val_losses) and all(map(math.isfinite, self.val_losses))
+        return mean_and_std(self.val_losses)[0] if finite else math.inf
+
+    @property
+    def std(self) -> float | None:
+        return mean_and_std(self.val_losses)[1] if math.isfinite(self.mean) else None
+
+    @property
+    def median_best_epoch(self) -> int:
+        return int(round(statistics.median(self.best_epochs))) if self.best_epochs else 0
+
+
+def confirm_seed(base_seed: int, trial_id: str, index: int) -> int:
+    """The seed of confirm run `index` (1, 2, ...) of a trial: never one a search's trial used."""
+    return (base_seed + int(trial_id) + SEED_STRIDE * index) % 2**32
+
+
+def confirm_top(run: Run, record: RunRecord, ranked: Sequence[TrialRow], top: int, seeds: int,
+                workers: str = "auto") -> list[Confirmation]:
+    """Train the top `top` ranked configurations under `seeds` further seeds each, reusing saved runs.
+
+    Args:
+        run: the run directory.
+        record: the run's settings.json.
+        ranked: the rows of rank_trials, best first.
+        top: how many configurations to confirm (K).
+        seeds: further seeds per configuration (R).
+        workers: `--workers`: auto, a number of processes, or "0" to train in this process.
+            Each run is seeded on its own, so its numbers do not depend on which process trained it.
+
+    Returns:
+        One Confirmation per confirmed configuration, in the order of `ranked`.
+    """
+    chosen = list(ranked[:top]) if seeds > 0 else []
+    jobs = missing_jobs(run, record, chosen, seeds)
+    if jobs:
+        count = process_count(workers, len(jobs))
+        # Loaded here even when workers train: a changed or missing dataset is refused before any process starts.
+        dataset = load_run_dataset(record)
+        if count:
+            done = (saved for _, saved in run_jobs(_worker_command(run), jobs, count, _describe))
+        else:
+            done = (train_confirm_run(run, record, dataset, job) for job in jobs)
+        for number, saved in enumerate(done, start=1):
+            log_confirm_run(saved, number, len(jobs))
+    return [_confirmation(run, record, row, range(1, seeds + 1)) for row in chosen]
+
+
+def missing_jobs(run: Run, record: RunRecord, chosen: Sequence[TrialRow], seeds: int) -> list[dict[str, Any]]:
+    """The confirm runs of `chosen` under seeds 1..`seeds` that are not saved yet, as jobs for train_confirm_run;
+    says how many when there are any.
+
+    Raises:
+        TunerUsageError: a saved confirm run is damaged (read_confirm_run).
+    """
+    jobs = [{"trial": row.trial, "hyperparameters": row.configuration(), "index": index}
+            for row in chosen for index in range(1, seeds + 1) if read_confirm_run(run, row, index, record) is None]
+    if jobs:
+        log.info("Confirming the top %d configuration(s) with %d more seed(s) each: %d run(s) to train, %d saved.",
+                 len(chosen), seeds, len(jobs), len(chosen) * seeds - len(jobs))
+    return jobs
+
+
+def train_confirm_run(run: Run, record: RunRecord, dataset: PreparedDataset, job: dict[str, Any]) -> dict[str, Any]:
+    """Train one confirm run and save it in one atomic write when it has finished, in this process or a worker.
+
+    Args:
+        run: the run directory.
+        record: the run's settings.json.
+        dataset: the run's prepared dataset.
+        job: {"trial": id, "hyperparameters": the configuration, "index": the seed's number, 1, 2, ...}.
+
+    Returns:
+        The record written to RUN/confirm/trial_<id>/seed_<n>.json.
+    """
+    started = time.monotonic()
+    trial, values, index = job["trial"], job["hyperparameters"], job["index"]
+    seed = confirm_seed(record.search.seed, trial, index)
+    epochs = train_configuration(record.search, dataset, values, seed, run.confirm_tensorboard(trial, index))
+    saved = {"trial": trial, "index": index, "seed": seed, "hyperparameters": values, "epochs": epochs,
+             "seconds": round(time.monotonic() - started, 3)}
+    atomic_write_json(run.confirm_record(trial, index), saved)
+    return saved
+
+
+def serve_confirm_jobs(run_dir: str) -> int:
+    """A confirm worker's main: load the run's dataset once, then train the confirm runs it is handed (confirm_workers).
+
+    Returns:
+        The process's exit code.
+    """
+
+    def start() -> Callable[[dict[str, Any]], dict[str, Any]]:
+        from tuner.cli import import_tensorflow_quietly
+
+        run = Run(Path(run_dir))
+        record = run.read_record()
+        if record is None:
+            raise TunerUsageError(f"'{run.root}' has no settings.json: it is not a run directory.")
+        import_tensorflow_quietly()
+        dataset = load_run_dataset(record)
+        return lambda job: train_confirm_run(run, record, dataset, job)
+
+    return serve_jobs(start)
+
+
+def _worker_command(run: Run) -> list[str]:
+    return [sys.executable, "-c", "import sys; from tuner.confirm.runs import serve_confirm_jobs; "
+                                  "sys.exit(serve_confirm_jobs(sys.argv[1]))", str(run.root)]
+
+
+def _describe(job: dict[str, Any]) -> str:
+    return f"the confirm run of trial {job['trial']} seed {job['index']} ({json.dumps(job['hyperparameters'])})"
+
+
+def saved_confirmations(run: Run, record: RunRecord, ranked: Sequence[TrialRow]) -> list[Confirmation]:
+    """The configurations of `ranked` that have saved confirm runs, each with its seeds 1, 2, ... saved so far.
+
+    Reads only files, so it never trains: what trials_dataframe shows of a past report.
+    """
+    confirmations = []
+    for row in ranked:
+        count = 0
+        while run.confirm_record(row.trial, count + 1).exists():
+            count += 1
+        if count:
+            confirmations.append(_confirmation(run, record, row, range(1, count + 1)))
+    return confirmations
+
+
+def _confirmation(run: Run, record: RunRecord, row: TrialRow, indexes: Iterable[int]) -> Confirmation:
+    # A truncated search run (pruned, or stopped at a low rung of successive halving) never trained to the
+    # full epochs, so its val_loss says little of the configuration: only the full-length confirm runs count.
+    truncated = row.pruned is not None
+    losses = [] if truncated else [float(row.val_loss)]
+    epochs = [] if truncated else [int(row.best_epoch or record.search.epochs)]
+    for index in indexes:
+        best = read_confirm_run(run, row, index, record)
+        losses.append(float(best["val_loss"]) if best else math.inf)
+        if best:
+            epochs.append(int(best["epoch"]))
+    return Confirmation(row.trial, losses, epochs)
+
+
+def read_confirm_run(run: Run, row: TrialRow, index: int, record: RunRecord | None = None) -> dict[str, Any] | None:
+    """The saved confirm run's best epoch row ({} when it diverged), or None if it has not run yet.
+
+    Its epochs are checked against the run's (settings.json: `record`, read from the run when not given).
+
+    Raises:
+        TunerUsageError: the file exists but is not a finished confirm run of this configuration.
+    """
+    path = run.confirm_record(row.trial, index)
+    if not path.exists():
+        return None
+    data = read_json(path)
+    epochs = data.get("epochs") if isinstance(data, dict) else None
+    record = record if record is not None else run.read_record()
+    problem = None
+    if not isinstance(epochs, list) or not all(_is_epoch_row(item) for item in epochs):
+        problem = "it is not a confirm run's record (an object with a list of epochs)"
+    elif data.get("hyperparameters") != row.configuration():
+        problem = f"it holds another configuration than trial {row.trial}'s"
+    elif data.get("trial") != row.trial or data.get("index") != index:
+        problem = f"it names trial {data.get('trial')!r} seed {data.get('index')!r}, not trial {row.trial} seed {index}"
+    else:
+        problem = curve_problem(epochs, RunLimits.of(record)) or metric_problem("seconds", data.get("seconds"))
+    if problem:
+        raise TunerUsageError(f"'{path}' is damaged: {problem}; delete it, and the next search.py or report.py on this run retrains it.")
+    return best_epoch(epochs) or {}
+
+
+def rank_confirmed(ranked: Sequence[TrialRow], confirmations: Sequence[Confirmation]) -> list[TrialRow]:
+    """The ranking with the confirmed configurations first, ordered by their mean best val_loss over seeds.
+
+    The rows not confirmed keep their order after them, as ranked by their one val_loss, and
+    every row is numbered again 1, 2, 3... The confirmed rows carry their seeds, mean and std of
+    val_loss and median best epoch (rows.CONFIRM_COLUMNS); the others None.
+    """
+    by_trial = {item.trial_id: item for item in confirmations}
+    confirmed = sorted((row for row in ranked if row.trial in by_trial),
+                       key=lambda row: (by_trial[row.trial].mean, row.rank))
+    rest = [row for row in ranked if row.trial not in by_trial]
+    result = []
+    for position, row in enumerate([*confirmed, *rest], start=1):
+        item = by_trial.get(row.trial)
+        if item is None:
+            result.append(replace(row, rank=position, seeds=None, mean_val_loss=None, std_val_loss=None,
+                                  median_best_epoch=None))
+        else:
+            result.append(replace(row, rank=position, seeds=len(item.val_losses),
+                                  mean_val_loss=item.mean if math.isfinite(item.mean) else None,
+                                  std_val_loss=item.std, median_best_epoch=item.median_best_epoch))
+    return result
+
+
+def train_configuration(search: SearchSettings, dataset: PreparedDataset, values: dict[str, Any], seed: int,
+                        log_dir: Path | None = None) -> list[dict[str, Any]]:
+    """Train one configuration on the train split as a search's trial is trained, under `seed`.
+
+    Same epochs, batch size, pipeline, early stopping and trainer (training.fit) as the search;
+    no pruning. Returns the per-epoch rows (training.curve_row: epoch, loss, accuracy, val_loss,
+    val_accuracy, seconds), a non-finite value as None.
+    """
+    import keras
+
+    from tuner.model.hypermodel import build_hypermodel, build_model
+    from tuner.model.pipeline import search_pipelines
+    from tuner.model.training import TrainingPlan, build_callbacks, fit
+
+    keras.utils.set_random_seed(seed)
+    model = build_model(build_hypermodel(search, dataset), values)
+    train, validation = search_pipelines(dataset, search.batch_size, seed)
+    if log_dir is not None:
+        shutil.rmtree(log_dir, ignore_errors=True)  # a re-run replaces an interrupted run's curve
+    callbacks, curve = build_callbacks(TrainingPlan(tensorboard_dir=log_dir, patience=search.patience))
+    fit(model, train, validation, epochs=search.epochs, callbacks=callbacks)
+    keras.backend.clear_session()
+    return curve.epochs
+
+
+def _is_epoch_row(item: Any) -> bool:
+    return (isinstance(item, dict) and isinstance(item.get("epoch"), int) and not isinstance(item.get("epoch"), bool)
+            and (item.get("val_loss") is None or is_finite_number(item.get("val_loss"))))
+

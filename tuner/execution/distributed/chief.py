@@ -1,0 +1,198 @@
+"""The chief's side of a distributed search: its oracle served with leases, a restart that keeps live workers' trials,
+and the confirm runs it hands out once the trials are done (confirm_runs)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent import futures
+from typing import Any, Callable
+
+import grpc
+import keras_tuner
+
+from tuner.execution.distributed.confirm_service import ConfirmQueue
+from tuner.errors import TunerUsageError
+from tuner.search.kerastuner import (
+    OracleServicerBase,
+    add_oracle_service,
+    create_trial_response,
+    end_trial_response,
+    make_trial,
+    requeue,
+    unqueue,
+)
+from tuner.trials.records import FINISHED, IDLE, STOPPED
+
+log = logging.getLogger(__name__)
+# After LEASE_SECONDS without a word from a worker (its heartbeat: worker.HEARTBEAT_SECONDS), its
+# trial goes back to the queue for another worker (keras-team/keras-tuner#990).
+LEASE_SECONDS = 30.0
+
+
+class _LeasingServicer(OracleServicerBase):
+    """KerasTuner's oracle service, plus leases: a silent worker's trial is handed to another worker."""
+
+    def __init__(self, oracle: keras_tuner.Oracle, lease_seconds: float, confirm: ConfirmQueue) -> None:
+        super().__init__(oracle)
+        self.lease_seconds = lease_seconds
+        self.confirm = confirm
+        self.last_seen: dict[str, float] = {tuner_id: time.monotonic() for tuner_id in oracle.ongoing_trials}
+
+    def _seen_trial(self, trial_id: str) -> None:
+        for tuner_id, trial in list(self.oracle.ongoing_trials.items()):
+            if trial.trial_id == trial_id:
+                self.last_seen[tuner_id] = time.monotonic()
+
+    def CreateTrial(self, request: Any, context: Any) -> Any:
+        self.last_seen[request.tuner_id] = time.monotonic()
+        reclaim_silent_trials(self.oracle, self.last_seen, self.lease_seconds)
+        trial = _create_trial_or_wait(self.oracle, request.tuner_id)
+        if trial.status == STOPPED:
+            self.told_every_worker_to_stop()
+            self.confirm.expect(request.tuner_id)  # it asks for confirm runs next
+        return create_trial_response(trial)
+
+    def GetTrial(self, request: Any, context: Any) -> Any:
+        # Workers call GetTrial as their heartbeat while they train.
+        self._seen_trial(request.trial_id)
+        return super().GetTrial(request, context)
+
+    def UpdateTrial(self, request: Any, context: Any) -> Any:
+        self._seen_trial(request.trial_id)
+        return super().UpdateTrial(request, context)
+
+    def EndTrial(self, request: Any, context: Any) -> Any:
+        trial_id = request.trial.trial_id
+        known = self.oracle.trials.get(trial_id)
+        if known is not None and known.status in FINISHED:
+            # A worker that was presumed dead finished after all; its trial was already ended.
+            log.info("trial %s was already finished by another worker; ignoring the late result", trial_id)
+            return end_trial_response()
+        return super().EndTrial(request, context)
+
+
+@keras_tuner.synchronized
+def _create_trial_or_wait(oracle: keras_tuner.Oracle, tuner_id: str) -> Any:
+    """The oracle's next trial, but "wait" instead of "stop" while other workers still hold trials.
+
+    Once every trial has been handed out, KerasTuner tells the next worker to stop; if a
+    busy worker then died, its trial would come back to the queue with nobody left to run it.
+    """
+    trial = oracle.create_trial(tuner_id)
+    if trial.status == STOPPED and oracle.ongoing_trials:
+        oracle.tuner_ids.add(tuner_id)
+        trial = make_trial(IDLE, oracle.get_space())
+    return trial
+
+
+@keras_tuner.synchronized
+def reclaim_silent_trials(oracle: keras_tuner.Oracle, last_seen: dict[str, float], lease_seconds: float) -> None:
+    """Send the trials of workers silent for longer than the lease back to the queue (under the oracle's lock)."""
+    now = time.monotonic()
+    for tuner_id, trial in list(oracle.ongoing_trials.items()):
+        if now - last_seen.get(tuner_id, now) <= lease_seconds:
+            continue
+        log.warning("worker %s silent for %.0f s: trial %s goes back to the queue", tuner_id,
+                    now - last_seen[tuner_id], trial.trial_id)
+        del oracle.ongoing_trials[tuner_id]
+        oracle.tuner_ids.discard(tuner_id)
+        # The Oracle hands out the queued ids before any new trial.
+        requeue(oracle, trial.trial_id)
+        oracle.save()
+    for tuner_id in list(oracle.tuner_ids):
+        if tuner_id not in oracle.ongoing_trials and now - last_seen.get(tuner_id, now) > lease_seconds:
+            oracle.tuner_ids.discard(tuner_id)
+
+
+@keras_tuner.synchronized
+def _search_finished(oracle: keras_tuner.Oracle) -> bool:
+    return not oracle.ongoing_trials and not oracle.tuner_ids
+
+
+@keras_tuner.synchronized
+def _trials_finished(oracle: keras_tuner.Oracle) -> bool:
+    return not oracle.ongoing_trials
+
+
+def keep_ongoing_after_restart(oracle: keras_tuner.Oracle, ongoing: dict[str, str]) -> None:
+    """After a chief restart, let live workers finish the trials they hold instead of re-running them.
+
+    KerasTuner's reload queues every ongoing trial to run again; a restarted chief instead
+    keeps each with its worker, and the lease sends it back to the queue only if that worker
+    stays silent.
+    """
+    for tuner_id, trial_id in ongoing.items():
+        trial = oracle.trials.get(trial_id)
+        if trial is None or trial.status in FINISHED:
+            continue
+        unqueue(oracle, trial_id)
+        oracle.ongoing_trials[tuner_id] = trial
+        oracle.tuner_ids.add(tuner_id)
+
+
+class OracleServer:
+    """The chief's gRPC service of `oracle` at `address`, with leases, then of the confirm runs; poll() it until
+    finished() says so.
+
+    Used as a context manager: the port is bound on entry (a port in use is an `error:`) and
+    the server stopped on exit, however the block ends.
+
+    Args:
+        oracle: the search's oracle.
+        address: HOST:PORT to serve at.
+        lease_seconds: how long a silent worker keeps its trial or confirm run.
+        confirm_jobs: lists the confirm runs still to train once the trials are done (confirm.missing_jobs).
+        confirm_saved: whether a confirm run is saved already.
+        restarted: this chief resumes a run whose workers may still be training confirm runs: it waits one lease
+            before handing any out, so that they can claim theirs.
+    """
+
+    def __init__(self, oracle: keras_tuner.Oracle, address: str, lease_seconds: float = LEASE_SECONDS,
+                 confirm_jobs: Callable[[], list[dict[str, Any]]] = list,
+                 confirm_saved: Callable[[dict[str, Any]], bool] = lambda job: False, restarted: bool = False) -> None:
+        self.oracle, self.address, self.lease_seconds = oracle, address, lease_seconds
+        self._confirm_jobs = confirm_jobs
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+        self.confirm = ConfirmQueue(lease_seconds, self._trials_done, confirm_saved,
+                                    hold_seconds=lease_seconds if restarted else 0.0)
+        self._servicer = _LeasingServicer(oracle, lease_seconds, self.confirm)
+        add_oracle_service(self._servicer, self._server)
+        self.confirm.add_to(self._server)
+
+    def __enter__(self) -> OracleServer:
+        try:
+            bound = self._server.add_insecure_port(self.address)
+        except RuntimeError:  # grpcio 1.6x+ raises where older releases returned 0
+            bound = 0
+        if bound == 0:
+            raise TunerUsageError(f"the chief cannot listen on {self.address} (port in use or address not local); "
+                                  f"pick another --oracle port.")
+        self._server.start()
+        log.info("Chief serving the oracle at %s (no authentication: keep it on loopback or a trusted network).",
+                 self.address)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.stop(grace=2)
+
+    def poll(self) -> None:
+        """Send the trials of silent workers back to the queue, and list the confirm runs once the trials are done;
+        call it every second or so, from the thread that may raise (a damaged confirm run is an `error:`)."""
+        reclaim_silent_trials(self.oracle, self._servicer.last_seen, self.lease_seconds)
+        if not self.confirm.listed and self._trials_done():
+            self.confirm.list_jobs(self._confirm_jobs())
+
+    def finished(self) -> bool:
+        """True once every trial and confirm run is finished and every worker has been told to stop."""
+        return self._trials_done() and _search_finished(self.oracle) and self.confirm.finished()
+
+    def _trials_done(self) -> bool:
+        # A worker is told to stop only when no trial is left. After a restart, workers that were confirming are
+        # sent back to their trials first (ConfirmQueue.next), so this chief learns it too, or hands out new ones.
+        return self._servicer.stopping and _trials_finished(self.oracle)
+
+    def serve_until_finished(self) -> None:
+        while not self.finished():
+            time.sleep(1)
+            self.poll()

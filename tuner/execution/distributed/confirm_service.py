@@ -1,0 +1,231 @@
+"""Confirm runs handed out by a search's chief to its workers once the trials are done, with leases as for trials.
+
+When every trial has finished, the chief lists the confirm runs still missing (search.py --confirm K R:
+the top K configurations under R more seeds each; saved ones are skipped) and hands them, one at a time,
+to the workers that ask. A worker beats while it trains one, saves it (confirm.train_confirm_run, one
+atomic write) and says so. As for trials, a worker silent for longer than the lease loses its run to
+another worker. The saved files are the state: a restarted chief lists again what is missing, waits one
+lease before it hands anything out, and a worker that beats for a run it still trains keeps it.
+
+The calls (Next, Beat, Finish) are a small gRPC service beside KerasTuner's on the chief's server, with
+JSON messages, so no protocol file is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+import grpc
+
+from tuner.search.kerastuner import RPC_TIMEOUT_SECONDS
+from tuner.search.progress import log_confirm_run
+
+log = logging.getLogger(__name__)
+
+SERVICE = "cnn_tuner.ConfirmRuns"
+_METHODS = ("Next", "Beat", "Finish")
+
+
+def _encode(message: dict[str, Any]) -> bytes:
+    return json.dumps(message).encode()
+
+
+def _key(job: dict[str, Any]) -> tuple[str, int]:
+    return job["trial"], job["index"]
+
+
+class ConfirmQueue:
+    """The chief's side: the confirm runs still to train, which worker holds which, and who is still to be told
+    that none are left. Every method is safe to call from the gRPC threads and the chief's own.
+
+    Args:
+        lease_seconds: how long a silent worker keeps its run.
+        trials_done: whether every trial is finished and none is left to hand out (asked outside the lock).
+        is_saved: whether a run's record is saved already (a run handed back is skipped if so).
+        hold_seconds: after the listing, how long every worker is told to wait and the queue is not finished: a
+            restarted chief gives the workers still training runs (or saving one) time to reach it first.
+    """
+
+    def __init__(self, lease_seconds: float, trials_done: Callable[[], bool],
+                 is_saved: Callable[[dict[str, Any]], bool], hold_seconds: float = 0.0) -> None:
+        self.lease_seconds, self.hold_seconds = lease_seconds, hold_seconds
+        self._trials_done, self._is_saved = trials_done, is_saved
+        self._lock = threading.Lock()
+        self._pending: list[dict[str, Any]] | None = None  # None until the trials are done and the runs are listed
+        self._hold_until = 0.0
+        self._held: dict[str, dict[str, Any]] = {}
+        self._done: set[tuple[str, int]] = set()
+        # Workers that will ask or are asking for runs, with when each was last heard; told "done", they leave.
+        self._last_seen: dict[str, float] = {}
+        self._total = 0
+
+    @property
+    def listed(self) -> bool:
+        return self._pending is not None
+
+    def list_jobs(self, jobs: list[dict[str, Any]]) -> None:
+        """The runs to hand out (confirm.missing_jobs), once the trials are done; runs workers already hold stay theirs."""
+        with self._lock:
+            held = {_key(job) for job in self._held.values()}
+            self._pending = [job for job in jobs if _key(job) not in held | self._done]
+            self._total = len(jobs)
+            self._hold_until = time.monotonic() + self.hold_seconds
+
+    def expect(self, worker: str) -> None:
+        """Note a worker that has been told its last trial: it will ask for confirm runs next."""
+        with self._lock:
+            self._last_seen[worker] = time.monotonic()
+
+    def next(self, worker: str) -> dict[str, Any]:
+        """{"job": a run} for `worker`, {"wait": True} while runs may still come, {"trials": True} while trials are
+        left (a restarted chief's, maybe with a larger --max-trials), or {"done": True}."""
+        trials_done = self._trials_done()
+        with self._lock:
+            self._last_seen[worker] = time.monotonic()
+            abandoned = self._held.pop(worker, None)
+            if abandoned is not None and self._pending is not None:  # it asks again, so it restarted without it
+                self._pending.insert(0, abandoned)
+            self._reclaim()
+            if self._pending is None:
+                return {"wait": True} if trials_done else {"trials": True}
+            while self._pending and (_key(self._pending[0]) in self._done or self._is_saved(self._pending[0])):
+                self._done.add(_key(self._pending.pop(0)))  # saved by a worker killed before it said so
+            if self._pending:
+                if time.monotonic() < self._hold_until:
+                    return {"wait": True}
+                self._held[worker] = self._pending.pop(0)
+                return {"job": self._held[worker]}
+            if self._held:
+                return {"wait": True}  # a worker on the last runs may yet die and its run come back
+            del self._last_seen[worker]
+            return {"done": True}
+
+    def beat(self, worker: str, job: dict[str, Any]) -> dict[str, Any]:
+        """`worker` still trains `job`: it keeps it, also after a chief restart that listed it as missing, unless
+        the run is finished or another worker has it now (after this one's lease ran out)."""
+        with self._lock:
+            self._last_seen[worker] = time.monotonic()
+            key = _key(job)
+            taken = any(_key(held) == key for other, held in self._held.items() if other != worker)
+            if key not in self._done and not taken and self._held.get(worker) != job:
+                self._held[worker] = job
+                if self._pending is not None:
+                    self._pending = [item for item in self._pending if _key(item) != key]
+        return {}
+
+    def finish(self, worker: str, saved: dict[str, Any]) -> dict[str, Any]:
+        """`worker` saved a run (train_confirm_run's record): it is no longer anyone's to train."""
+        key = (saved["trial"], saved["index"])
+        with self._lock:
+            self._last_seen[worker] = time.monotonic()
+            for holder, job in list(self._held.items()):
+                if _key(job) == key:
+                    del self._held[holder]
+            if self._pending is not None:
+                self._pending = [item for item in self._pending if _key(item) != key]
+            self._done.add(key)
+            number, total = len(self._done), max(self._total, len(self._done))
+        log_confirm_run(saved, number, total)  # a run finished twice (a late worker's) shows its number twice
+        return {}
+
+    def finished(self) -> bool:
+        """True once every run is saved and every worker that was to ask has been told there are no more; for a
+        restarted chief, not before its hold is over, as it may not have heard yet from every worker."""
+        with self._lock:
+            self._reclaim()
+            return (self._pending == [] and not self._held and not self._last_seen
+                    and time.monotonic() >= self._hold_until)
+
+    def _reclaim(self) -> None:
+        # Under the lock: a silent worker's run goes back to the front of the queue, and the worker is forgotten.
+        now = time.monotonic()
+        for worker, seen in list(self._last_seen.items()):
+            if now - seen <= self.lease_seconds:
+                continue
+            del self._last_seen[worker]
+            job = self._held.pop(worker, None)
+            if job is not None:
+                log.warning("worker %s silent for %.0f s: the confirm run of trial %s seed %d goes back to the queue",
+                            worker, now - seen, job["trial"], job["index"])
+                if self._pending is not None:
+                    self._pending.insert(0, job)
+
+    def add_to(self, server: grpc.Server) -> None:
+        """Serve this queue's calls on the chief's gRPC `server` (before it starts)."""
+        calls: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "Next": lambda request: self.next(request["worker"]),
+            "Beat": lambda request: self.beat(request["worker"], request["job"]),
+            "Finish": lambda request: self.finish(request["worker"], request["saved"]),
+        }
+        handlers = {name: grpc.unary_unary_rpc_method_handler(
+            lambda request, context, call=call: call(request), request_deserializer=json.loads,
+            response_serializer=_encode) for name, call in calls.items()}
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+
+
+class ConfirmClient:
+    """A worker's calls to the chief's ConfirmQueue, each waiting for a chief that is (re)starting."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        for name in _METHODS:
+            setattr(self, name, channel.unary_unary(f"/{SERVICE}/{name}", request_serializer=_encode,
+                                                    response_deserializer=json.loads))
+
+
+# What ended a worker's confirm phase: no runs left, trials to run first, or its --trials-per-process reached.
+DONE, TRIALS, RETIRE = "done", "trials", "retire"
+
+
+def confirm_for_chief(stub: Any, worker: str, train: Callable[[dict[str, Any]], dict[str, Any]],
+                      heartbeat_seconds: float, idle_seconds: float, limit: int = 0) -> str:
+    """A worker's side: train the confirm runs the chief hands out until it says there are none left.
+
+    Args:
+        stub: a ConfirmClient (wrapped to call again across a chief's restart).
+        worker: this worker's id, as the oracle knows it.
+        train: trains and saves one run (confirm.train_confirm_run), returning its record.
+        heartbeat_seconds: how often to beat while training.
+        idle_seconds: how long to wait before asking again while other workers train the last runs.
+        limit: stop after this many runs, so the process can be replaced (0: never), as --trials-per-process.
+
+    Returns:
+        DONE, TRIALS (the chief has trials to hand out: run them, then ask again) or RETIRE.
+    """
+    trained = 0
+    while True:
+        if limit and trained >= limit:
+            return RETIRE
+        # As KerasTuner's own calls: a chief that is down is waited for, up to RPC_TIMEOUT_SECONDS.
+        answer = stub.Next({"worker": worker}, wait_for_ready=True, timeout=RPC_TIMEOUT_SECONDS)
+        if answer.get("done"):
+            return DONE
+        if answer.get("trials"):
+            return TRIALS
+        if "job" not in answer:
+            time.sleep(idle_seconds)
+            continue
+        job = answer["job"]
+        stop = threading.Event()
+        beating = threading.Thread(target=_beat, args=(stub, worker, job, stop, heartbeat_seconds), daemon=True)
+        beating.start()
+        try:
+            saved = train(job)
+        finally:
+            stop.set()
+            beating.join(timeout=heartbeat_seconds * 2)
+        stub.Finish({"worker": worker, "saved": saved}, wait_for_ready=True, timeout=RPC_TIMEOUT_SECONDS)
+        trained += 1
+
+
+def _beat(stub: Any, worker: str, job: dict[str, Any], stop: threading.Event, seconds: float) -> None:
+    while not stop.wait(seconds):
+        try:
+            # Waiting for the connection (bounded by one beat) reaches a restarted chief as soon as it is back;
+            # a beat that times out is not made again.
+            stub.Beat({"worker": worker, "job": job}, wait_for_ready=True, timeout=seconds)
+        except grpc.RpcError:
+            pass  # the chief may be restarting; the next beat tries again

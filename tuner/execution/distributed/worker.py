@@ -1,0 +1,162 @@
+"""A worker's side of a distributed search: find the chief, beat while training, call again across its restart, and
+train the confirm runs the chief hands out once the trials are done."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from typing import Any, Callable
+
+import grpc
+
+from tuner.execution.distributed.confirm_service import ConfirmClient, confirm_for_chief
+from tuner.errors import SearchFailedError, TunerUsageError
+from tuner.search.kerastuner import ask_for_space, make_trial, oracle_stub, replace_worker_calls
+from tuner.trials.records import IDLE, STOPPED
+
+log = logging.getLogger(__name__)
+# A worker proves it is alive every HEARTBEAT_SECONDS while it trains (the chief's lease is longer).
+HEARTBEAT_SECONDS = 2.0
+# How long an idle worker waits before asking again while the last trials run elsewhere.
+IDLE_WAIT_SECONDS = 1.0
+# Attempts of a worker's call to the chief that a chief's restart cut off (each waits for the chief to be back).
+CUT_OFF_CALL_ATTEMPTS = 5
+
+
+def wait_for_chief(address: str, timeout: float) -> None:
+    """Fail within `timeout` seconds, with a clear message, unless a search.py chief's oracle answers at `address`."""
+    channel = grpc.insecure_channel(address)
+    try:
+        try:
+            grpc.channel_ready_future(channel).result(timeout=timeout)
+        except grpc.FutureTimeoutError:
+            if _accepts_connections(address):
+                raise TunerUsageError(
+                    f"something listens at {address} but does not speak gRPC, so it is not a search.py chief; "
+                    f"fix --oracle to the chief's HOST:PORT."
+                ) from None
+            raise TunerUsageError(
+                f"cannot reach the chief's oracle at {address} within {timeout:.0f} s; start it first with "
+                f"python search.py --role chief --oracle {address} (same flags), or fix --oracle."
+            ) from None
+        try:
+            ask_for_space(oracle_stub(channel), timeout)
+        except grpc.RpcError as error:
+            raise TunerUsageError(
+                f"the gRPC server at {address} is not a search.py chief ({error.code().name}); fix --oracle to the "
+                f"chief's HOST:PORT."
+            ) from None
+    finally:
+        channel.close()
+
+
+def _accepts_connections(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=2):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+class Heartbeat:
+    """A background thread that tells the chief, every few seconds, that this worker is still on its trial."""
+
+    def __init__(self, oracle: Any, trial_id: str) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, args=(oracle, trial_id), daemon=True)
+
+    def _beat(self, oracle: Any, trial_id: str) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            try:
+                oracle.get_trial(trial_id)
+            except grpc.RpcError:
+                pass  # the chief may be restarting; the next beat tries again
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=HEARTBEAT_SECONDS * 2)
+
+
+def join_as_worker(tuner: Any, trials_per_process: int = 0) -> Callable[[], bool]:
+    """Make a worker's tuner wait while the chief has nothing to hand out, and beat while it trains.
+
+    After `trials_per_process` trials (0: never) the worker stops asking for more, so that its
+    process can be replaced by a fresh one: TensorFlow keeps memory from every model it traced.
+
+    Returns:
+        A function that tells, after the search loop ended, whether it ended for that reason.
+    """
+    started = 0
+    retired = False
+
+    def waiting(create_trial: Callable[[str], Any]) -> Callable[[str], Any]:
+        def create_trial_or_wait(tuner_id: str) -> Any:
+            nonlocal started, retired
+            if trials_per_process and started >= trials_per_process:
+                retired = True
+                return make_trial(STOPPED)
+            trial = create_trial(tuner_id)
+            if trial.status == IDLE:
+                time.sleep(IDLE_WAIT_SECONDS)  # instead of spinning on the chief
+            elif trial.status != STOPPED:
+                started += 1
+            return trial
+
+        return create_trial_or_wait
+
+    replace_worker_calls(tuner.oracle, create_trial=waiting, wrap_stub=_RetryingStub)
+    tuner.trial_guard = lambda trial_id: Heartbeat(tuner.oracle, trial_id)
+    return lambda: retired
+
+
+def confirm_as_worker(address: str, worker: str, train: Callable[[dict[str, Any]], dict[str, Any]],
+                      limit: int = 0) -> str:
+    """Train the confirm runs the chief at `address` hands out, until it has none left (confirm_for_chief: DONE),
+    has trials to hand out first (TRIALS), or `limit` runs are trained (RETIRE; 0: no limit)."""
+    # Reconnect within a second of a restarted chief's return (gRPC's default backoff grows to minutes), so its
+    # hold (chief.OracleServer's `restarted`) is enough to hear from every worker.
+    channel = grpc.insecure_channel(address, options=[("grpc.max_reconnect_backoff_ms", 1000)])
+    try:
+        return confirm_for_chief(_RetryingStub(ConfirmClient(channel)), worker, train, HEARTBEAT_SECONDS,
+                                 IDLE_WAIT_SECONDS, limit)
+    except grpc.RpcError as error:
+        raise SearchFailedError(f"the chief at {address} stopped answering during the confirm runs "
+                                f"({error.code().name}); start it again with the same command, then this worker") from None
+    finally:
+        channel.close()
+
+
+class _RetryingStub:
+    """The worker's gRPC stub to the chief's oracle, calling again when the chief's restart cuts a call off.
+
+    KerasTuner's client waits for a chief that is down when a call starts (wait_for_ready), but a
+    call in flight when the chief dies fails with UNAVAILABLE ("Stream removed"); called again, it
+    waits for the restarted chief. Repeating is safe: the chief ignores a second EndTrial of a
+    finished trial (chief._LeasingServicer), a repeated CreateTrial gets whatever trial is next (one
+    the restart re-queued included), and UpdateTrial only records metrics.
+    """
+
+    def __init__(self, stub: Any) -> None:
+        self._stub = stub
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self._stub, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            for attempt in range(1, CUT_OFF_CALL_ATTEMPTS + 1):
+                try:
+                    return method(*args, **kwargs)
+                except grpc.RpcError as error:
+                    if error.code() != grpc.StatusCode.UNAVAILABLE or attempt == CUT_OFF_CALL_ATTEMPTS:
+                        raise
+                    log.info("The chief's oracle went away during %s; calling again once it is back.", name)
+                    time.sleep(IDLE_WAIT_SECONDS)
+
+        return call
