@@ -11,10 +11,11 @@ run, as whole processes on the same prepared data, it times:
   (b) `search.py --prune none --workers 1 --patience 0 --confirm 0`: the same work through the tool
       (one worker process beside the chief; no confirm runs, which the loop has no counterpart of):
       b/a is its overhead (target <= 1.10);
-  (b0) the same with `--workers 0` (trials in the search process, as before --workers auto);
-  (c) `search.py` with its defaults (pruning, every core; since the fifth session of 2026-12-03 also
-      the confirm runs, once report.py's): c/a (target <= 0.5) and the best val_loss of each (target:
-      c no more than 0.01 above a).
+  (b0) the same with `--workers 0` (trials in the search process, no worker processes);
+  (c) `search.py` with its defaults, whatever they are when run, its confirm runs included: c/a
+      (target <= 0.5) and the best val_loss of each (target: c no more than 0.01 above a).
+      BENCHMARKS.md's "Search" figures were measured with the defaults of 2026-11-29: the tutorial's
+      grid with median pruning on every core, and no confirm runs in the search (report.py trained them).
 --memory runs a 100-trial random search (1 epoch per trial, a 324-configuration space) with the
 default process replacement, and once with --trials-per-process 0, sampling the RSS of the whole
 process tree after each finished trial; it prints the slope over trials 10-100 (target <= 3 MB).

@@ -21,6 +21,7 @@ from tuner.errors import SearchFailedError, TunerUsageError
 from tuner.execution.roles import execution_role, run_search
 from tuner.report import rank_trials
 from tuner.rundir import Run, RunLock, RunRecord
+from tuner.search.kerastuner import oracle_state_path
 from tuner.trials.records import iter_trials
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -161,8 +162,8 @@ def _snapshot(run_dir):
 
 @pytest.mark.parametrize("damage, message", [
     (lambda run: run.trial_state("0").write_text('{"trial_id": "0", "sta'), "trial_0/trial.json' is damaged (not valid JSON)"),
-    (lambda run: run.oracle_state.write_text("[]"), "oracle.json' is damaged (not a JSON object)"),
-    (lambda run: run.oracle_state.write_text(json.dumps({**json.loads(run.oracle_state.read_text()), "end_order": 3})),
+    (lambda run: oracle_state_path(run.project).write_text("[]"), "oracle.json' is damaged (not a JSON object)"),
+    (lambda run: oracle_state_path(run.project).write_text(json.dumps({**json.loads(oracle_state_path(run.project).read_text()), "end_order": 3})),
      "oracle.json' is damaged (missing or mistyped: end_order)"),
     (lambda run: run.history("1").write_text("{"), "trial_1.json' is damaged (not a per-epoch history)"),
     (lambda run: run.settings.unlink(), "has trials but no settings.json"),
@@ -188,7 +189,7 @@ def test_a_finished_run_is_readable_by_others_under_the_users_umask(prepared, tm
     finally:
         os.umask(previous)
     run = Run(tmp_path / "run")
-    for path in (run.settings, run.oracle_state, run.trial_state("0"), run.history("0")):
+    for path in (run.settings, oracle_state_path(run.project), run.trial_state("0"), run.history("0")):
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
 
 
@@ -288,8 +289,8 @@ def test_the_resume_line_names_an_interrupted_first_trial(prepared, tmp_path, ca
     # As a kill -9 inside the first trial leaves it: RUNNING in its file and ongoing in the oracle's.
     state = json.loads(run.trial_state("0").read_text())
     run.trial_state("0").write_text(json.dumps({**state, "status": "RUNNING"}))
-    oracle = json.loads(run.oracle_state.read_text())
-    run.oracle_state.write_text(json.dumps({**oracle, "ongoing_trials": {"tuner0": "0"}, "end_order": []}))
+    oracle = json.loads(oracle_state_path(run.project).read_text())
+    oracle_state_path(run.project).write_text(json.dumps({**oracle, "ongoing_trials": {"tuner0": "0"}, "end_order": []}))
     caplog.set_level(logging.INFO, logger="tuner")  # search.py --quiet in another test may have raised it
     assert run_search(*tiny_settings(prepared, run.root, conv_layers=(1,))).completed == 1
     assert "0 trial(s) finished; interrupted trial(s) 0 will run again from the start." in caplog.text
@@ -343,6 +344,20 @@ def test_asha_promotes_and_a_promoted_trial_continues_its_earlier_rung(prepared,
     ranked, _, _ = rank_trials(run)
     assert len(ranked) == 8 and not {record.continues for record in promoted} & {row.trial for row in ranked}
     assert all(row.pruned == row.epochs for row in ranked)  # no configuration reached 9 epochs with 8 of them
+
+
+def test_asha_with_2_epochs_is_one_rung_that_trains_every_configuration_to_the_end(prepared, tmp_path, capsys):
+    # The first rung trains 2 epochs, so --epochs 2 is that rung alone: a random search, nothing continued.
+    run = Run(tmp_path / "run")
+    argv = ["--data", str(prepared), "--run-dir", str(run.root), "--epochs", "2", "--max-trials", "3", "--workers", "0",
+            "--confirm", "0", *ASHA_FLAGS]
+    assert search_script.main(argv) == 0, capsys.readouterr().err[-3000:]
+    assert "3 trial(s) completed, 0 failed" in capsys.readouterr().out
+    counts, records = configurations_per_rung(run)
+    assert set(counts.values()) == {1} and Counter(rung for _, rung in counts) == {0: 3}
+    assert all(record.halving["epochs"] == [2] and not record.continues and len(record.history) == 2
+               for record in records.values())
+    assert [(row.epochs, row.pruned) for row in rank_trials(run)[0]] == [(2, None)] * 3
 
 
 def test_the_default_search_is_asha_over_the_modern_space_and_trains_each_configuration_once_per_rung(

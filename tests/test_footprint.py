@@ -7,6 +7,7 @@ import pytest
 from tests.helpers import tiny_run
 from tuner.model.footprint import Footprint, footprint_problem, measure_footprint
 from tuner.rundir import Run
+from tuner.search.tuners import footprint_tensorboard
 from tuner.trials.records import COMPLETED, iter_trials
 
 
@@ -72,7 +73,7 @@ def test_the_footprint_is_a_tensorboard_hparams_metric_of_each_trial(tmp_path_fa
     for record in iter_trials(Run(run)):
         if record.status != COMPLETED:
             continue
-        folder = Run(run).trial_footprint_tensorboard(record.trial_id)
+        folder = footprint_tensorboard(Run(run), record.trial_id)
         # Inside the trial's HParams session folder (execution0), so the dashboard lists these as its metrics.
         assert folder.parent.name == "execution0" and any(folder.parent.glob("events.out.tfevents*"))
         events = EventAccumulator(str(folder), size_guidance={"tensors": 0}).Reload()

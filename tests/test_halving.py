@@ -161,6 +161,16 @@ def test_with_the_budget_used_a_worker_waits_while_others_train_then_the_search_
     assert planned_trials(oracle, space_size=9) == 4 and len(oracle.trials) == 4
 
 
+def test_with_2_epochs_one_rung_trains_each_configuration_to_the_end_and_nothing_is_promoted(tmp_path):
+    oracle = halving_oracle(tmp_path, epochs=2, configurations=3)
+    assert oracle.rungs == (2,) and planned_trials(oracle, space_size=9) == 3
+    trials = [oracle.create_trial(f"tuner{index}") for index in range(3)]
+    assert [schedule(trial) for trial in trials] == [(0, 0, 2, None)] * 3
+    for trial, loss in zip(trials, (0.2, 0.1, 0.3)):
+        finish(oracle, trial, loss)
+    assert oracle.create_trial("tuner0").status == STOPPED and len(oracle.trials) == 3
+
+
 def test_a_reloaded_oracle_decides_as_the_one_before_the_kill(tmp_path):
     oracle = halving_oracle(tmp_path)
     trials = [oracle.create_trial(f"worker{index}") for index in range(3)]
@@ -261,16 +271,16 @@ def test_bayesian_proposals_fit_the_first_rung_only_and_never_repeat_a_configura
     assert len(first_rung) == len(set(first_rung)) == 12
 
 
-def test_a_run_whose_rungs_are_not_this_versions_is_refused_before_anything_is_rewritten(tmp_path):
+def test_a_run_whose_rungs_are_not_the_current_ones_is_refused_before_anything_is_rewritten(tmp_path):
     oracle = halving_oracle(tmp_path)
     trial = oracle.create_trial("tuner0")
     finish(oracle, trial, 0.3)
-    # The run an earlier version made, with a first rung of 1 epoch.
+    # A run started before settings.json's format 2, with a first rung of 1 epoch.
     state = tmp_path / "trials" / f"trial_{trial.trial_id}" / "trial.json"
     saved = json.loads(state.read_text())
     saved["hyperparameters"]["values"]["tuner/epochs"] = 1
     state.write_text(json.dumps(saved))
     before = {path: path.read_bytes() for path in (tmp_path / "trials").rglob("*.json")}
-    with pytest.raises(TunerUsageError, match="trained trial .* to 1 epochs at rung 0, but this version's rungs are 2, 3, 9"):
+    with pytest.raises(TunerUsageError, match="trained trial .* to 1 epochs at rung 0, but the rungs of every search since settings.json's format 2 are 2, 3, 9"):
         repair_after_reload(halving_oracle(tmp_path))
     assert {path: path.read_bytes() for path in (tmp_path / "trials").rglob("*.json")} == before

@@ -92,7 +92,8 @@ def test_the_layer_check_sees_an_upward_import(tmp_path):
 # KerasTuner 1.4.8's undocumented state: oracle.json's keys and the files and folders it names inside a trial, its
 # private modules and the environment variables it reads.
 KERASTUNER_STATE = re.compile(
-    r"keras_tuner\.src|\b(start_order|end_order|ongoing_trials|tuner_ids|run_times|KERASTUNER_\w+)\b"
+    r"keras_tuner\.src|\b(start_order|end_order|ongoing_trials|tuner_ids|run_times|tried_so_far|id_to_hash|seed_state"
+    r"|KERASTUNER_\w+)\b"
     r"|checkpoint\.weights\.h5|execution0|oracle\.json|stop_triggered|oracle_client|oracle_chief"
 )
 

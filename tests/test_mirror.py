@@ -12,6 +12,7 @@ from tuner.winner.litert import LiteRTModel
 from tuner.model.mirror import average_with_mirror, mirror_helps
 from tuner.report import rank_trials
 from tuner.rundir import Run
+from tuner.search.kerastuner import checkpoint_path
 
 SIDE = 8
 
@@ -182,7 +183,7 @@ def test_auto_without_the_trials_weights_retrains_without_the_mirror(tmp_path_fa
     _, run = tiny_winner(tmp_path_factory)
     run_copy = copy_run(run, tmp_path)
     winner = rank_trials(Run(run_copy))[0][0].trial  # the winner under --confirm 0
-    Run(run_copy).checkpoint(winner).unlink()
+    checkpoint_path(Run(run_copy).trial_dir(winner)).unlink()
     assert report_script.main(["--run-dir", str(run_copy), "--confirm", "0"]) == 0
     metadata, _, _ = winner_files(run_copy)
     assert metadata["mirror_average"]["used"] is False
@@ -193,7 +194,7 @@ def test_a_damaged_checkpoint_is_refused_under_auto_and_not_read_under_tta_off(t
     _, run = tiny_winner(tmp_path_factory)
     run_copy = copy_run(run, tmp_path)
     winner = rank_trials(Run(run_copy))[0][0].trial  # the winner under --confirm 0
-    checkpoint = Run(run_copy).checkpoint(winner)
+    checkpoint = checkpoint_path(Run(run_copy).trial_dir(winner))
     checkpoint.write_bytes(b"not hdf5")
     assert report_script.main(["--run-dir", str(run_copy), "--confirm", "0"]) == 2
     # One error line, which says how to go on without the file.

@@ -14,7 +14,9 @@ from tuner.errors import TunerUsageError
 from tuner.config import ReportSettings
 from tuner.report import (boundary_warnings, build_report, counts_line, format_table, rank_trials, summary_lines,
                           to_dataframe)
-from tuner.trials.rows import CONFIRM_COLUMNS, failed_columns, ranked_columns
+from tuner.config import SearchSettings
+from tuner.config.spaces import modern_baseline
+from tuner.trials.rows import CONFIRM_COLUMNS, TrialRow, failed_columns, ranked_columns
 from tuner.rundir import Run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,9 +130,68 @@ def test_boundary_rules():
     assert boundary_warnings({"conv_layers": 1, "dense_layers": 0}, {"conv_layers": [1, 2], "dense_layers": [0, 1]}) == []
 
 
-def test_the_report_warns_when_the_winner_is_at_the_edge(run_copy, capsys):
-    # As if nodes 2 had been searched too and lost: the winner's 4 is then the top of the range.
+def _rows(*trials):
+    """Ranked rows from (hyperparameters, val_loss) pairs, in the order given."""
+    return [TrialRow(str(index), values, rank=index + 1, val_loss=loss) for index, (values, loss) in enumerate(trials)]
+
+
+def test_an_edge_is_noted_only_where_the_trials_improve_toward_it():
+    space = {"nodes": [32, 64, 128]}
+    warned = boundary_warnings({"nodes": 128}, space, trials=_rows(({"nodes": 128}, 0.20), ({"nodes": 64}, 0.30),
+                                                                   ({"nodes": 32}, 0.25), ({"nodes": 128}, 0.50)))
+    assert len(warned) == 1 and "nodes=128 is the largest value searched (32..128)" in warned[0]
+    assert "widen --nodes upwards" in warned[0] and "the best val_loss at 128, 0.2000, beats the 0.3000 at 64" in warned[0]
+    low = boundary_warnings({"nodes": 32}, space, trials=_rows(({"nodes": 32}, 0.20), ({"nodes": 64}, 0.30)))
+    assert len(low) == 1 and "nodes=32 is the smallest value searched" in low[0] and "downwards" in low[0]
+    # The nearest value with trials is the one weighed: 64 has none here, so 32's.
+    skipped = boundary_warnings({"nodes": 128}, space, trials=_rows(({"nodes": 128}, 0.20), ({"nodes": 32}, 0.25)))
+    assert len(skipped) == 1 and "beats the 0.2500 at 32" in skipped[0]
+    # Not noted: the edge is better by less than EDGE_MARGIN (3%), or no trial took another value (no evidence).
+    assert boundary_warnings({"nodes": 128}, space, trials=_rows(({"nodes": 128}, 0.295), ({"nodes": 64}, 0.30))) == []
+    assert boundary_warnings({"nodes": 128}, space, trials=_rows(({"nodes": 128}, 0.20), ({"nodes": 128}, 0.30))) == []
+
+
+def test_a_baseline_winner_is_not_told_to_widen_the_ranges_it_was_placed_at_the_top_of():
+    search = SearchSettings(space="modern", tuner="asha")  # on 50 px images, where a fourth conv block would fit
+    space = {"conv_layers": [1, 2, 3], "nodes": [32, 64, 128], "dense_layers": [0, 1, 2]}
+    baseline = modern_baseline([1, 2, 3], [32, 64, 128], [0, 1, 2], 50)
+    smaller = {**baseline, "conv_layers": 2, "nodes": 64, "dense_layers": 1}
+    assert baseline["nodes"] == 128 and boundary_warnings(baseline, space, 50, search, _rows((baseline, 0.1), (smaller, 0.4))) == []
+    # The same core in a configuration the search proposed (another dropout), with the same evidence: noted.
+    proposed = {**baseline, "dropout": 0.1}
+    warned = boundary_warnings(proposed, space, 50, search, _rows((proposed, 0.1), (smaller, 0.4)))
+    assert [message.split(" is ")[0] for message in warned] == [
+        "the winner's conv_layers=3", "the winner's nodes=128", "the winner's dense_layers=2"]
+
+
+def test_a_continuous_edge_is_noted_when_its_outer_tenth_beats_the_rest_of_the_range():
+    search = SearchSettings(space="modern", tuner="random")
+    space = {"learning_rate": [0.001, 0.0095]}
+    trials = _rows(({"learning_rate": 0.0095}, 0.20), ({"learning_rate": 0.001}, 0.30))
+    warned = boundary_warnings({"learning_rate": 0.0095}, space, 28, search, trials)
+    assert len(warned) == 1 and "lies in the top 10% of the range searched" in warned[0]
+    assert "the best val_loss there, 0.2000, beats the 0.3000 of the rest of the range" in warned[0]
+    close = _rows(({"learning_rate": 0.0095}, 0.20), ({"learning_rate": 0.001}, 0.201))
+    assert boundary_warnings({"learning_rate": 0.0095}, space, 28, search, close) == []
+
+
+def _a_loser_at_nodes_2(run_copy):
+    """As if nodes 2 had been searched too and lost clearly: the winner's 4 is then the top of the range, and the
+    trials say val_loss improves toward it."""
+    winner, loser = (row.trial for row in rank_trials(Run(run_copy))[0])
     edit_json(run_copy / "settings.json", lambda settings: settings["search"].update(nodes=[2, 4]))
+    edit_json(run_copy / "trials" / f"trial_{loser}" / "trial.json",
+              lambda state: state["hyperparameters"]["values"].update(nodes=2))
+
+    def worse(history):
+        for epoch in history["epochs"]:
+            epoch["val_loss"] += 1.0
+
+    edit_json(run_copy / "history" / f"trial_{loser}.json", worse)
+
+
+def test_the_report_warns_when_the_winner_is_at_the_edge(run_copy, capsys):
+    _a_loser_at_nodes_2(run_copy)
     assert report_script.main(["--run-dir", str(run_copy), "--no-retrain"]) == 0
     out = capsys.readouterr().out
     assert "note: the winner's nodes=4 is the largest value searched (2..4)" in out and "widen --nodes" in out
@@ -184,7 +245,7 @@ def test_an_unreadable_trial_file_is_reported_with_its_path_not_dropped_silently
 
 
 def test_the_terminal_and_results_md_show_the_same_summary(run_copy, capsys):
-    edit_json(run_copy / "settings.json", lambda settings: settings["search"].update(nodes=[2, 4]))
+    _a_loser_at_nodes_2(run_copy)
     assert report_script.main(["--run-dir", str(run_copy), "--confirm", "0", "--no-retrain", "--no-export"]) == 0
     out = capsys.readouterr().out
     report = build_report(ReportSettings(run_dir=str(run_copy), confirm=(0,)))

@@ -122,7 +122,7 @@ def test_unwritable_destination(tmp_path):
         write_sample(tmp_path / "file" / "sample")
 
 
-def test_sample_prepares_as_the_issue_expects(in_tmp_cwd):
+def test_the_sample_prepares_to_2_balanced_classes_of_992_split_70_15_15(in_tmp_cwd):
     dataset, reused = prepare_dataset(PrepSettings(quiet=True), progress=False)
     manifest = dataset.manifest
     assert not reused and manifest["source"]["builtin_sample"] and dataset.input_shape == (28, 28, 1)

@@ -29,6 +29,7 @@ def prepared(tmp_path_factory):
     (["--batch-size", "100000"], "--batch-size must be a whole number from 1 to 65536"),
     (["--tuner", "annealing"], "argument --tuner: invalid choice: 'annealing'"),
     (["--tuner", "hyperband", "--epochs", "1"], "--tuner hyperband needs --epochs of at least 2"),
+    (["--tuner", "asha", "--epochs", "1"], "--tuner asha needs --epochs of at least 2"),
     (["--role", "worker"], "--role and --oracle go together"),
     (["--role", "worker", "--oracle", "127.0.0.1:8000", "--workers", "2"], "don't combine it with --role/--oracle"),
     (["--workers", "two"], "--workers must be auto or a number of processes from 0 to 1024, got 'two'"),

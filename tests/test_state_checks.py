@@ -21,6 +21,7 @@ from tuner.config import SearchSettings
 from tuner.confirm.runs import read_confirm_run
 from tuner.errors import TunerUsageError
 from tuner.model.hypermodel import CNNHyperModel
+from tuner.search.kerastuner import oracle_state_path
 from tuner.search.oracles import refuse_damaged_state
 from tuner.report import rank_trials
 from tuner.rundir import Run
@@ -137,8 +138,8 @@ def test_an_oracle_whose_space_is_not_settings_json_s_refuses_the_resume(run_cop
         nodes = next(item for item in state["hyperparameters"]["space"] if item["config"]["name"] == "nodes")
         nodes["config"]["values"] = [4, 8]
 
-    edit_json(run.oracle_state, widen)
-    refused(run, run.oracle_state, "its hyperparameter space .*nodes 4 8.* is not settings.json's .*nodes 4;")
+    edit_json(oracle_state_path(run.project), widen)
+    refused(run, oracle_state_path(run.project), "its hyperparameter space .*nodes 4 8.* is not settings.json's .*nodes 4;")
 
 
 def test_a_footprint_out_of_range_is_named(run_copy):

@@ -15,7 +15,7 @@ from tuner.files import atomic_write_json
 from tuner.model.hypermodel import CNNHyperModel, build_hypermodel, build_model
 from tuner.search.pruning import MedianPruner
 from tuner.rundir import Run
-from tuner.search.tuners import make_tuner, run_trials, trial_plan
+from tuner.search.tuners import footprint_tensorboard, make_tuner, run_trials, trial_plan
 from tuner.model.training import CurveWriter, EpochProgress, TrainingPlan, build_callbacks
 from tuner.winner.retrain import _fit_on_train_and_validation
 
@@ -63,7 +63,7 @@ def test_the_search_builds_tensorboard_early_stopping_and_the_curve_file(tmp_pat
     # KerasTuner adds the trial's folder and HParams under the run's TensorBoard root.
     assert callbacks[0].log_dir == str(run.tensorboard) and callbacks[1].patience == 2
     assert curve is callbacks[2] and curve.path == run.history("3") and curve.pruner is pruner
-    assert curve.footprint_tensorboard == run.trial_footprint_tensorboard("3")
+    assert curve.footprint_tensorboard == footprint_tensorboard(run, "3")
     assert kinds(build_callbacks(trial_plan(run, "3", patience=0))[0]) == [keras.callbacks.TensorBoard, CurveWriter]
 
 

@@ -11,6 +11,7 @@ import report as report_script
 from tests.helpers import edit_json, one_error_line, tiny_winner
 from tuner.report import rank_trials
 from tuner.rundir import Run
+from tuner.search.kerastuner import checkpoint_path
 from tuner.winner.retrain import publish_winner
 
 
@@ -124,7 +125,7 @@ def test_a_changed_dataset_is_refused(run_copy, capsys):
 
 def test_a_damaged_checkpoint_is_refused_naming_it(run_copy, capsys):
     winner = rank_trials(Run(run_copy))[0][0].trial
-    checkpoint = Run(run_copy).checkpoint(winner)
+    checkpoint = checkpoint_path(Run(run_copy).trial_dir(winner))
     checkpoint.write_bytes(b"not hdf5")
     assert report_script.main(["--run-dir", str(run_copy), "--confirm", "0", "--no-retrain"]) == 2
     one_error_line(capsys, f"'{checkpoint}' is damaged")

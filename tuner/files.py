@@ -104,10 +104,10 @@ def make_staging_dir(parent: Path, prefix: str) -> Path:
 
 
 def read_json(path: str | os.PathLike) -> Any | None:
-    """Read a JSON file, or None if it is missing or not valid JSON (e.g. written by an older crash).
+    """Read a JSON file, or None if it is missing or not valid JSON (e.g. cut short by a crash).
 
-    A bare NaN, Infinity or -Infinity token (written by an older version, or by KerasTuner) is
-    read as None, a missing value, as atomic_write_json writes it now.
+    A bare NaN, Infinity or -Infinity token (KerasTuner writes them, and a run of settings.json format 1
+    may hold them) is read as None, a missing value, as atomic_write_json writes it.
     """
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"), parse_constant=_missing)

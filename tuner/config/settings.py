@@ -131,8 +131,10 @@ class SearchSettings:
             raise TunerUsageError(f"--patience must be 0 (off) or more epochs, got {self.patience}.")
         if self.tuner == "hyperband" and self.epochs < 2:
             raise TunerUsageError(f"--tuner hyperband needs --epochs of at least 2 (it trains in growing rounds), got {self.epochs}.")
-        if self.tuner == "asha" and self.epochs < 3:
-            raise TunerUsageError(f"--tuner asha needs --epochs of at least 3 (a first rung of 2 epochs and a longer one), got {self.epochs}.")
+        # Successive halving's first rung trains 2 epochs (search/halving.py, MIN_FIRST_RUNG); --epochs 2 is that one
+        # rung alone, a random search whose trials train to the end.
+        if self.tuner == "asha" and self.epochs < 2:
+            raise TunerUsageError(f"--tuner asha needs --epochs of at least 2 (its first rung trains 2 epochs), got {self.epochs}.")
         _require_choice("--proposals", self.proposals, PROPOSALS)
         if self.proposals != "random" and self.tuner != "asha":
             raise TunerUsageError(f"--proposals {self.proposals} is how --tuner asha proposes configurations; "

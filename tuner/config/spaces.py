@@ -1,9 +1,10 @@
 """The two named search spaces as data: the tutorial's grid, and the modern recipe searched beside the same core.
 
 Both spaces share the core (conv_layers, nodes, dense_layers), whose values the core flags set.
-`tutorial` is the tutorial's 27-configuration grid, with today's optional extras (--learning-rates,
+`tutorial` is the tutorial's 27-configuration grid, with the tool's optional extras (--learning-rates,
 --dropouts, --augment) and no recipe. `modern` adds the recipe below, whose ranges are fixed here:
-what moves small CNNs on small image sets is the training recipe more than layer counts (issue 20).
+what moves small CNNs on small image sets is the training recipe more than layer counts (BENCHMARKS.md,
+"Better models").
 Here rather than in hypermodel.py, so the report and the run checks know the space without Keras.
 """
 
@@ -17,11 +18,11 @@ TUTORIAL = "tutorial"
 MODERN = "modern"
 SPACE_NAMES = (TUTORIAL, MODERN)
 # The space a search runs without --space: the recipe too (BENCHMARKS.md, "Better models"). A run's settings.json
-# written before spaces existed has no space: it searched the tutorial's (rundir/record.py).
+# of format 1 written before spaces existed has no space: it searched the tutorial's (rundir/record.py).
 DEFAULT_SPACE = MODERN
 # The search a space gets when --tuner is omitted: the tutorial's grid is enumerated, all 27 configurations as in the
 # tutorial's loop; the modern space has a continuous learning rate and no grid, and successive halving tries more
-# configurations in less time than training each one in full (issue 20).
+# configurations in less time than training each one in full (BENCHMARKS.md, "Better models").
 DEFAULT_TUNERS = {TUTORIAL: "grid", MODERN: "asha"}
 
 

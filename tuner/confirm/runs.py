@@ -6,35 +6,31 @@ are trained R more times each, on the same train/validation split and with the s
 and early stopping, and report.py ranks them by the mean of their best val_loss over all seeds
 (the search's own run is one of them, unless it was truncated).
 
-The search trains them on its own worker processes once its trials are done (execution.py,
-distributed/confirm_runs.py); report.py trains only those still missing (a larger --confirm,
-another budget, a run of an older version), on processes of its own (confirm_workers).
-Each confirm run is saved to RUN/confirm/trial_<id>/seed_<n>.json in one atomic write when it
+This module says which runs there are, trains and saves one, and reads them back; execution/ runs
+them: the search on its own worker processes once its trials are done (distributed/confirm_service.py),
+report.py only those still missing (a larger --confirm, another budget, a run of settings.json format 1
+whose search trained none), in its own process or on its job pool (execution/confirming.py). Each confirm run is saved to RUN/confirm/trial_<id>/seed_<n>.json in one atomic write when it
 has finished, so a killed search or report re-runs only the missing ones and the next one reuses
 them. Each is seeded on its own, so its numbers do not depend on which process trained it.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import shutil
 import statistics
-import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from tuner.data.cache import PreparedDataset
 from tuner.config import SearchSettings
-from tuner.execution.pool import process_count, run_jobs, serve_jobs
 from tuner.errors import TunerUsageError
 from tuner.files import atomic_write_json, read_json
-from tuner.search.progress import log_confirm_run
 from tuner.trials.rows import TrialRow
-from tuner.rundir import Run, RunRecord, load_run_dataset
+from tuner.rundir import Run, RunRecord
 from tuner.rundir.checks import RunLimits, curve_problem, metric_problem
 from tuner.stats import mean_and_std
 from tuner.trials.records import best_epoch, is_finite_number
@@ -74,37 +70,6 @@ def confirm_seed(base_seed: int, trial_id: str, index: int) -> int:
     return (base_seed + int(trial_id) + SEED_STRIDE * index) % 2**32
 
 
-def confirm_top(run: Run, record: RunRecord, ranked: Sequence[TrialRow], top: int, seeds: int,
-                workers: str = "auto") -> list[Confirmation]:
-    """Train the top `top` ranked configurations under `seeds` further seeds each, reusing saved runs.
-
-    Args:
-        run: the run directory.
-        record: the run's settings.json.
-        ranked: the rows of rank_trials, best first.
-        top: how many configurations to confirm (K).
-        seeds: further seeds per configuration (R).
-        workers: `--workers`: auto, a number of processes, or "0" to train in this process.
-            Each run is seeded on its own, so its numbers do not depend on which process trained it.
-
-    Returns:
-        One Confirmation per confirmed configuration, in the order of `ranked`.
-    """
-    chosen = list(ranked[:top]) if seeds > 0 else []
-    jobs = missing_jobs(run, record, chosen, seeds)
-    if jobs:
-        count = process_count(workers, len(jobs))
-        # Loaded here even when workers train: a changed or missing dataset is refused before any process starts.
-        dataset = load_run_dataset(record)
-        if count:
-            done = (saved for _, saved in run_jobs(_worker_command(run), jobs, count, _describe))
-        else:
-            done = (train_confirm_run(run, record, dataset, job) for job in jobs)
-        for number, saved in enumerate(done, start=1):
-            log_confirm_run(saved, number, len(jobs))
-    return [_confirmation(run, record, row, range(1, seeds + 1)) for row in chosen]
-
-
 def missing_jobs(run: Run, record: RunRecord, chosen: Sequence[TrialRow], seeds: int) -> list[dict[str, Any]]:
     """The confirm runs of `chosen` under seeds 1..`seeds` that are not saved yet, as jobs for train_confirm_run;
     says how many when there are any.
@@ -142,34 +107,9 @@ def train_confirm_run(run: Run, record: RunRecord, dataset: PreparedDataset, job
     return saved
 
 
-def serve_confirm_jobs(run_dir: str) -> int:
-    """A confirm worker's main: load the run's dataset once, then train the confirm runs it is handed (confirm_workers).
-
-    Returns:
-        The process's exit code.
-    """
-
-    def start() -> Callable[[dict[str, Any]], dict[str, Any]]:
-        from tuner.cli import import_tensorflow_quietly
-
-        run = Run(Path(run_dir))
-        record = run.read_record()
-        if record is None:
-            raise TunerUsageError(f"'{run.root}' has no settings.json: it is not a run directory.")
-        import_tensorflow_quietly()
-        dataset = load_run_dataset(record)
-        return lambda job: train_confirm_run(run, record, dataset, job)
-
-    return serve_jobs(start)
-
-
-def _worker_command(run: Run) -> list[str]:
-    return [sys.executable, "-c", "import sys; from tuner.confirm.runs import serve_confirm_jobs; "
-                                  "sys.exit(serve_confirm_jobs(sys.argv[1]))", str(run.root)]
-
-
-def _describe(job: dict[str, Any]) -> str:
-    return f"the confirm run of trial {job['trial']} seed {job['index']} ({json.dumps(job['hyperparameters'])})"
+def confirmations(run: Run, record: RunRecord, chosen: Sequence[TrialRow], seeds: int) -> list[Confirmation]:
+    """Each of `chosen` with its search run and its confirm runs under seeds 1..`seeds`, a missing one as inf."""
+    return [_confirmation(run, record, row, range(1, seeds + 1)) for row in chosen]
 
 
 def saved_confirmations(run: Run, record: RunRecord, ranked: Sequence[TrialRow]) -> list[Confirmation]:

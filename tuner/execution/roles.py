@@ -16,16 +16,18 @@ import keras
 
 from tuner.data.cache import PreparedDataset
 from tuner.config import ExecutionOptions, SearchSettings
-from tuner.confirm.runs import confirm_top, missing_jobs, train_confirm_run
+from tuner.confirm.runs import missing_jobs, train_confirm_run
 from tuner.data.prepare import ensure_prepared
 from tuner.execution.distributed import (OracleServer, confirm_as_worker, join_as_worker, keep_ongoing_after_restart, parse_address,
                                wait_for_chief)
+from tuner.execution.confirming import confirm_top
 from tuner.execution.distributed.confirm_service import RETIRE, TRIALS
 from tuner.errors import SearchFailedError, TunerUsageError
-from tuner.files import atomic_write_json, read_json
+from tuner.files import atomic_write_json
 from tuner.model.hypermodel import build_hypermodel
-from tuner.execution.launcher import follow_launcher, run_local_workers
-from tuner.search.kerastuner import configure_keras_tuner, kerastuner_role
+from tuner.execution.launcher import run_local_workers
+from tuner.execution.processes import Retirement, follow_parent
+from tuner.search.kerastuner import configure_keras_tuner, kerastuner_role, oracle_state_path, saved_held_trials
 from tuner.search.oracles import planned_trials, refuse_damaged_state, repair_after_reload
 from tuner.search.progress import SearchProgress
 from tuner.trials.ranking import rank_trials
@@ -84,7 +86,7 @@ def run_search(settings: SearchSettings, options: ExecutionOptions) -> SearchSum
     # Prepared once here, before any worker starts, so they don't all prepare the sample at once.
     dataset = ensure_prepared(options.data)
     record = RunRecord(settings, DatasetRecord.of(dataset, options.data))
-    resumed = run.oracle_state.exists() and not options.overwrite
+    resumed = oracle_state_path(run.project).exists() and not options.overwrite
     role = execution_role(options)
     retired = False
     if role == WORKER:
@@ -114,8 +116,7 @@ def _lead(settings: SearchSettings, options: ExecutionOptions, run: Run, dataset
     this_role = kerastuner_role(None) if role == ALONE else kerastuner_role(CHIEF, parse_address(address))
     with this_role as tuner_id:
         # Read before the tuner reloads the oracle, which queues every ongoing trial to run again.
-        state = read_json(run.oracle_state)
-        ongoing = state.get("ongoing_trials", {}) if isinstance(state, dict) else {}
+        ongoing = saved_held_trials(run.project)
         if resumed and not run.tuner_state(tuner_id).exists():
             # KerasTuner 1.4.8 reloads only if its tuner file exists; a kill can leave only the oracle's.
             atomic_write_json(run.tuner_state(tuner_id), {})
@@ -151,23 +152,24 @@ def _lead(settings: SearchSettings, options: ExecutionOptions, run: Run, dataset
 def _work_for_chief(settings: SearchSettings, options: ExecutionOptions, run: Run, dataset: PreparedDataset,
                     record: RunRecord) -> bool:
     """Run the trials and then the confirm runs a chief hands out, writing into the shared run directory; True if
-    it retired (--trials-per-process trials, or as many confirm runs)."""
-    follow_launcher()
+    it retired (--trials-per-process trainings, trials and confirm runs together)."""
+    follow_parent()
     with kerastuner_role(WORKER, parse_address(options.oracle or "")) as tuner_id:
         wait_for_chief(options.oracle or "", options.connect_timeout)
         # The chief wrote settings.json before it started serving; a worker with other flags is refused.
         _refuse_another_search(run, record)
         configure_keras_tuner()
         tuner, _ = _tuner_with_progress(settings, run, dataset)
-        retired = join_as_worker(tuner, options.trials_per_process)
+        retirement = Retirement(options.trials_per_process)
+        join_as_worker(tuner, retirement)
         log.info("Worker %s joined the search at %s.", tuner_id, options.oracle)
         while True:
             run_trials(tuner, settings, run, dataset)
-            if retired():
+            if retirement.due:
                 return True  # the fresh process that replaces this one goes on
             # Then the confirm runs; a restarted chief may send it back to trials first (TRIALS).
             ended = confirm_as_worker(options.oracle or "", tuner_id,
-                                      lambda job: train_confirm_run(run, record, dataset, job), options.trials_per_process)
+                                      lambda job: train_confirm_run(run, record, dataset, job), retirement)
             if ended != TRIALS:
                 return ended == RETIRE
 
@@ -220,7 +222,7 @@ def _check_run_dir(root: Path) -> None:
 def _refuse_another_search(run: Run, record: RunRecord) -> None:
     """Refuse to resume a run that was made with another search space, tuner, training or dataset."""
     previous = run.read_record()
-    if previous is None and run.oracle_state.exists():
+    if previous is None and oracle_state_path(run.project).exists():
         raise TunerUsageError(
             f"run directory '{run.root}' has trials but no {run.settings.name}, so what it searched is unknown; "
             f"pass --overwrite to start it afresh or another --run-dir."

@@ -6,11 +6,12 @@ from dataclasses import replace
 
 from tuner.report.budget import Budget, apply_budget, pareto_front
 from tuner.config import ReportSettings
-from tuner.confirm.runs import confirm_top, rank_confirmed
+from tuner.confirm.runs import rank_confirmed
+from tuner.execution.confirming import confirm_top
 from tuner.errors import TunerUsageError
 from tuner.report.importance import importances
 from tuner.report.plots import DEFAULT_PLOTTED_TRIALS, write_pareto_plot, write_plots
-from tuner.report.notes import boundary_warnings, comparison_line, damage_warnings, search_space
+from tuner.report.notes import boundary_warnings, comparison_line, continuous_ranges, damage_warnings, search_space
 from tuner.trials.ranking import assign_ranks, hyperparameter_names, rank_records
 from tuner.report.results import write_results
 from tuner.report.summary import Report
@@ -54,7 +55,8 @@ def build_report(settings: ReportSettings) -> Report:
     ranking = rank_confirmed(fitting, confirmations) if confirmations else fitting
     front = pareto_front(ranked)
     space = search_space(record, ranked, names)
-    notes = boundary_warnings(ranking[0].hyperparameters, space, record.dataset.img_size, record.search)
+    # The edge notes weigh every ranked trial, the budget's exclusions too: they are evidence about the space.
+    notes = boundary_warnings(ranking[0].hyperparameters, space, record.dataset.img_size, record.search, ranked)
     if running:
         notes.append(f"{running} trial(s) are still running or were interrupted; this ranking is provisional.")
     notes += damage_warnings(damaged)
@@ -62,8 +64,9 @@ def build_report(settings: ReportSettings) -> Report:
         notes.append("no trial has its size and speed recorded (the run was searched before they were), so there is "
                      "no Pareto plot and no budget can be applied; search again with --overwrite to measure them.")
     report = Report(run, record, ranking, excluded, failed, running, names, front, comparison_line(ranking, confirmations),
-                    budget, notes, importances=importances([*ranking, *excluded], names))
+                    budget, notes, importances=importances([*ranking, *excluded], names), records=records)
     written = write_results(report)
-    written += write_plots(run, ranking, failed, names, space, top=settings.top or DEFAULT_PLOTTED_TRIALS)
+    written += write_plots(run, records, ranking, failed, names, space, continuous_ranges(record.search),
+                           top=settings.top or DEFAULT_PLOTTED_TRIALS)
     pareto = write_pareto_plot(run, ranked, ranking[0], budget)
     return replace(report, written=written + ([pareto] if pareto else []))

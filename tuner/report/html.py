@@ -17,11 +17,12 @@ from tuner.data.cache import PreparedDataset
 from tuner.config.spaces import MODERN, FloatRange
 from tuner.files import atomic_write_text, read_json
 from tuner.search.halving import rung_epochs
-from tuner.report.plots import curves_figure, format_value, hyperparameters_figure, pareto_figure, png_bytes
+from tuner.report.plot_data import curves_info, format_value, hyperparameters_info, pareto_info
+from tuner.report.plots import curves_figure, hyperparameters_figure, pareto_figure, png_bytes
 from tuner.report.figures import importances_png, parallel_coordinates_png
 from tuner.report.html_winner import data_section, misclassified_section, winner_section
 from tuner.report.markup import Markup, esc, facts, fmt, page, paragraph, png_image, table, unavailable
-from tuner.report.notes import front_line, search_space
+from tuner.report.notes import continuous_ranges, front_line, search_space
 from tuner.report.summary import Report
 from tuner.trials.rows import TrialRow
 from tuner.rundir import Run
@@ -66,7 +67,8 @@ def render_html(report: Report, winner_json: dict[str, Any] | None, dataset: Pre
     parts = {
         "run": _run_section(report, dataset, space),
         "ranking": _ranking_section(report),
-        "curves": [png_image(png_bytes(curves_figure(report.run, ranking, names, CURVES_SHOWN)) if ranking else None,
+        "curves": [png_image(png_bytes(curves_figure(curves_info(report.records, ranking, names, CURVES_SHOWN)))
+                             if ranking else None,
                              "validation loss by epoch of the top trials", missing="no ranked trial"),
                    paragraph(f"The best {min(CURVES_SHOWN, len(ranking))} trials by rank. A circle marks the epoch whose "
                              "weights a trial kept; a cross ends the curve of a trial the pruner stopped, because it "
@@ -176,7 +178,8 @@ def _parallel_section(report: Report, space: dict[str, list[Any]]) -> list[str]:
             paragraph("Each line is a ranked trial: where it crosses a hyperparameter's axis is the value it tried, and "
                       "its colour (and the last axis) its best validation loss; the winner is the thick black line. "
                       "Failed trials have no validation loss and are left out."),
-            png_image(png_bytes(hyperparameters_figure(ranking, report.failed, names, space)) if ranking else None,
+            png_image(png_bytes(hyperparameters_figure(hyperparameters_info(
+                ranking, report.failed, names, space, continuous_ranges(report.record.search)))) if ranking else None,
                       "best validation loss at each hyperparameter value", missing="no ranked trial")]
 
 
@@ -199,8 +202,9 @@ def _importances_section(importances: Any) -> list[str]:
 
 
 def _pareto_section(report: Report) -> list[str]:
-    figure = pareto_figure([*report.ranking, *report.excluded], report.ranking[0], report.budget) if report.ranking else None
-    parts: list[str] = [png_image(png_bytes(figure) if figure is not None else None, "validation loss against parameters",
+    info = pareto_info([*report.ranking, *report.excluded], report.ranking[0], report.budget) if report.ranking else None
+    parts: list[str] = [png_image(png_bytes(pareto_figure(info)) if info is not None else None,
+                                  "validation loss against parameters",
                                   missing="not available: no trial has its size recorded (searched before sizes were)")]
     if report.front:
         parts.append(paragraph(front_line(report.front)))

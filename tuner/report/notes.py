@@ -7,9 +7,9 @@ from typing import Any, Sequence
 
 from tuner.report.budget import Budget
 from tuner.config import SearchSettings, flag_of, smallest_side_for
-from tuner.config.spaces import MODERN_RECIPE, TUTORIAL, FloatRange
+from tuner.config.spaces import MODERN, MODERN_RECIPE, TUTORIAL, FloatRange, modern_baseline
 from tuner.confirm.runs import Confirmation
-from tuner.report.plots import format_value
+from tuner.report.plot_data import format_value
 from tuner.report.tables import over_seeds
 from tuner.trials.rows import TrialRow
 from tuner.rundir import RunRecord
@@ -31,6 +31,10 @@ CORE = ("conv_layers", "nodes", "dense_layers")
 # A continuous hyperparameter's winner within this share of either end of its range (on the range's own scale,
 # log for a learning rate) is at the edge: sampled values rarely land on the end itself.
 EDGE_SHARE = 0.1
+# A winner at an edge is noted only when the best trial at the edge value has a val_loss at least this share below the
+# best at the nearest value with trials: each trial is one seed of its configuration, so a smaller difference could
+# come from the seeds alone and says nothing about which way the best lies.
+EDGE_MARGIN = 0.03
 
 
 def counts_line(ranked: Sequence[TrialRow], failed: Sequence[TrialRow], running: int, excluded: int = 0) -> str:
@@ -106,27 +110,46 @@ def _sort_key(value: Any) -> tuple[int, Any]:
     return (0, value) if isinstance(value, (int, float)) else (1, str(value))
 
 
-def boundary_warnings(winner: dict[str, Any], space: dict[str, list[Any]], image_side: int | None = None,
-                      search: SearchSettings | None = None) -> list[str]:
-    """Say which of the winner's values sit at the edge of a range that could be widened.
+def continuous_ranges(search: SearchSettings) -> dict[str, FloatRange]:
+    """The run's continuous hyperparameters (the modern space's learning rate) and their ranges."""
+    return {name: item for name, item in run_space(search).items() if isinstance(item, FloatRange)}
 
-    A value is at the edge when its hyperparameter was searched over more than one value
-    and the winner took the smallest or the largest; the edge is only reported if the
-    range can grow that way (no fewer than 1 conv layer, no more conv layers than the
-    images are big enough for, no dropout below 0). A continuous hyperparameter (the modern
-    space's learning rate) is at the edge when the winner's value lies in the outer EDGE_SHARE of its range.
+
+def boundary_warnings(winner: dict[str, Any], space: dict[str, list[Any]], image_side: int | None = None,
+                      search: SearchSettings | None = None, trials: Sequence[TrialRow] | None = None) -> list[str]:
+    """Say which of the winner's values sit at the edge of a range that could be widened, where the trials say
+    val_loss improves toward that edge.
+
+    The rule, for each hyperparameter:
+      1. the winner is not the modern space's baseline configuration (config.spaces.modern_baseline):
+         its values were set before the search, the core's at their largest, so its place at an edge
+         says nothing about where the best lies, and a baseline winner gets no such note;
+      2. the winner's value is at an edge: its hyperparameter was searched over more than one value
+         and the winner took the smallest or the largest (a continuous range: the winner's value lies
+         in the outer EDGE_SHARE of it, on its own scale);
+      3. the range can grow that way (no fewer than 1 conv layer, no more conv layers than the images
+         are big enough for, no dropout below 0 or above 0.9);
+      4. the trials point there: the best val_loss among the trials at the edge value beats the best
+         at the nearest value that has trials by EDGE_MARGIN of it (a continuous range: the best in the
+         outer EDGE_SHARE beats the best of the rest of the range). With no trial elsewhere there is no
+         evidence, and no note.
 
     Args:
         winner: the winner's hyperparameters (the first ranked row's).
         space: hyperparameter name -> the values searched.
         image_side: the side of the images, to know whether one more conv layer would fit.
-        search: the run's settings, which say which flag sets each range and which ranges are continuous
-            (None: the tutorial space's flags, no continuous range).
+        search: the run's settings, which say which flag sets each range, which ranges are continuous and what
+            the baseline is (None: the tutorial space's flags, no continuous range, no baseline).
+        trials: the ranked rows weighed by step 4; None skips it (the edge alone decides).
 
     Returns:
         One message per hyperparameter at an edge.
     """
-    ranges = {name: item for name, item in run_space(search).items() if isinstance(item, FloatRange)} if search else {}
+    configuration = {name: value for name, value in winner.items() if value is not None}
+    if search is not None and search.space == MODERN and configuration == modern_baseline(
+            search.conv_layers, search.nodes, search.dense_layers, image_side or smallest_side_for(max(search.conv_layers))):
+        return []
+    ranges = continuous_ranges(search) if search else {}
     messages = []
     for name, values in space.items():
         value = winner.get(name)
@@ -134,21 +157,42 @@ def boundary_warnings(winner: dict[str, Any], space: dict[str, list[Any]], image
             continue
         how = _how_to_widen(name, search)
         if name in ranges:
-            messages += _range_edge(name, value, ranges[name], how)
+            messages += _range_edge(name, value, ranges[name], how, trials)
             continue
-        numeric = [item for item in values if isinstance(item, (int, float)) and not isinstance(item, bool)]
-        if len(set(numeric)) < 2:
+        numeric = sorted({item for item in values if isinstance(item, (int, float)) and not isinstance(item, bool)})
+        if len(numeric) < 2:
             continue
         floor = SEARCH_FLAGS.get(name, (name, "", None))[2]
-        low, high = min(numeric), max(numeric)
-        shown = f"{format_value(low)}..{format_value(high)}"
-        if value == high and _can_grow(name, value, image_side):
-            messages.append(f"the winner's {name}={format_value(value)} is the largest value searched ({shown}); "
-                            f"the best may lie beyond it: {how} upwards and search again.")
-        elif value == low and (floor is None or value > floor):
-            messages.append(f"the winner's {name}={format_value(value)} is the smallest value searched ({shown}); "
-                            f"the best may lie below it: {how} downwards and search again.")
+        shown = f"{format_value(numeric[0])}..{format_value(numeric[-1])}"
+        if value == numeric[-1] and _can_grow(name, value, image_side):
+            evidence = _evidence(name, numeric[::-1], trials)
+            if evidence is not None:
+                messages.append(f"the winner's {name}={format_value(value)} is the largest value searched ({shown}); "
+                                f"the best may lie beyond it: {how} upwards and search again{evidence}.")
+        elif value == numeric[0] and (floor is None or value > floor):
+            evidence = _evidence(name, numeric, trials)
+            if evidence is not None:
+                messages.append(f"the winner's {name}={format_value(value)} is the smallest value searched ({shown}); "
+                                f"the best may lie below it: {how} downwards and search again{evidence}.")
     return messages
+
+
+def _evidence(name: str, values: Sequence[Any], trials: Sequence[TrialRow] | None) -> str | None:
+    """Step 4 of boundary_warnings, `values` running from the edge inwards: the words that say how the best at the
+    edge beats the best at the nearest value with trials ("" when no trials are weighed), or None when it does not."""
+    if trials is None:
+        return ""
+    best = [min((row.val_loss for row in trials if row.hyperparameters.get(name) == value), default=None)
+            for value in values]
+    inner = next((index for index in range(1, len(values)) if best[index] is not None), None)
+    if inner is None or not _beats(best[0], best[inner]):
+        return None
+    return (f": the best val_loss at {format_value(values[0])}, {best[0]:.4f}, beats the {best[inner]:.4f} at "
+            f"{format_value(values[inner])}")
+
+
+def _beats(edge: float | None, inner: float | None) -> bool:
+    return edge is not None and inner is not None and edge <= (1 - EDGE_MARGIN) * inner
 
 
 def _how_to_widen(name: str, search: SearchSettings | None) -> str:
@@ -160,18 +204,40 @@ def _how_to_widen(name: str, search: SearchSettings | None) -> str:
     return "widen its range"
 
 
-def _range_edge(name: str, value: float, dimension: FloatRange, how: str) -> list[str]:
+def _range_edge(name: str, value: float, dimension: FloatRange, how: str, trials: Sequence[TrialRow] | None) -> list[str]:
     if not dimension.contains(value):
         return []
     position = dimension.position(value)
     shown = f"{format_value(dimension.low)}..{format_value(dimension.high)}{', log scale' if dimension.log else ''}"
     if position >= 1 - EDGE_SHARE:
-        return [f"the winner's {name}={format_value(value)} lies in the top {EDGE_SHARE:.0%} of the range searched "
-                f"({shown}); the best may lie beyond it: {how} upwards and search again."]
+        evidence = _band_evidence(name, dimension, trials, upper=True)
+        return [] if evidence is None else [
+            f"the winner's {name}={format_value(value)} lies in the top {EDGE_SHARE:.0%} of the range searched "
+            f"({shown}); the best may lie beyond it: {how} upwards and search again{evidence}."]
     if position <= EDGE_SHARE:
-        return [f"the winner's {name}={format_value(value)} lies in the bottom {EDGE_SHARE:.0%} of the range searched "
-                f"({shown}); the best may lie below it: {how} downwards and search again."]
+        evidence = _band_evidence(name, dimension, trials, upper=False)
+        return [] if evidence is None else [
+            f"the winner's {name}={format_value(value)} lies in the bottom {EDGE_SHARE:.0%} of the range searched "
+            f"({shown}); the best may lie below it: {how} downwards and search again{evidence}."]
     return []
+
+
+def _band_evidence(name: str, dimension: FloatRange, trials: Sequence[TrialRow] | None, upper: bool) -> str | None:
+    """Step 4 of boundary_warnings for a continuous range: the best in its outer EDGE_SHARE (top or bottom) against
+    the best of the rest, in words ("" when no trials are weighed), or None when the band's best does not win."""
+    if trials is None:
+        return ""
+    band: list[float] = []
+    rest: list[float] = []
+    for row in trials:
+        if dimension.contains(row.hyperparameters.get(name)):
+            position = dimension.position(row.hyperparameters[name])
+            inside = position >= 1 - EDGE_SHARE if upper else position <= EDGE_SHARE
+            (band if inside else rest).append(row.val_loss)
+    edge, inner = min(band, default=None), min(rest, default=None)
+    if not _beats(edge, inner):
+        return None
+    return f": the best val_loss there, {edge:.4f}, beats the {inner:.4f} of the rest of the range"
 
 
 def _can_grow(name: str, value: Any, image_side: int | None) -> bool:

@@ -9,6 +9,7 @@ from tuner.report.budget import Budget
 from tuner.report.importance import Importances
 from tuner.report.notes import budget_line, counts_line, front_line
 from tuner.report.tables import format_table, to_dataframe
+from tuner.trials.records import TrialRecord
 from tuner.trials.rows import TrialRow, excluded_columns
 from tuner.rundir import Run, RunRecord
 
@@ -33,6 +34,8 @@ class Report:
         written: the files written (results.*, plots), once they are.
         importances: which hyperparameters mattered, over every ranked trial (the budget's exclusions
             too); None in the report written before refusing a run with no completed trial.
+        records: the trials as scan_trials read and checked them, whose histories the curves figure draws
+            (plot_data.curves_info), so that no figure reads a file again.
     """
 
     run: Run
@@ -48,6 +51,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
     importances: Importances | None = None
+    records: list[TrialRecord] = field(default_factory=list)
 
     def counts(self) -> str:
         """How the trials ended (notes.counts_line), the budget's exclusions counted."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tuner.errors import TunerUsageError
 from tuner.files import atomic_write_json, read_json
-from tuner.rundir.record import RunRecord
+from tuner.rundir.record import NewerFormatError, RunRecord
 
 SETTINGS_FILE = "settings.json"
 # What report.py saves for predict.py, in RUN/best or wherever a user copies that folder.
@@ -39,12 +39,12 @@ class Run:
 
     @property
     def project(self) -> Path:
-        """KerasTuner's project folder: oracle.json, tuner files and trial_*/ (KerasTuner's project_name)."""
-        return self.root / "trials"
+        """KerasTuner's project folder: the oracle's and the tuners' state, and trial_*/ (KerasTuner's project_name).
 
-    @property
-    def oracle_state(self) -> Path:
-        return self.project / "oracle.json"
+        The files KerasTuner names inside it (its oracle's state, a trial's checkpoint) are the KerasTuner adapter's
+        to name (search/kerastuner.py: oracle_state_path, checkpoint_path).
+        """
+        return self.root / "trials"
 
     def tuner_state(self, tuner_id: str) -> Path:
         return self.project / f"{tuner_id}.json"
@@ -54,10 +54,6 @@ class Run:
 
     def trial_state(self, trial_id: str) -> Path:
         return self.trial_dir(trial_id) / "trial.json"
-
-    def checkpoint(self, trial_id: str) -> Path:
-        """KerasTuner's best-epoch weights of a trial (its Keras 3 file name)."""
-        return self.trial_dir(trial_id) / "checkpoint.weights.h5"
 
     @property
     def history_dir(self) -> Path:
@@ -74,11 +70,6 @@ class Run:
 
     def trial_tensorboard(self, trial_id: str) -> Path:
         return self.tensorboard / str(trial_id)
-
-    def trial_footprint_tensorboard(self, trial_id: str) -> Path:
-        """A trial's size and speed as scalars, inside the folder where KerasTuner writes its HParams session
-        (execution0), so the HParams dashboard shows them as metrics beside the trial's hyperparameters."""
-        return self.trial_tensorboard(trial_id) / "execution0" / "footprint"
 
     @property
     def retrain_tensorboard(self) -> Path:
@@ -136,13 +127,16 @@ class Run:
         """The run's settings.json as a RunRecord, or None if there is none yet.
 
         Raises:
-            TunerUsageError: settings.json exists but is damaged; it names the file and what to do.
+            TunerUsageError: settings.json exists but is damaged, or of a format_version newer than this
+                code reads; it names the file and what to do.
         """
         if not self.settings.exists():
             return None
         data = read_json(self.settings)
         try:
             return RunRecord.from_json(data)
+        except NewerFormatError as error:
+            raise TunerUsageError(f"'{self.settings}' {error}") from None
         except (TypeError, ValueError, KeyError) as error:
             raise TunerUsageError(
                 f"'{self.settings}' is damaged ({_one_line(error)}), so what this run searched is unknown; "

@@ -13,10 +13,27 @@ from typing import Any
 from tuner.data.cache import PreparedDataset, dataset_identity
 from tuner.config import COMPARED_ON_RESUME, ExecutionOptions, SearchSettings, flag_of, settings_to_dict
 from tuner.config.spaces import TUTORIAL
+from tuner.errors import TunerUsageError
 
-# Older versions wrote how a search was executed (workers, quiet, ...) into settings.json beside what
-# defines it; those names are dropped on reading, so their runs still resume. Any other unknown name is damage.
+# settings.json's format, written by every search. Raise it when the code reads or resumes what a run of the
+# format before wrote differently, and add a row to the README's table of formats ("The run directory").
+FORMAT_VERSION = 2
+# A settings.json without format_version was written before the field existed.
+FIRST_FORMAT = 1
+
+# Format 1 may hold how a search was executed (workers, quiet, ...) beside what defines it: those names are
+# dropped on reading, so its runs still resume. From format 2 they, like any other unknown name, are damage.
 _EXECUTION_FIELDS = frozenset(item.name for item in dataclasses.fields(ExecutionOptions))
+
+
+class NewerFormatError(TunerUsageError):
+    """settings.json has a format_version this code does not know: a newer release of the tool wrote it."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(
+            f"has format_version {version}, newer than the formats {FIRST_FORMAT} to {FORMAT_VERSION} this tool reads; "
+            f"search and report it with the release that wrote it, or search afresh with --overwrite or another --run-dir.")
+        self.version = version
 
 
 @dataclass(frozen=True)
@@ -46,19 +63,33 @@ class RunRecord:
     dataset: DatasetRecord
 
     def to_json(self) -> dict[str, Any]:
-        return {"search": settings_to_dict(self.search), "dataset": settings_to_dict(self.dataset)}
+        return {"format_version": FORMAT_VERSION, "search": settings_to_dict(self.search),
+                "dataset": settings_to_dict(self.dataset)}
 
     @classmethod
     def from_json(cls, data: Any) -> RunRecord:
         """Parse settings.json's contents, checking every field's type (raises TypeError/ValueError/KeyError).
 
-        Strict: an unknown field is damage, but for the execution options older versions saved.
+        Strict: an unknown field is damage, but for the execution options format 1 saved.
+
+        Raises:
+            NewerFormatError: its format_version is newer than FORMAT_VERSION (not damage: another release wrote it).
         """
+        # The format first: a newer one may hold anything.
+        version = format_version(data) if isinstance(data, dict) else FIRST_FORMAT
         if not isinstance(data, dict) or not isinstance(data.get("search"), dict) or not isinstance(data.get("dataset"), dict):
             raise ValueError("expected an object with 'search' and 'dataset' objects")
-        search = {name: value for name, value in data["search"].items() if name not in _EXECUTION_FIELDS}
-        # Before --space existed every run searched the tutorial's space (the default has changed since).
-        search.setdefault("space", TUTORIAL)
+        unknown = sorted(set(data) - {"format_version", "search", "dataset"})
+        if unknown:
+            raise ValueError(f"unknown field(s) {', '.join(unknown)}")
+        search = dict(data["search"])
+        if version == FIRST_FORMAT:
+            search = {name: value for name, value in search.items() if name not in _EXECUTION_FIELDS}
+            # A run of format 1 without a space was made before --space existed: it searched the tutorial's space,
+            # which is no longer the default. From format 2 every settings.json names its space.
+            search.setdefault("space", TUTORIAL)
+        elif "space" not in search:
+            raise ValueError("missing field(s) space")
         return cls(search=_typed(SearchSettings, search), dataset=_typed(DatasetRecord, data["dataset"]))
 
     def difference(self, other: RunRecord) -> str | None:
@@ -75,8 +106,9 @@ class RunRecord:
 def _typed(record_class: type, values: dict[str, Any]) -> Any:
     """Build a frozen dataclass from JSON values, refusing an unknown field or a value of the wrong type.
 
-    A field with a default may be missing: it is a setting added since the file was written, and
-    its default is what that older version did. Lists become tuples.
+    A field with a default may be missing: it is a setting added since the file was written, and its
+    default is what the code did before the setting existed (a setting added that way needs no new
+    format_version). Lists become tuples.
     """
     hints = typing.get_type_hints(record_class)
     fields = {item.name: item for item in dataclasses.fields(record_class)}
@@ -88,6 +120,18 @@ def _typed(record_class: type, values: dict[str, Any]) -> Any:
     if missing:
         raise ValueError(f"missing field(s) {', '.join(missing)}")
     return record_class(**{name: _as_type(name, value, hints[name]) for name, value in values.items()})
+
+
+def format_version(data: dict[str, Any]) -> int:
+    """settings.json's format_version: FIRST_FORMAT when it has none (raises TypeError/ValueError/NewerFormatError)."""
+    version = data.get("format_version", FIRST_FORMAT)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise TypeError(f"format_version must be int, got {type(version).__name__} {version!r}")
+    if version < FIRST_FORMAT:
+        raise ValueError(f"format_version must be {FIRST_FORMAT} or more, got {version}")
+    if version > FORMAT_VERSION:
+        raise NewerFormatError(version)
+    return version
 
 
 def _as_type(name: str, value: Any, kind: Any) -> Any:

@@ -4,8 +4,8 @@ Li et al. 2018, "A System for Massively Parallel Hyperparameter Tuning" (Algorit
 a worker asks for a trial, promote a configuration from the highest rung that has one in the
 top third of its finished configurations not promoted yet; otherwise start a new configuration
 at the first rung. No worker waits for a rung to fill. A promoted configuration is a new trial
-that continues the earlier one's training (kerastuner_internals.ContinuingTuner), named by the
-schedule values KerasTuner's Hyperband uses (`tuner/trial_id`, `tuner/epochs`, ...). A baseline
+that continues the earlier one's training (continuing.ContinuingTuner), named by the schedule
+values KerasTuner's Hyperband uses (`tuner/trial_id`, `tuner/epochs`, ...). A baseline
 configuration, if given, is the first one started and is promoted at every rung whatever its rank:
 a configuration known to train well but slowly, which low rungs alone would drop.
 """
@@ -18,16 +18,20 @@ import keras_tuner
 
 from tuner.errors import TunerUsageError
 from tuner.search.kerastuner import (
-    BRACKET,
-    CONTINUES,
-    EPOCHS,
-    INITIAL_EPOCH,
-    ROUND,
     ConfigurationHashMixin,
     already_tried,
+    configuration_hash,
+    held_trials,
+    observe_trials,
 )
 from tuner.trials.records import COMPLETED, IDLE, RUNNING, STOPPED, is_finite_number
 
+# A trial's place in the schedule, kept in its hyperparameter values under the names KerasTuner's Hyperband gives
+# them (its oracle's docstring), so that the report and the run checks read both tuners' trials alike: the trial it
+# continues, the epochs it trains to and from, its bracket (one here) and its round (our rung).
+CONTINUES, EPOCHS, INITIAL_EPOCH, BRACKET, ROUND = (
+    "tuner/trial_id", "tuner/epochs", "tuner/initial_epoch", "tuner/bracket", "tuner/round")
+SCHEDULE_PREFIX = "tuner/"
 REDUCTION_FACTOR = 3
 # New configurations when --max-trials is not given, sized so that search + report take under half the tutorial
 # loop's time on 2 cores. In the modern space: 18 (the baseline and 17 proposed), 6 continued (the baseline and the
@@ -106,7 +110,12 @@ class SuccessiveHalvingOracle(ConfigurationHashMixin, keras_tuner.oracles.Random
         # configurations x rungs is never reached; it also sets the width of the trial ids.
         super().__init__(objective=objective, max_trials=configurations * len(self.rungs), seed=seed, **kwargs)
         # Hashed once: is_baseline compares it with every trial's each time a worker asks for one.
-        self._baseline_hash = self._compute_values_hash(self.baseline) if self.baseline else None
+        self._baseline_hash = configuration_hash(self, self.baseline) if self.baseline else None
+
+    def hashed_values(self, values: dict[str, Any]) -> dict[str, Any]:
+        """A trial's configuration without its schedule values: the base Oracle never hands out a hash twice, and a
+        first-rung trial carries its schedule, so otherwise a random draw could repeat a configuration already trained."""
+        return configuration_of(values)
 
     def planned_trials(self, space_size: int | None = None) -> int:
         """Trials in all if every configuration finishes and none is promoted by mistake (the synchronous plan).
@@ -137,7 +146,7 @@ class SuccessiveHalvingOracle(ConfigurationHashMixin, keras_tuner.oracles.Random
             if proposal["status"] == RUNNING:
                 return {"status": RUNNING, "values": {**proposal["values"], **self.schedule(0)}}
         # Nothing to promote now, and no new configuration left (the budget is used, or the space is).
-        if self.ongoing_trials:
+        if held_trials(self):
             return {"status": IDLE, "values": None}
         return {"status": STOPPED, "values": None}
 
@@ -154,21 +163,23 @@ class SuccessiveHalvingOracle(ConfigurationHashMixin, keras_tuner.oracles.Random
         return values
 
     def check_schedule(self) -> None:
-        """Refuse a reloaded run whose trials trained other rungs than this version's (e.g. a first rung of 1 epoch):
-        a promotion would start from an epoch its earlier trial never reached. Refuse one that started without this
-        version's baseline, too: it would arrive in the middle of the run, and the run's budget was planned without it."""
+        """Refuse a reloaded run whose trials trained other rungs than these (a run started before settings.json's
+        format 2 may have a first rung of 1 epoch): a promotion would start from an epoch its earlier trial never
+        reached. Refuse one that started without the baseline (possible before format 2), too: it would arrive in
+        the middle of the run, and the run's budget was planned without it."""
         if self.baseline is not None and self.trials and not any(map(self.is_baseline, self.trials.values())):
             raise TunerUsageError(
-                "this run's successive halving started without the recipe's baseline configuration, which this version "
-                "proposes first; search again with --overwrite (or another --run-dir), or resume it with the version "
-                "that made it.")
+                "this run's successive halving started without the recipe's baseline configuration, which every search "
+                "since settings.json's format 2 proposes first; search again with --overwrite (or another --run-dir), "
+                "or resume it with the release that made it.")
         for trial in self.trials.values():
             rung, trained = rung_of(trial), trial.hyperparameters.values.get(EPOCHS)
             if rung is not None and (rung >= len(self.rungs) or trained != self.rungs[rung]):
                 raise TunerUsageError(
                     f"this run's successive halving trained trial {trial.trial_id} to {trained} epochs at rung {rung}, but "
-                    f"this version's rungs are {', '.join(map(str, self.rungs))} epochs; search again with --overwrite "
-                    f"(or another --run-dir), or resume it with the version that made it.")
+                    f"the rungs of every search since settings.json's format 2 are {', '.join(map(str, self.rungs))} "
+                    f"epochs; search again with --overwrite (or another --run-dir), or resume it with the release that "
+                    f"made it.")
 
     def next_promotion(self) -> tuple[Any, int] | None:
         """(the trial to continue, the rung it goes to), from the highest rung that has one; None if none has."""
@@ -178,7 +189,7 @@ class SuccessiveHalvingOracle(ConfigurationHashMixin, keras_tuner.oracles.Random
     def is_baseline(self, trial: Any) -> bool:
         """Whether `trial` trains the baseline configuration (at any rung: its schedule values aside)."""
         return self._baseline_hash is not None and (
-            self._compute_values_hash(trial.hyperparameters.values) == self._baseline_hash)
+            configuration_hash(self, trial.hyperparameters.values) == self._baseline_hash)
 
 
 class BayesianSuccessiveHalvingOracle(SuccessiveHalvingOracle):
@@ -213,12 +224,16 @@ class BayesianSuccessiveHalvingOracle(SuccessiveHalvingOracle):
         proposer = keras_tuner.oracles.BayesianOptimizationOracle(
             objective=self.objective, hyperparameters=self.get_space(), num_initial_points=random_start,
             seed=(self.seed + len(self.trials)) % 2**32)
-        proposer.trials = {trial.trial_id: trial for trial in observed}
-        proposer.ongoing_trials = {trial.trial_id: trial for trial in observed if trial.status == RUNNING}
+        observe_trials(proposer, observed, running=RUNNING)
         proposal = proposer.populate_space(trial_id)
         if proposal["status"] != RUNNING or already_tried(self, proposal["values"]):
             return None
         return proposal
+
+
+def configuration_of(values: dict[str, Any]) -> dict[str, Any]:
+    """A trial's hyperparameter values without the schedule's (`tuner/...`): the configuration it trains."""
+    return {name: value for name, value in values.items() if not name.startswith(SCHEDULE_PREFIX)}
 
 
 def rung_of(trial: Any) -> int | None:

@@ -1,10 +1,8 @@
-"""Every use of KerasTuner's private API, in one place, checked against the KerasTuner it was written for.
+"""The one seam to KerasTuner's private API and undocumented state, checked against the KerasTuner it was written for.
 
-KerasTuner 1.4.8 offers no public way to write its state atomically, to requeue a trial, to
-count Hyperband's schedule, to serve its oracle with leases or to tell a worker where its chief
-is; this tool does all of that through the names below. Nothing else in `tuner/` imports
-`keras_tuner.src` or touches a private attribute of a KerasTuner object (tests/test_imports.py
-checks), so a new KerasTuner release is adapted here, and an untested one is refused at import.
+Its functions say what the tool needs (`configuration_hash`, `checkpoint_path`, `hold_trial`, ...); how KerasTuner
+1.4.8 does it stays here. Nothing else in `tuner/` touches a private name, state key or file name of KerasTuner's
+(tests/test_imports.py checks), so a new release is adapted here, and an untested one is refused at import.
 """
 
 from __future__ import annotations
@@ -12,12 +10,13 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import keras_tuner
 
 from tuner.errors import TunerUsageError
-from tuner.files import atomic_write_text
+from tuner.files import atomic_write_text, read_json
 
 # The KerasTuner release whose internals this module was written against and tested with.
 WRITTEN_FOR = "1.4.8"
@@ -50,7 +49,7 @@ KERASTUNER_ENVIRONMENT = (ORACLE_IP, ORACLE_PORT, TUNER_ID)
 ALONE_TUNER_ID = "tuner0"
 
 
-# --- State files -------------------------------------------------------------------------------
+# --- State: atomic saves, the files KerasTuner names, oracle.json's schema -------------------------------------
 
 def _atomic_save_json(path: str, obj: Any) -> str:
     text = kt_utils.json.dumps(obj)
@@ -59,27 +58,102 @@ def _atomic_save_json(path: str, obj: Any) -> str:
 
 
 def configure_keras_tuner() -> None:
-    """Make KerasTuner write its state atomically and keep failed trials' tracebacks off the terminal.
-
-    KerasTuner writes oracle.json, trial.json and tuner0.json in place (`utils.save_json`), so a
-    kill mid-write leaves truncated JSON and the next reload crashes. Every Stateful.save goes
-    through that one function, so replacing it covers them all. Its DEBUG flag prints each
-    failed trial's traceback; the reason is kept in trial.json and shown on the progress line.
-
-    The patch stays for the life of the process rather than for a block: the gRPC server's
-    threads and the tuner save state at any moment while a search runs, and an atomic write is
-    what any later KerasTuner use in the process wants too. Calling it again changes nothing.
-    """
+    """Make KerasTuner write its state atomically and keep failed trials' tracebacks off the terminal (the reason is in
+    trial.json and on the progress line). It writes in place (`utils.save_json`, which every Stateful.save calls), so a
+    kill mid-write leaves truncated JSON; the patch stays for the process's life, as the gRPC server's threads save at
+    any moment. Calling it again changes nothing."""
     if kt_utils.save_json is not _atomic_save_json:
         kt_utils.save_json = _atomic_save_json
     kt_config.DEBUG = False
 
 
-# --- The base Oracle's bookkeeping -------------------------------------------------------------
+def checkpoint_path(trial_dir: Path) -> Path:
+    """The best-epoch weights (optimizer state included) KerasTuner saves in a trial's folder, under Keras 3."""
+    return Path(trial_dir) / "checkpoint.weights.h5"
 
-def retry_queue(oracle: keras_tuner.Oracle) -> list[str]:
-    """The oracle's queue of trial ids to hand out again before any new trial (popped from its end); live, not a copy."""
-    return oracle._retry_queue
+
+def oracle_state_path(project: Path) -> Path:
+    """The oracle's state file in a KerasTuner project folder; its existence means the project has started."""
+    return Path(project) / "oracle.json"
+
+
+def tensorboard_execution_dir(trial_tensorboard: Path) -> Path:
+    """The folder inside a trial's TensorBoard folder where KerasTuner logs its one execution and HParams session."""
+    return Path(trial_tensorboard) / "execution0"
+
+
+# The parts of oracle.json every KerasTuner 1.4.8 oracle reads back (Oracle.set_state), with their JSON types.
+ORACLE_STATE_TYPES: dict[str, type] = {
+    "ongoing_trials": dict, "hyperparameters": dict, "start_order": list, "end_order": list, "run_times": dict,
+    "retry_queue": list, "seed": int, "seed_state": int, "tried_so_far": list, "id_to_hash": dict, "display": dict,
+}
+
+
+def check_oracle_state(state: Any) -> tuple[dict[str, Any], set[str]]:
+    """A saved oracle state (the JSON read back; None if it was not JSON) checked as KerasTuner will reload it: the
+    config of its hyperparameter space and the ids of the trials it names, or a ValueError saying what is wrong."""
+    if not isinstance(state, dict):
+        raise ValueError("not valid JSON" if state is None else "not a JSON object")
+    wrong = [name for name, kind in ORACLE_STATE_TYPES.items()
+             if not isinstance(state.get(name), kind) or isinstance(state.get(name), bool)]
+    if wrong:
+        raise ValueError(f"missing or mistyped: {', '.join(wrong)}")
+    named = [*state["ongoing_trials"].values(), *state["start_order"], *state["end_order"]]
+    return state["hyperparameters"], {str(trial_id) for trial_id in named}
+
+
+def saved_held_trials(project: Path) -> dict[str, str]:
+    """The trial each tuner id held when the project's oracle state was last saved; {} without a readable one."""
+    state = read_json(oracle_state_path(project))
+    held = state.get("ongoing_trials", {}) if isinstance(state, dict) else {}
+    return held if isinstance(held, dict) else {}
+
+
+# --- The oracle's books: trials held, workers searching, the retry queue, configurations tried -----------------
+
+def held_trials(oracle: keras_tuner.Oracle) -> dict[str, Any]:
+    """The trials the oracle has handed out and not yet ended, by the tuner id that holds each (a copy)."""
+    return dict(oracle.ongoing_trials)
+
+
+def active_workers(oracle: keras_tuner.Oracle) -> set[str]:
+    """The tuner ids the oracle counts as searching: not yet told to stop (a copy)."""
+    return set(oracle.tuner_ids)
+
+
+def hold_trial(oracle: keras_tuner.Oracle, tuner_id: str, trial: Any | None) -> None:
+    """Count `tuner_id` as searching, holding `trial` as its ongoing trial (handed back to it when it asks again); with
+    None, a worker the oracle answered with STOPPED, and so forgot, that is told to wait instead."""
+    if trial is not None:
+        oracle.ongoing_trials[tuner_id] = trial
+    oracle.tuner_ids.add(tuner_id)
+
+
+def release_worker(oracle: keras_tuner.Oracle, tuner_id: str) -> None:
+    """Forget `tuner_id`: its ongoing trial (if any) is no longer held, and the search no longer waits for it."""
+    oracle.ongoing_trials.pop(tuner_id, None)
+    oracle.tuner_ids.discard(tuner_id)
+
+
+def observe_trials(oracle: keras_tuner.Oracle, trials: list[Any], running: str) -> None:
+    """Give a fresh oracle exactly `trials`; those whose status is `running` count as held by a tuner (each its own)."""
+    oracle.trials = {trial.trial_id: trial for trial in trials}
+    oracle.ongoing_trials = {trial.trial_id: trial for trial in trials if trial.status == running}
+
+
+def settle_trial(oracle: keras_tuner.Oracle, trial: Any, finished: bool) -> None:
+    """Make a reloaded oracle's books agree with a trial: started, and ended and off the retry queue if `finished`,
+    else queued to run again; its values among those the grid and the random oracle never hand out again."""
+    trial_id = trial.trial_id
+    if finished:
+        unqueue(oracle, trial_id)
+        if trial_id not in oracle.end_order:
+            oracle.end_order.append(trial_id)
+    else:
+        requeue(oracle, trial_id)
+    if trial_id not in oracle.start_order:
+        oracle.start_order.append(trial_id)
+    oracle._record_values(trial)
 
 
 def requeue(oracle: keras_tuner.Oracle, trial_id: str) -> None:
@@ -94,14 +168,10 @@ def unqueue(oracle: keras_tuner.Oracle, trial_id: str) -> None:
         oracle._retry_queue.remove(trial_id)
 
 
-def oldest_queued_first(oracle: keras_tuner.Oracle) -> None:
-    """Order the retry queue so that the oldest interrupted trial runs first (the queue is popped from its end)."""
-    oracle._retry_queue.sort(reverse=True)
-
-
-def record_values(oracle: keras_tuner.Oracle, trial: Any) -> None:
-    """Add a trial's values to the hashes the grid and the random oracle never hand out again (_tried_so_far)."""
-    oracle._record_values(trial)
+def queue_oldest_first(oracle: keras_tuner.Oracle) -> list[str]:
+    """Order the retry queue so that the oldest interrupted trial runs first; returns the queued ids in that order."""
+    oracle._retry_queue.sort(reverse=True)  # the queue is popped from its end
+    return oracle._retry_queue[::-1]
 
 
 def already_tried(oracle: keras_tuner.Oracle, values: dict[str, Any]) -> bool:
@@ -109,12 +179,50 @@ def already_tried(oracle: keras_tuner.Oracle, values: dict[str, Any]) -> bool:
     return oracle._duplicate(values)
 
 
+def configuration_hash(oracle: keras_tuner.Oracle, values: dict[str, Any]) -> str:
+    """The hash by which `oracle` knows a configuration (the one it records so as never to hand it out twice)."""
+    return oracle._compute_values_hash(values)
+
+
+class ConfigurationHashMixin:
+    """An Oracle mixin whose hash of a trial's values (never handed out twice) is that of `hashed_values(values)`:
+    an oracle that keeps more than the configuration in a trial's values says there what to leave out."""
+
+    def hashed_values(self, values: dict[str, Any]) -> dict[str, Any]:
+        return values
+
+    def _compute_values_hash(self, values: dict[str, Any]) -> str:
+        return super()._compute_values_hash(self.hashed_values(values))  # type: ignore[misc]
+
+
 def make_trial(status: str, hyperparameters: keras_tuner.HyperParameters | None = None) -> Any:
     """A Trial with no id that only carries `status` (IDLE: wait, STOPPED: stop) to a tuner."""
     return trial_module.Trial(hyperparameters=hyperparameters or keras_tuner.HyperParameters(), status=status)
 
 
-# --- Hyperband -------------------------------------------------------------------------------
+# --- Tuners and Hyperband --------------------------------------------------------------------------------------
+
+class HookedTuner(keras_tuner.Tuner):
+    """KerasTuner's Tuner with two private steps open to a subclass: `declare_space(space)` instead of building a
+    default model to discover conditional hyperparameters (a space without any needs only its declaration, and that
+    model may be impossible for the images: a crash, not a failed trial); `model_built(model, hp)` before training."""
+
+    def declare_space(self, space: keras_tuner.HyperParameters) -> None:
+        raise NotImplementedError
+
+    def model_built(self, model: Any, hp: keras_tuner.HyperParameters) -> None:
+        pass
+
+    def _populate_initial_space(self) -> None:
+        space = self.oracle.get_space()
+        self.declare_space(space)
+        self.oracle.update_space(space)
+
+    def _build_hypermodel(self, hp: keras_tuner.HyperParameters) -> Any:
+        model = super()._build_hypermodel(hp)
+        self.model_built(model, hp)
+        return model
+
 
 def local_oracle(oracle: Any) -> Any:
     """The oracle built in this process: on a worker, the one its OracleClient wraps (same flags as the chief's)."""
@@ -122,13 +230,8 @@ def local_oracle(oracle: Any) -> Any:
 
 
 def hyperband_brackets(oracle: Any) -> list[list[int]] | None:
-    """The number of trials in each round of each of Hyperband's brackets, in the order it runs them; None if not Hyperband.
-
-    The first round of a bracket tries new configurations; each later round continues the
-    best of the round before (a new trial each). KerasTuner's HyperbandOracle follows this
-    schedule through its private helpers (_get_num_brackets, _get_num_rounds, _get_size),
-    starting from its most aggressive bracket, once per Hyperband iteration.
-    """
+    """The trials in each round of each of Hyperband's brackets, in the order it runs them; None if not Hyperband.
+    A bracket's first round tries new configurations, each later one continues the best of the one before."""
     oracle = local_oracle(oracle)
     if not isinstance(oracle, keras_tuner.oracles.HyperbandOracle):
         return None
@@ -137,96 +240,16 @@ def hyperband_brackets(oracle: Any) -> list[list[int]] | None:
     return one_iteration * int(oracle.hyperband_iterations)
 
 
-# --- Successive halving --------------------------------------------------------------------
-
-# KerasTuner's names for a trial's place in a schedule of growing trainings (HyperbandOracle's docstring):
-# the trial it continues, the epochs it trains to and from, its bracket and its round (our rung).
-CONTINUES, EPOCHS, INITIAL_EPOCH, BRACKET, ROUND = (
-    "tuner/trial_id", "tuner/epochs", "tuner/initial_epoch", "tuner/bracket", "tuner/round")
-SCHEDULE_PREFIX = "tuner/"
-# The weights and optimizer state of a trial's last epoch, beside KerasTuner's best-epoch checkpoint.
-LAST_EPOCH_WEIGHTS = "last_epoch.weights.h5"
-
-
-class ConfigurationHashMixin:
-    """An Oracle mixin: a trial's hash is its configuration's, without the schedule's `tuner/` values.
-
-    The base Oracle never hands out a hash twice (`_tried_so_far`); a first-rung trial carries its
-    schedule, so without this a random draw could repeat a configuration already trained.
-    """
-
-    def _compute_values_hash(self, values: dict[str, Any]) -> str:
-        configuration = {name: value for name, value in values.items() if not name.startswith(SCHEDULE_PREFIX)}
-        return super()._compute_values_hash(configuration)  # type: ignore[misc]
-
-
-class ContinuingTuner(keras_tuner.Hyperband):
-    """KerasTuner's Hyperband tuner over any oracle: a trial with `tuner/trial_id` continues that trial.
-
-    Hyperband's run_trial trains from `tuner/initial_epoch` to `tuner/epochs`. Its model loading is
-    replaced: Hyperband loads the earlier trial's BEST epoch's weights into a model whose optimizer
-    is not built yet, so Keras skips the saved optimizer state (a warning) and Adam starts again
-    with empty moments. Here the optimizer is built first and the earlier trial's LAST epoch
-    (weights, optimizer moments and step count) is loaded, so the training goes on as if it had
-    never stopped; KerasTuner's best-epoch checkpoint is the fallback for a trial without one.
-    """
-
-    def __init__(self, oracle: keras_tuner.Oracle, **kwargs: Any) -> None:
-        # Hyperband's own __init__ would build a HyperbandOracle; the Tuner's takes the one given.
-        keras_tuner.Tuner.__init__(self, oracle=oracle, **kwargs)
-
-    def last_epoch_weights(self, trial_id: str) -> str:
-        """Where a trial's last epoch is saved (training.CurveWriter writes it)."""
-        return os.path.join(self.get_trial_dir(trial_id), LAST_EPOCH_WEIGHTS)
-
-    def _build_hypermodel(self, hp: keras_tuner.HyperParameters) -> Any:
-        model = keras_tuner.Tuner._build_hypermodel(self, hp)
-        earlier = hp.values.get(CONTINUES)
-        if earlier is not None:
-            path = self.last_epoch_weights(earlier)
-            if not os.path.exists(path):
-                path = self._get_checkpoint_fname(earlier)
-            model.optimizer.build(model.trainable_variables)
-            model.load_weights(path)
-        return model
-
-
-# --- The tuner -------------------------------------------------------------------------------
-
-class DeclaredSpaceMixin:
-    """A Tuner mixin whose search space is declared by its hypermodel, without building a default model first.
-
-    KerasTuner's Tuner builds the default model in `_populate_initial_space` to discover
-    conditional hyperparameters; a space without any needs only the declaration, and that
-    default model may be impossible for the images (a failed trial later, but a crash there).
-    """
-
-    oracle: Any
-    hypermodel: Any
-
-    def _populate_initial_space(self) -> None:
-        space = self.oracle.get_space()
-        self.hypermodel.declare_hyperparameters(space)
-        self.oracle.update_space(space)
-
-
-# --- Roles and the chief's service -----------------------------------------------------------
+# --- Roles and the chief's service -----------------------------------------------------------------------------
 
 @contextlib.contextmanager
 def kerastuner_role(role: str | None, address: tuple[str, int] | None = None) -> Iterator[str]:
-    """Tell KerasTuner this process's part ("chief", "worker", or None: on its own) for a block.
+    """Tell KerasTuner this process's part ("chief", "worker", or None: on its own) for a block; yields its tuner id.
 
-    Everything it changes comes back afterwards (the environment variables and the worker
-    client's call timeout), so a search run as a library call leaves no role behind for the
-    next one. A worker keeps a KERASTUNER_TUNER_ID it was given: a restarted worker with the
-    same id gets its interrupted trial back at once.
-
-    Args:
-        role: "chief", "worker" or None.
-        address: the chief's (host, port); needed unless role is None.
-
-    Yields:
-        This process's tuner id.
+    Everything it changes (the environment and the worker client's call timeout) comes back
+    afterwards, so a search run as a library call leaves no role behind. A worker keeps a tuner
+    id it was given: restarted with the same id, it gets its interrupted trial back at once.
+    `address` is the chief's (host, port), needed unless role is None.
     """
     saved = {name: os.environ.get(name) for name in KERASTUNER_ENVIRONMENT}
     saved_timeout = oracle_client.TIMEOUT
@@ -299,12 +322,7 @@ def ask_for_space(stub: Any, timeout: float) -> None:
 
 def replace_worker_calls(oracle: Any, create_trial: Callable[[Callable[[str], Any]], Callable[[str], Any]],
                          wrap_stub: Callable[[Any], Any]) -> None:
-    """On a worker's OracleClient: wrap its create_trial and its gRPC stub (every call to the chief goes through it).
-
-    Args:
-        oracle: the worker tuner's oracle (KerasTuner's OracleClient).
-        create_trial: given the client's create_trial, returns the one to use instead.
-        wrap_stub: given the client's stub, returns the one to use instead.
-    """
+    """On a worker's OracleClient: replace its create_trial and its gRPC stub (every call to the chief goes through it)
+    by what `create_trial` and `wrap_stub` return given the client's own."""
     oracle.create_trial = create_trial(oracle.create_trial)
     oracle.stub = wrap_stub(oracle.stub)

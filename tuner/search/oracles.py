@@ -13,13 +13,13 @@ from tuner.files import read_json
 from tuner.search.halving import SuccessiveHalvingOracle
 from tuner.search.kerastuner import (
     already_tried,
+    check_oracle_state,
+    held_trials,
     hyperband_brackets,
     local_oracle,
-    oldest_queued_first,
-    record_values,
-    requeue,
-    retry_queue,
-    unqueue,
+    oracle_state_path,
+    queue_oldest_first,
+    settle_trial,
 )
 from tuner.rundir import Run, RunRecord
 from tuner.rundir.checks import RunLimits, space_difference
@@ -47,7 +47,7 @@ class ResumableGridOracle(keras_tuner.Oracle):
             values = dict(zip(names, combination))
             if not already_tried(self, values):
                 return {"status": RUNNING, "values": values}
-        if self.ongoing_trials:
+        if held_trials(self):
             return {"status": IDLE, "values": None}
         return {"status": STOPPED, "values": None}
 
@@ -75,27 +75,16 @@ def repair_after_reload(oracle: keras_tuner.Oracle) -> list[str]:
         The ids of the trials that will run again.
 
     Raises:
-        TunerUsageError: a successive-halving run whose rungs are not this version's, or that started
-            without this version's baseline.
+        TunerUsageError: a successive-halving run started before settings.json's format 2 whose rungs are
+            not the current ones, or that started without the baseline.
     """
     if isinstance(oracle, SuccessiveHalvingOracle):
         oracle.check_schedule()  # before anything is rewritten
-    # start_order/end_order list trial ids as started and ended; the retry queue holds the ids to hand
-    # out again; record_values adds a trial's values to those the grid and the random oracle never repeat.
-    known = set(oracle.start_order)
-    for trial_id, trial in sorted(oracle.trials.items()):
-        if trial.status in FINISHED:
-            unqueue(oracle, trial_id)
-            if trial_id not in oracle.end_order:
-                oracle.end_order.append(trial_id)
-        else:
-            requeue(oracle, trial_id)
-        if trial_id not in known:
-            oracle.start_order.append(trial_id)
-        record_values(oracle, trial)
-    oldest_queued_first(oracle)
+    for _, trial in sorted(oracle.trials.items()):
+        settle_trial(oracle, trial, finished=trial.status in FINISHED)
+    rerun = queue_oldest_first(oracle)
     oracle.save()
-    return sorted(retry_queue(oracle))
+    return sorted(rerun)
 
 
 def planned_trials(oracle: keras_tuner.Oracle, space_size: int) -> int:
@@ -122,13 +111,6 @@ def planned_trials(oracle: keras_tuner.Oracle, space_size: int) -> int:
     return min(planned, cap) if cap else planned
 
 
-# The parts of oracle.json every KerasTuner 1.4.8 oracle reads back (Oracle.set_state), with their JSON types.
-ORACLE_STATE_TYPES: dict[str, type] = {
-    "ongoing_trials": dict, "hyperparameters": dict, "start_order": list, "end_order": list, "run_times": dict,
-    "retry_queue": list, "seed": int, "seed_state": int, "tried_so_far": list, "id_to_hash": dict, "display": dict,
-}
-
-
 def damaged_state(run: Run, record: RunRecord | None = None) -> list[DamagedFile]:
     """The run's KerasTuner state files (oracle.json, the tuners' and trials' files) and curves that cannot be resumed from.
 
@@ -138,27 +120,22 @@ def damaged_state(run: Run, record: RunRecord | None = None) -> list[DamagedFile
     """
     record = record if record is not None else run.read_record()
     trials, damaged = scan_trials(run, record)
+    oracle_file = oracle_state_path(run.project)
     # The tuners' own files (tuner0.json, chief.json, ...): KerasTuner reloads them as JSON objects.
     damaged += [DamagedFile(path, "not a JSON object") for path in sorted(run.project.glob("*.json"))
-                if path != run.oracle_state and not isinstance(read_json(path), dict)]
-    state = read_json(run.oracle_state)
-    if not isinstance(state, dict):
-        damaged.insert(0, DamagedFile(run.oracle_state, "not valid JSON" if state is None else "not a JSON object"))
+                if path != oracle_file and not isinstance(read_json(path), dict)]
+    try:
+        saved_space, named = check_oracle_state(read_json(oracle_file))
+    except ValueError as problem:
+        damaged.insert(0, DamagedFile(oracle_file, str(problem)))
         return damaged
-    wrong = [name for name, kind in ORACLE_STATE_TYPES.items()
-             if not isinstance(state.get(name), kind) or isinstance(state.get(name), bool)]
-    if wrong:
-        damaged.insert(0, DamagedFile(run.oracle_state, f"missing or mistyped: {', '.join(wrong)}"))
-        return damaged
-    space = space_difference(state["hyperparameters"], RunLimits.of(record))
+    space = space_difference(saved_space, RunLimits.of(record))
     if space:
-        damaged.insert(0, DamagedFile(run.oracle_state, space))
+        damaged.insert(0, DamagedFile(oracle_file, space))
         return damaged
-    known = {trial.trial_id for trial in trials}
-    referenced = [*state["ongoing_trials"].values(), *state["start_order"], *state["end_order"]]
-    unknown = sorted({str(trial_id) for trial_id in referenced} - known)
+    unknown = sorted(named - {trial.trial_id for trial in trials})
     if unknown and not damaged:
-        damaged.insert(0, DamagedFile(run.oracle_state, f"names trial(s) {', '.join(unknown)} that have no trial.json"))
+        damaged.insert(0, DamagedFile(oracle_file, f"names trial(s) {', '.join(unknown)} that have no trial.json"))
     return damaged
 
 

@@ -7,6 +7,7 @@ import gc
 import io
 import logging
 import shutil
+from pathlib import Path
 from typing import Any, Callable, ContextManager
 
 import keras
@@ -18,23 +19,19 @@ from tuner.data.cache import PreparedDataset
 from tuner.config import SearchSettings
 from tuner.config.spaces import MODERN, UNCOUNTABLE_SPACE, has_grid, modern_baseline
 from tuner.files import read_json
+from tuner.search.continuing import LAST_EPOCH_WEIGHTS, ContinuingTuner
 from tuner.search.halving import (
+    CONTINUES,
     DEFAULT_CONFIGURATIONS,
+    EPOCHS,
+    INITIAL_EPOCH,
+    ROUND,
     BayesianSuccessiveHalvingOracle,
     SuccessiveHalvingOracle,
     rung_epochs,
 )
 from tuner.model.hypermodel import CNNHyperModel
-from tuner.search.kerastuner import (
-    CONTINUES,
-    EPOCHS,
-    INITIAL_EPOCH,
-    LAST_EPOCH_WEIGHTS,
-    ROUND,
-    ContinuingTuner,
-    DeclaredSpaceMixin,
-    local_oracle,
-)
+from tuner.search.kerastuner import HookedTuner, local_oracle, tensorboard_execution_dir
 from tuner.search.oracles import ResumableGridOracle
 from tuner.model.pipeline import search_pipelines
 from tuner.search.progress import SearchProgress
@@ -61,11 +58,11 @@ ORACLES: dict[str, type[keras_tuner.Oracle]] = {
 }
 
 
-class _SearchMixin(DeclaredSpaceMixin):
+class _SearchMixin(HookedTuner):
     """What every tuner of this tool adds to KerasTuner's: per-trial seeds and data, curves, progress, cleanup.
 
     The space is declared by the hypermodel, without building a default model first (see
-    DeclaredSpaceMixin). `trial_guard(trial_id)` wraps each trial's training; a worker of a
+    HookedTuner). `trial_guard(trial_id)` wraps each trial's training; a worker of a
     distributed search sets it to a heartbeat that tells the chief it is still alive.
     """
 
@@ -78,6 +75,9 @@ class _SearchMixin(DeclaredSpaceMixin):
         self.pruner = pruner
         self.trial_guard: Callable[[str], ContextManager[Any]] = lambda trial_id: contextlib.nullcontext()
         super().__init__(*args, **kwargs)
+
+    def declare_space(self, space: keras_tuner.HyperParameters) -> None:
+        self.hypermodel.declare_hyperparameters(space)
 
     def run_trial(self, trial: Any, dataset: PreparedDataset, epochs: int, patience: int = 0,
                   verbose: Any = None) -> Any:
@@ -216,11 +216,17 @@ def trial_plan(run: Run, trial_id: str, patience: int, pruner: MedianPruner | No
     """How a search trial is trained: TensorBoard under the run's root (KerasTuner adds the trial's folder),
     early stopping, its curve in RUN/history, pruning if asked, and its size and speed measured at the end;
     a successive-halving trial also saves its last epoch for the next rung (`rung`: its place)."""
-    last_weights = run.trial_state(trial_id).parent / LAST_EPOCH_WEIGHTS if rung is not None else None
+    last_weights = run.trial_dir(trial_id) / LAST_EPOCH_WEIGHTS if rung is not None else None
     return TrainingPlan(tensorboard_dir=run.tensorboard, patience=patience, curve_file=run.history(trial_id),
                         trial_id=trial_id, pruner=pruner, pruned_tensorboard=run.trial_tensorboard(trial_id),
-                        footprint_tensorboard=run.trial_footprint_tensorboard(trial_id), rung=rung,
+                        footprint_tensorboard=footprint_tensorboard(run, trial_id), rung=rung,
                         last_weights=last_weights)
+
+
+def footprint_tensorboard(run: Run, trial_id: str) -> Path:
+    """A trial's size and speed as TensorBoard scalars, inside the folder where KerasTuner writes the trial's HParams
+    session, so the HParams dashboard shows them as metrics beside the trial's hyperparameters."""
+    return tensorboard_execution_dir(run.trial_tensorboard(trial_id)) / "footprint"
 
 
 def run_trials(tuner: keras_tuner.Tuner, settings: SearchSettings, run: Run, dataset: PreparedDataset) -> None:

@@ -166,7 +166,9 @@ def retrain_epochs(winner: TrialRow, search: SearchSettings) -> int:
 def load_checkpoint(run: Run, trial: str, model: Any, required: bool) -> Any | None:
     """`model` (built for `trial`'s configuration) with the trial's best-epoch weights; None if it saved none and
     they are not `required` (a damaged file is refused either way)."""
-    checkpoint = run.checkpoint(trial)
+    from tuner.search.kerastuner import checkpoint_path  # loads KerasTuner, which only a model's use needs
+
+    checkpoint = checkpoint_path(run.trial_dir(trial))
     if not checkpoint.is_file():
         if not required:
             return None

@@ -1,5 +1,5 @@
 """The chief's side of a distributed search: its oracle served with leases, a restart that keeps live workers' trials,
-and the confirm runs it hands out once the trials are done (confirm_runs)."""
+and the confirm runs it hands out once the trials are done (confirm_service)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,18 @@ import grpc
 import keras_tuner
 
 from tuner.execution.distributed.confirm_service import ConfirmQueue
+from tuner.execution.leases import Leases
 from tuner.errors import TunerUsageError
 from tuner.search.kerastuner import (
     OracleServicerBase,
     add_oracle_service,
     create_trial_response,
     end_trial_response,
+    active_workers,
+    held_trials,
+    hold_trial,
     make_trial,
+    release_worker,
     requeue,
     unqueue,
 )
@@ -33,20 +38,21 @@ LEASE_SECONDS = 30.0
 class _LeasingServicer(OracleServicerBase):
     """KerasTuner's oracle service, plus leases: a silent worker's trial is handed to another worker."""
 
-    def __init__(self, oracle: keras_tuner.Oracle, lease_seconds: float, confirm: ConfirmQueue) -> None:
+    def __init__(self, oracle: keras_tuner.Oracle, leases: Leases, confirm: ConfirmQueue) -> None:
         super().__init__(oracle)
-        self.lease_seconds = lease_seconds
+        self.leases = leases
         self.confirm = confirm
-        self.last_seen: dict[str, float] = {tuner_id: time.monotonic() for tuner_id in oracle.ongoing_trials}
+        for tuner_id in held_trials(oracle):  # a restarted chief's: each worker's lease starts now
+            leases.renew(tuner_id)
 
     def _seen_trial(self, trial_id: str) -> None:
-        for tuner_id, trial in list(self.oracle.ongoing_trials.items()):
+        for tuner_id, trial in held_trials(self.oracle).items():
             if trial.trial_id == trial_id:
-                self.last_seen[tuner_id] = time.monotonic()
+                self.leases.renew(tuner_id)
 
     def CreateTrial(self, request: Any, context: Any) -> Any:
-        self.last_seen[request.tuner_id] = time.monotonic()
-        reclaim_silent_trials(self.oracle, self.last_seen, self.lease_seconds)
+        self.leases.renew(request.tuner_id)
+        reclaim_silent_trials(self.oracle, self.leases)
         trial = _create_trial_or_wait(self.oracle, request.tuner_id)
         if trial.status == STOPPED:
             self.told_every_worker_to_stop()
@@ -80,39 +86,37 @@ def _create_trial_or_wait(oracle: keras_tuner.Oracle, tuner_id: str) -> Any:
     busy worker then died, its trial would come back to the queue with nobody left to run it.
     """
     trial = oracle.create_trial(tuner_id)
-    if trial.status == STOPPED and oracle.ongoing_trials:
-        oracle.tuner_ids.add(tuner_id)
+    if trial.status == STOPPED and held_trials(oracle):
+        hold_trial(oracle, tuner_id, None)  # still searching, with no trial yet
         trial = make_trial(IDLE, oracle.get_space())
     return trial
 
 
 @keras_tuner.synchronized
-def reclaim_silent_trials(oracle: keras_tuner.Oracle, last_seen: dict[str, float], lease_seconds: float) -> None:
+def reclaim_silent_trials(oracle: keras_tuner.Oracle, leases: Leases) -> None:
     """Send the trials of workers silent for longer than the lease back to the queue (under the oracle's lock)."""
-    now = time.monotonic()
-    for tuner_id, trial in list(oracle.ongoing_trials.items()):
-        if now - last_seen.get(tuner_id, now) <= lease_seconds:
+    for tuner_id, trial in held_trials(oracle).items():
+        if not leases.expired(tuner_id):
             continue
         log.warning("worker %s silent for %.0f s: trial %s goes back to the queue", tuner_id,
-                    now - last_seen[tuner_id], trial.trial_id)
-        del oracle.ongoing_trials[tuner_id]
-        oracle.tuner_ids.discard(tuner_id)
+                    leases.silence(tuner_id), trial.trial_id)
+        release_worker(oracle, tuner_id)
         # The Oracle hands out the queued ids before any new trial.
         requeue(oracle, trial.trial_id)
         oracle.save()
-    for tuner_id in list(oracle.tuner_ids):
-        if tuner_id not in oracle.ongoing_trials and now - last_seen.get(tuner_id, now) > lease_seconds:
-            oracle.tuner_ids.discard(tuner_id)
+    for tuner_id in active_workers(oracle):
+        if tuner_id not in held_trials(oracle) and leases.expired(tuner_id):
+            release_worker(oracle, tuner_id)
 
 
 @keras_tuner.synchronized
 def _search_finished(oracle: keras_tuner.Oracle) -> bool:
-    return not oracle.ongoing_trials and not oracle.tuner_ids
+    return not held_trials(oracle) and not active_workers(oracle)
 
 
 @keras_tuner.synchronized
 def _trials_finished(oracle: keras_tuner.Oracle) -> bool:
-    return not oracle.ongoing_trials
+    return not held_trials(oracle)
 
 
 def keep_ongoing_after_restart(oracle: keras_tuner.Oracle, ongoing: dict[str, str]) -> None:
@@ -127,8 +131,7 @@ def keep_ongoing_after_restart(oracle: keras_tuner.Oracle, ongoing: dict[str, st
         if trial is None or trial.status in FINISHED:
             continue
         unqueue(oracle, trial_id)
-        oracle.ongoing_trials[tuner_id] = trial
-        oracle.tuner_ids.add(tuner_id)
+        hold_trial(oracle, tuner_id, trial)
 
 
 class OracleServer:
@@ -146,17 +149,19 @@ class OracleServer:
         confirm_saved: whether a confirm run is saved already.
         restarted: this chief resumes a run whose workers may still be training confirm runs: it waits one lease
             before handing any out, so that they can claim theirs.
+        now: the clock of the leases (injectable, so that a test moves time instead of sleeping).
     """
 
     def __init__(self, oracle: keras_tuner.Oracle, address: str, lease_seconds: float = LEASE_SECONDS,
                  confirm_jobs: Callable[[], list[dict[str, Any]]] = list,
-                 confirm_saved: Callable[[dict[str, Any]], bool] = lambda job: False, restarted: bool = False) -> None:
+                 confirm_saved: Callable[[dict[str, Any]], bool] = lambda job: False, restarted: bool = False,
+                 now: Callable[[], float] = time.monotonic) -> None:
         self.oracle, self.address, self.lease_seconds = oracle, address, lease_seconds
         self._confirm_jobs = confirm_jobs
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
         self.confirm = ConfirmQueue(lease_seconds, self._trials_done, confirm_saved,
-                                    hold_seconds=lease_seconds if restarted else 0.0)
-        self._servicer = _LeasingServicer(oracle, lease_seconds, self.confirm)
+                                    hold_seconds=lease_seconds if restarted else 0.0, now=now)
+        self._servicer = _LeasingServicer(oracle, Leases(lease_seconds, now), self.confirm)
         add_oracle_service(self._servicer, self._server)
         self.confirm.add_to(self._server)
 
@@ -179,7 +184,7 @@ class OracleServer:
     def poll(self) -> None:
         """Send the trials of silent workers back to the queue, and list the confirm runs once the trials are done;
         call it every second or so, from the thread that may raise (a damaged confirm run is an `error:`)."""
-        reclaim_silent_trials(self.oracle, self._servicer.last_seen, self.lease_seconds)
+        reclaim_silent_trials(self.oracle, self._servicer.leases)
         if not self.confirm.listed and self._trials_done():
             self.confirm.list_jobs(self._confirm_jobs())
 

@@ -2,9 +2,9 @@
 
 When every trial has finished, the chief lists the confirm runs still missing (search.py --confirm K R:
 the top K configurations under R more seeds each; saved ones are skipped) and hands them, one at a time,
-to the workers that ask. A worker beats while it trains one, saves it (confirm.train_confirm_run, one
-atomic write) and says so. As for trials, a worker silent for longer than the lease loses its run to
-another worker. The saved files are the state: a restarted chief lists again what is missing, waits one
+to the workers that ask. A worker beats while it trains one (leases.Heartbeat), saves it
+(confirm.runs.train_confirm_run, one atomic write) and says so. As for trials, a worker silent for longer
+than the lease (leases.Leases) loses its run to another worker. The saved files are the state: a restarted chief lists again what is missing, waits one
 lease before it hands anything out, and a worker that beats for a run it still trains keeps it.
 
 The calls (Next, Beat, Finish) are a small gRPC service beside KerasTuner's on the chief's server, with
@@ -17,10 +17,13 @@ import json
 import logging
 import threading
 import time
+from functools import partial
 from typing import Any, Callable
 
 import grpc
 
+from tuner.execution.leases import Heartbeat, Leases
+from tuner.execution.processes import Retirement
 from tuner.search.kerastuner import RPC_TIMEOUT_SECONDS
 from tuner.search.progress import log_confirm_run
 
@@ -48,11 +51,13 @@ class ConfirmQueue:
         is_saved: whether a run's record is saved already (a run handed back is skipped if so).
         hold_seconds: after the listing, how long every worker is told to wait and the queue is not finished: a
             restarted chief gives the workers still training runs (or saving one) time to reach it first.
+        now: the clock of the leases and the hold (injectable, so that a test moves time instead of sleeping).
     """
 
     def __init__(self, lease_seconds: float, trials_done: Callable[[], bool],
-                 is_saved: Callable[[dict[str, Any]], bool], hold_seconds: float = 0.0) -> None:
-        self.lease_seconds, self.hold_seconds = lease_seconds, hold_seconds
+                 is_saved: Callable[[dict[str, Any]], bool], hold_seconds: float = 0.0,
+                 now: Callable[[], float] = time.monotonic) -> None:
+        self.hold_seconds = hold_seconds
         self._trials_done, self._is_saved = trials_done, is_saved
         self._lock = threading.Lock()
         self._pending: list[dict[str, Any]] | None = None  # None until the trials are done and the runs are listed
@@ -60,7 +65,7 @@ class ConfirmQueue:
         self._held: dict[str, dict[str, Any]] = {}
         self._done: set[tuple[str, int]] = set()
         # Workers that will ask or are asking for runs, with when each was last heard; told "done", they leave.
-        self._last_seen: dict[str, float] = {}
+        self._leases = Leases(lease_seconds, now)
         self._total = 0
 
     @property
@@ -73,19 +78,19 @@ class ConfirmQueue:
             held = {_key(job) for job in self._held.values()}
             self._pending = [job for job in jobs if _key(job) not in held | self._done]
             self._total = len(jobs)
-            self._hold_until = time.monotonic() + self.hold_seconds
+            self._hold_until = self._leases.now() + self.hold_seconds
 
     def expect(self, worker: str) -> None:
         """Note a worker that has been told its last trial: it will ask for confirm runs next."""
         with self._lock:
-            self._last_seen[worker] = time.monotonic()
+            self._leases.renew(worker)
 
     def next(self, worker: str) -> dict[str, Any]:
         """{"job": a run} for `worker`, {"wait": True} while runs may still come, {"trials": True} while trials are
         left (a restarted chief's, maybe with a larger --max-trials), or {"done": True}."""
         trials_done = self._trials_done()
         with self._lock:
-            self._last_seen[worker] = time.monotonic()
+            self._leases.renew(worker)
             abandoned = self._held.pop(worker, None)
             if abandoned is not None and self._pending is not None:  # it asks again, so it restarted without it
                 self._pending.insert(0, abandoned)
@@ -95,20 +100,20 @@ class ConfirmQueue:
             while self._pending and (_key(self._pending[0]) in self._done or self._is_saved(self._pending[0])):
                 self._done.add(_key(self._pending.pop(0)))  # saved by a worker killed before it said so
             if self._pending:
-                if time.monotonic() < self._hold_until:
+                if self._leases.now() < self._hold_until:
                     return {"wait": True}
                 self._held[worker] = self._pending.pop(0)
                 return {"job": self._held[worker]}
             if self._held:
                 return {"wait": True}  # a worker on the last runs may yet die and its run come back
-            del self._last_seen[worker]
+            self._leases.release(worker)
             return {"done": True}
 
     def beat(self, worker: str, job: dict[str, Any]) -> dict[str, Any]:
         """`worker` still trains `job`: it keeps it, also after a chief restart that listed it as missing, unless
         the run is finished or another worker has it now (after this one's lease ran out)."""
         with self._lock:
-            self._last_seen[worker] = time.monotonic()
+            self._leases.renew(worker)
             key = _key(job)
             taken = any(_key(held) == key for other, held in self._held.items() if other != worker)
             if key not in self._done and not taken and self._held.get(worker) != job:
@@ -121,7 +126,7 @@ class ConfirmQueue:
         """`worker` saved a run (train_confirm_run's record): it is no longer anyone's to train."""
         key = (saved["trial"], saved["index"])
         with self._lock:
-            self._last_seen[worker] = time.monotonic()
+            self._leases.renew(worker)
             for holder, job in list(self._held.items()):
                 if _key(job) == key:
                     del self._held[holder]
@@ -137,20 +142,17 @@ class ConfirmQueue:
         restarted chief, not before its hold is over, as it may not have heard yet from every worker."""
         with self._lock:
             self._reclaim()
-            return (self._pending == [] and not self._held and not self._last_seen
-                    and time.monotonic() >= self._hold_until)
+            return (self._pending == [] and not self._held and not self._leases
+                    and self._leases.now() >= self._hold_until)
 
     def _reclaim(self) -> None:
         # Under the lock: a silent worker's run goes back to the front of the queue, and the worker is forgotten.
-        now = time.monotonic()
-        for worker, seen in list(self._last_seen.items()):
-            if now - seen <= self.lease_seconds:
-                continue
-            del self._last_seen[worker]
+        for worker, silence in self._leases.silent():
+            self._leases.release(worker)
             job = self._held.pop(worker, None)
             if job is not None:
                 log.warning("worker %s silent for %.0f s: the confirm run of trial %s seed %d goes back to the queue",
-                            worker, now - seen, job["trial"], job["index"])
+                            worker, silence, job["trial"], job["index"])
                 if self._pending is not None:
                     self._pending.insert(0, job)
 
@@ -181,23 +183,24 @@ DONE, TRIALS, RETIRE = "done", "trials", "retire"
 
 
 def confirm_for_chief(stub: Any, worker: str, train: Callable[[dict[str, Any]], dict[str, Any]],
-                      heartbeat_seconds: float, idle_seconds: float, limit: int = 0) -> str:
+                      heartbeat_seconds: float, idle_seconds: float, retirement: Retirement | None = None) -> str:
     """A worker's side: train the confirm runs the chief hands out until it says there are none left.
 
     Args:
         stub: a ConfirmClient (wrapped to call again across a chief's restart).
         worker: this worker's id, as the oracle knows it.
-        train: trains and saves one run (confirm.train_confirm_run), returning its record.
+        train: trains and saves one run (confirm.runs.train_confirm_run), returning its record.
         heartbeat_seconds: how often to beat while training.
         idle_seconds: how long to wait before asking again while other workers train the last runs.
-        limit: stop after this many runs, so the process can be replaced (0: never), as --trials-per-process.
+        retirement: this process's trainings, trials included, toward --trials-per-process (None: no limit); once
+            it is due the process stops to be replaced.
 
     Returns:
         DONE, TRIALS (the chief has trials to hand out: run them, then ask again) or RETIRE.
     """
-    trained = 0
+    retirement = retirement if retirement is not None else Retirement(0)
     while True:
-        if limit and trained >= limit:
+        if retirement.due:
             return RETIRE
         # As KerasTuner's own calls: a chief that is down is waited for, up to RPC_TIMEOUT_SECONDS.
         answer = stub.Next({"worker": worker}, wait_for_ready=True, timeout=RPC_TIMEOUT_SECONDS)
@@ -209,23 +212,10 @@ def confirm_for_chief(stub: Any, worker: str, train: Callable[[dict[str, Any]], 
             time.sleep(idle_seconds)
             continue
         job = answer["job"]
-        stop = threading.Event()
-        beating = threading.Thread(target=_beat, args=(stub, worker, job, stop, heartbeat_seconds), daemon=True)
-        beating.start()
-        try:
+        retirement.count()
+        # Waiting for the connection (bounded by one beat) reaches a restarted chief as soon as it is back; a beat
+        # that times out is not made again.
+        beat = partial(stub.Beat, {"worker": worker, "job": job}, wait_for_ready=True, timeout=heartbeat_seconds)
+        with Heartbeat(beat, heartbeat_seconds, forgiven=(grpc.RpcError,)):
             saved = train(job)
-        finally:
-            stop.set()
-            beating.join(timeout=heartbeat_seconds * 2)
         stub.Finish({"worker": worker, "saved": saved}, wait_for_ready=True, timeout=RPC_TIMEOUT_SECONDS)
-        trained += 1
-
-
-def _beat(stub: Any, worker: str, job: dict[str, Any], stop: threading.Event, seconds: float) -> None:
-    while not stop.wait(seconds):
-        try:
-            # Waiting for the connection (bounded by one beat) reaches a restarted chief as soon as it is back;
-            # a beat that times out is not made again.
-            stub.Beat({"worker": worker, "job": job}, wait_for_ready=True, timeout=seconds)
-        except grpc.RpcError:
-            pass  # the chief may be restarting; the next beat tries again

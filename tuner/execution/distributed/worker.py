@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
 import time
+from functools import partial
 from typing import Any, Callable
 
 import grpc
 
 from tuner.execution.distributed.confirm_service import ConfirmClient, confirm_for_chief
 from tuner.errors import SearchFailedError, TunerUsageError
+from tuner.execution.leases import Heartbeat
+from tuner.execution.processes import Retirement
 from tuner.search.kerastuner import ask_for_space, make_trial, oracle_stub, replace_worker_calls
 from tuner.trials.records import IDLE, STOPPED
 
@@ -61,71 +63,43 @@ def _accepts_connections(address: str) -> bool:
         return False
 
 
-class Heartbeat:
-    """A background thread that tells the chief, every few seconds, that this worker is still on its trial."""
-
-    def __init__(self, oracle: Any, trial_id: str) -> None:
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, args=(oracle, trial_id), daemon=True)
-
-    def _beat(self, oracle: Any, trial_id: str) -> None:
-        while not self._stop.wait(HEARTBEAT_SECONDS):
-            try:
-                oracle.get_trial(trial_id)
-            except grpc.RpcError:
-                pass  # the chief may be restarting; the next beat tries again
-
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=HEARTBEAT_SECONDS * 2)
-
-
-def join_as_worker(tuner: Any, trials_per_process: int = 0) -> Callable[[], bool]:
+def join_as_worker(tuner: Any, retirement: Retirement) -> None:
     """Make a worker's tuner wait while the chief has nothing to hand out, and beat while it trains.
 
-    After `trials_per_process` trials (0: never) the worker stops asking for more, so that its
-    process can be replaced by a fresh one: TensorFlow keeps memory from every model it traced.
-
-    Returns:
-        A function that tells, after the search loop ended, whether it ended for that reason.
+    Once `retirement` is due (--trials-per-process trainings, confirm runs included) the worker
+    stops asking for trials, so that its process can be replaced by a fresh one: its search loop
+    ends as if the chief had no more.
     """
-    started = 0
-    retired = False
 
     def waiting(create_trial: Callable[[str], Any]) -> Callable[[str], Any]:
         def create_trial_or_wait(tuner_id: str) -> Any:
-            nonlocal started, retired
-            if trials_per_process and started >= trials_per_process:
-                retired = True
+            if retirement.due:
                 return make_trial(STOPPED)
             trial = create_trial(tuner_id)
             if trial.status == IDLE:
                 time.sleep(IDLE_WAIT_SECONDS)  # instead of spinning on the chief
             elif trial.status != STOPPED:
-                started += 1
+                retirement.count()
             return trial
 
         return create_trial_or_wait
 
     replace_worker_calls(tuner.oracle, create_trial=waiting, wrap_stub=_RetryingStub)
-    tuner.trial_guard = lambda trial_id: Heartbeat(tuner.oracle, trial_id)
-    return lambda: retired
+    # While a trial trains, asking the chief for it is the heartbeat that keeps its lease (chief._LeasingServicer).
+    tuner.trial_guard = lambda trial_id: Heartbeat(partial(tuner.oracle.get_trial, trial_id), HEARTBEAT_SECONDS,
+                                                   forgiven=(grpc.RpcError,))
 
 
 def confirm_as_worker(address: str, worker: str, train: Callable[[dict[str, Any]], dict[str, Any]],
-                      limit: int = 0) -> str:
+                      retirement: Retirement) -> str:
     """Train the confirm runs the chief at `address` hands out, until it has none left (confirm_for_chief: DONE),
-    has trials to hand out first (TRIALS), or `limit` runs are trained (RETIRE; 0: no limit)."""
+    has trials to hand out first (TRIALS), or `retirement` is due (RETIRE)."""
     # Reconnect within a second of a restarted chief's return (gRPC's default backoff grows to minutes), so its
     # hold (chief.OracleServer's `restarted`) is enough to hear from every worker.
     channel = grpc.insecure_channel(address, options=[("grpc.max_reconnect_backoff_ms", 1000)])
     try:
         return confirm_for_chief(_RetryingStub(ConfirmClient(channel)), worker, train, HEARTBEAT_SECONDS,
-                                 IDLE_WAIT_SECONDS, limit)
+                                 IDLE_WAIT_SECONDS, retirement)
     except grpc.RpcError as error:
         raise SearchFailedError(f"the chief at {address} stopped answering during the confirm runs "
                                 f"({error.code().name}); start it again with the same command, then this worker") from None

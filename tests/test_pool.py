@@ -1,4 +1,5 @@
-"""tuner.execution.pool: confirm runs trained on worker processes, identical to one by one, and safe to kill."""
+"""tuner.execution.pool and confirming: report.py's confirm runs trained on the job pool, identical to one by one, and
+safe to kill."""
 
 import json
 import logging
@@ -15,7 +16,7 @@ import pytest
 import report as report_script
 from tests.helpers import copy_run, edit_json, one_error_line
 from tuner.confirm.runs import read_confirm_run
-from tuner.execution.pool import process_count
+from tuner.execution import processes
 from tuner.report import rank_trials
 from tuner.rundir import Run
 
@@ -27,7 +28,12 @@ def _val_losses(run_dir):
             for path in sorted((run_dir / "confirm").rglob("*.json"))}
 
 
-def test_workers_give_the_same_confirm_runs_as_the_report_process(run, run_copy, tmp_path, caplog):
+def test_the_pool_gives_the_same_confirm_runs_as_the_report_process(run, run_copy, tmp_path, caplog, monkeypatch):
+    # A 2-core machine without a GPU, whatever this one is: 2 pool processes of 1 thread each.
+    monkeypatch.setattr(processes, "available_cores", lambda: 2)
+    monkeypatch.setattr(processes, "available_memory", lambda: 64 * 2**30)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
     caplog.set_level(logging.INFO)
     assert report_script.main(["--run-dir", str(run_copy), "--confirm", "2", "1", "--no-retrain"]) == 0
     assert "Starting 2 confirm process(es), 1 thread(s) each." in caplog.text
@@ -38,11 +44,6 @@ def test_workers_give_the_same_confirm_runs_as_the_report_process(run, run_copy,
     parallel = _val_losses(run_copy)
     assert list(parallel) == ["confirm/trial_0/seed_1.json", "confirm/trial_1/seed_1.json"]
     assert parallel == _val_losses(alone)
-
-
-def test_process_count_is_never_more_than_the_runs_and_0_is_this_process():
-    assert process_count("0", 5) == 0 and process_count("auto", 0) == 0
-    assert process_count("3", 1) == 1 and process_count("2", 5) == 2
 
 
 def test_a_failed_confirm_run_is_one_error_line_naming_it(run_copy, capsys):

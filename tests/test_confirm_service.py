@@ -8,15 +8,29 @@ from concurrent import futures
 import grpc
 
 from tuner.execution.distributed.confirm_service import DONE, RETIRE, ConfirmClient, ConfirmQueue, confirm_for_chief
+from tuner.execution.processes import Retirement
 
 A = {"trial": "0", "hyperparameters": {"nodes": 4}, "index": 1}
 B = {"trial": "1", "hyperparameters": {"nodes": 8}, "index": 1}
 
 
-def _queue(lease_seconds=60, saved=(), trials_done=True, hold_seconds=0.0):
+class Clock:
+    """A clock the test moves by hand, so that leases run out without sleeping."""
+
+    def __init__(self):
+        self.seconds = 1000.0
+
+    def __call__(self):
+        return self.seconds
+
+    def advance(self, seconds):
+        self.seconds += seconds
+
+
+def _queue(lease_seconds=60, saved=(), trials_done=True, hold_seconds=0.0, clock=None):
     """A chief's queue whose trials are done (or not), with the runs in `saved` saved already."""
     return ConfirmQueue(lease_seconds, lambda: trials_done, lambda job: (job["trial"], job["index"]) in saved,
-                        hold_seconds)
+                        hold_seconds, now=clock or Clock())
 
 
 def _saved(job):
@@ -51,10 +65,13 @@ def test_a_worker_that_asks_again_without_finishing_gives_its_run_back():
 
 def test_a_silent_workers_run_goes_to_another_worker(caplog):
     caplog.set_level(logging.WARNING)
-    queue = _queue(lease_seconds=0.05)
+    clock = Clock()
+    queue = _queue(lease_seconds=30, clock=clock)
     queue.list_jobs([A])
     assert queue.next("w0") == {"job": A}
-    time.sleep(0.1)
+    clock.advance(30)
+    assert queue.next("w1") == {"wait": True}  # a lease that has just run out is still held
+    clock.advance(1)
     assert queue.next("w1") == {"job": A}
     assert "worker w0 silent" in caplog.text and "trial 0 seed 1 goes back to the queue" in caplog.text
     queue.finish("w1", _saved(A))
@@ -62,11 +79,13 @@ def test_a_silent_workers_run_goes_to_another_worker(caplog):
 
 
 def test_a_worker_told_its_last_trial_that_never_asks_is_forgotten_after_the_lease():
-    queue = _queue(lease_seconds=0.05)
+    clock = Clock()
+    queue = _queue(lease_seconds=30, clock=clock)
     queue.expect("w0")
     queue.list_jobs([])
+    clock.advance(30)
     assert not queue.finished()
-    time.sleep(0.1)
+    clock.advance(1)
     assert queue.finished()
 
 
@@ -97,7 +116,9 @@ def test_workers_train_every_run_once_over_grpc(caplog):
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     trained, counts = [], {}
-    limits = {"w0": 0, "w1": 2}  # w1 retires after 2 runs, as --trials-per-process 2 would have it
+    # w1 retires after 2 runs, as --trials-per-process 3 would have it after one trial.
+    retirements = {"w0": Retirement(0), "w1": Retirement(3)}
+    retirements["w1"].count()
     lock = threading.Lock()
 
     def train(job):
@@ -109,7 +130,7 @@ def test_workers_train_every_run_once_over_grpc(caplog):
     def work(worker):
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             counts[worker] = confirm_for_chief(ConfirmClient(channel), worker, train, heartbeat_seconds=0.01,
-                                               idle_seconds=0.01, limit=limits[worker])
+                                               idle_seconds=0.01, retirement=retirements[worker])
 
     try:
         for worker in ("w0", "w1"):
@@ -139,11 +160,14 @@ def test_a_worker_is_sent_back_to_its_trials_while_the_chief_has_trials_left():
 
 
 def test_a_restarted_chief_holds_the_runs_back_for_the_hold_then_hands_them_out():
-    queue = _queue(hold_seconds=0.1)
+    clock = Clock()
+    queue = _queue(hold_seconds=30, clock=clock)
     queue.list_jobs([A, B])
     assert queue.next("w1") == {"wait": True}
     queue.beat("w0", A)  # w0 was training A across the restart
-    time.sleep(0.15)
+    clock.advance(29)
+    assert queue.next("w1") == {"wait": True}
+    clock.advance(1)
     assert queue.next("w1") == {"job": B}
 
 
@@ -156,13 +180,14 @@ def test_a_run_saved_by_a_worker_killed_before_it_said_so_is_not_handed_out_agai
 
 
 def test_a_late_beat_neither_revives_a_finished_run_nor_takes_one_another_worker_holds(caplog):
-    queue = _queue(lease_seconds=0.05)
+    clock = Clock()
+    queue = _queue(lease_seconds=30, clock=clock)
     queue.list_jobs([A, B])
     assert queue.next("w0") == {"job": A}
     queue.finish("w0", _saved(A))
     queue.beat("w0", A)  # in flight when it finished
     assert queue.next("w0") == {"job": B}
-    time.sleep(0.1)  # w0 falls silent: B goes to w1
+    clock.advance(31)  # w0 falls silent: B goes to w1
     assert queue.next("w1") == {"job": B}
     queue.beat("w0", B)  # w0 was only slow: B stays w1's
     queue.finish("w1", _saved(B))

@@ -1,0 +1,79 @@
+"""The confirm runs a search alone or report.py still needs, trained in this process or on the job pool, whose
+processes run this module: `python -m tuner.execution.confirming RUN_DIR`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from tuner.confirm.runs import Confirmation, confirmations, missing_jobs, train_confirm_run
+from tuner.errors import TunerUsageError
+from tuner.execution.pool import run_jobs, serve_jobs
+from tuner.execution.processes import Placement
+from tuner.rundir import Run, RunRecord, load_run_dataset
+from tuner.search.progress import log_confirm_run
+from tuner.trials.rows import TrialRow
+
+
+def confirm_top(run: Run, record: RunRecord, ranked: Sequence[TrialRow], top: int, seeds: int,
+                workers: str = "auto") -> list[Confirmation]:
+    """Train the top `top` ranked configurations under `seeds` further seeds each, reusing saved runs.
+
+    Args:
+        run: the run directory.
+        record: the run's settings.json.
+        ranked: the rows of rank_trials, best first.
+        top: how many configurations to confirm (K).
+        seeds: further seeds per configuration (R).
+        workers: `--workers`: auto, a number of processes of the job pool, or "0" to train in this process.
+            Each run is seeded on its own, so its numbers do not depend on which process trained it.
+
+    Returns:
+        One Confirmation per confirmed configuration, in the order of `ranked`.
+    """
+    chosen = list(ranked[:top]) if seeds > 0 else []
+    jobs = missing_jobs(run, record, chosen, seeds)
+    if jobs:
+        placement = Placement.here(workers, len(jobs))
+        # Loaded here even when the pool trains: a changed or missing dataset is refused before any process starts.
+        dataset = load_run_dataset(record)
+        if placement.count:
+            command = [sys.executable, "-m", __name__, str(run.root)]  # this module, run as the pool's processes
+            done = (saved for _, saved in run_jobs(command, jobs, placement, _describe, name="confirm",
+                                                   redo="run report.py again to train the confirm runs that are missing"))
+        else:
+            done = (train_confirm_run(run, record, dataset, job) for job in jobs)
+        for number, saved in enumerate(done, start=1):
+            log_confirm_run(saved, number, len(jobs))
+    return confirmations(run, record, chosen, seeds)
+
+
+def _describe(job: dict[str, Any]) -> str:
+    return f"the confirm run of trial {job['trial']} seed {job['index']} ({json.dumps(job['hyperparameters'])})"
+
+
+def serve_confirm_jobs(run_dir: str) -> int:
+    """A job pool process's main: load the run's dataset once, then train the confirm runs it is handed.
+
+    Returns:
+        The process's exit code.
+    """
+
+    def start() -> Callable[[dict[str, Any]], dict[str, Any]]:
+        from tuner.cli import import_tensorflow_quietly
+
+        run = Run(Path(run_dir))
+        record = run.read_record()
+        if record is None:
+            raise TunerUsageError(f"'{run.root}' has no settings.json: it is not a run directory.")
+        import_tensorflow_quietly()
+        dataset = load_run_dataset(record)
+        return lambda job: train_confirm_run(run, record, dataset, job)
+
+    return serve_jobs(start)
+
+
+if __name__ == "__main__":
+    sys.exit(serve_confirm_jobs(sys.argv[1]))
