@@ -27,9 +27,10 @@ from tuner.search.kerastuner import (
     kerastuner_role,
     oracle_state_path,
     queue_oldest_first,
+    record_trial,
     release_worker,
+    requeue,
     saved_held_trials,
-    settle_trial,
     tensorboard_execution_dir,
 )
 
@@ -161,7 +162,8 @@ def test_a_saved_oracle_state_passes_its_check_and_names_its_trials(tmp_path):
     first, second = oracle.create_trial("worker0"), oracle.create_trial("worker1")
     state = read_json(oracle_state_path(tmp_path / "trials"))
     space, named = check_oracle_state(state)
-    assert [entry["config"]["name"] for entry in space["space"]] == ["nodes"] and named == {first.trial_id, second.trial_id}
+    assert [entry["config"]["name"] for entry in space["space"]] == ["nodes"]
+    assert named == {first.trial_id, second.trial_id}
     assert saved_held_trials(tmp_path / "trials") == {"worker0": first.trial_id, "worker1": second.trial_id}
 
 
@@ -193,15 +195,19 @@ def test_a_held_trial_is_handed_back_to_its_holder_and_a_released_worker_is_forg
     assert active_workers(oracle) == {"worker1", "worker2"} and set(held_trials(oracle)) == {"worker1"}
 
 
-def test_settling_after_a_reload_ends_the_finished_and_queues_the_others_oldest_first(tmp_path):
+def test_a_trial_is_entered_in_the_books_once_and_the_oldest_queued_trial_is_handed_out_first(tmp_path):
     oracle = random_oracle(tmp_path)
     trials = [oracle.create_trial(f"worker{index}") for index in range(3)]
     oracle.start_order.clear()  # as if the oracle's file was saved before these trials were created
-    for trial in trials:
-        settle_trial(oracle, trial, finished=trial is trials[1])
+    for trial in trials + trials:
+        record_trial(oracle, trial, ended=trial is trials[1])
     assert oracle.start_order == [trial.trial_id for trial in trials] and oracle.end_order == [trials[1].trial_id]
+    for tuner_id in held_trials(oracle):
+        release_worker(oracle, tuner_id)
+    for trial in (trials[2], trials[0], trials[2]):
+        requeue(oracle, trial.trial_id)
     assert queue_oldest_first(oracle) == [trials[0].trial_id, trials[2].trial_id]
-    assert oracle.create_trial("worker9") is trials[0]  # the oldest is handed out first
+    assert oracle.create_trial("worker9") is trials[0]
 
 
 class _WithoutSchedule(ConfigurationHashMixin, keras_tuner.oracles.RandomSearchOracle):

@@ -117,14 +117,14 @@ def saved_confirmations(run: Run, record: RunRecord, ranked: Sequence[TrialRow])
 
     Reads only files, so it never trains: what trials_dataframe shows of a past report.
     """
-    confirmations = []
+    found = []
     for row in ranked:
         count = 0
         while run.confirm_record(row.trial, count + 1).exists():
             count += 1
         if count:
-            confirmations.append(_confirmation(run, record, row, range(1, count + 1)))
-    return confirmations
+            found.append(_confirmation(run, record, row, range(1, count + 1)))
+    return found
 
 
 def _confirmation(run: Run, record: RunRecord, row: TrialRow, indexes: Iterable[int]) -> Confirmation:

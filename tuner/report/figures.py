@@ -8,8 +8,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from tuner.report.plots import VAL_LOSS_LABEL, format_value, png_bytes
+from tuner.report.plot_data import short_value
+from tuner.report.plots import FIGURE_WIDTH, VAL_LOSS_LABEL, png_bytes
 from tuner.trials.rows import TrialRow
+
+# A parallel-coordinates axis labels at most about this many of its values.
+AXIS_LABELS = 8
 
 
 def parallel_coordinates_png(ranking: Sequence[TrialRow], names: Sequence[str], space: dict[str, list[Any]]) -> bytes | None:
@@ -33,7 +37,9 @@ def parallel_coordinates_png(ranking: Sequence[TrialRow], names: Sequence[str], 
     colour = colormaps["viridis_r"]
     axes_names = [*names, "val_loss"]
     jitter = np.random.default_rng(0).uniform(-0.04, 0.04, size=(len(ranking), len(names)))
-    figure = Figure(figsize=(max(2.2 * len(axes_names), 8), 5.5), layout="constrained")
+    # At most FIGURE_WIDTH, the width report.html shows a figure at its own size: a wider one would be shrunk, its
+    # labels with it; the axes move closer instead.
+    figure = Figure(figsize=(min(max(1.3 * len(axes_names), 8), FIGURE_WIDTH), 5.5), layout="constrained")
     axes = figure.add_subplot()
 
     def position(name: str, value: Any) -> float:
@@ -55,8 +61,11 @@ def parallel_coordinates_png(ranking: Sequence[TrialRow], names: Sequence[str], 
     for column, name in enumerate(names):
         axes.axvline(column, color="grey", linewidth=1)
         values = space.get(name) or []
-        for value in values:
-            axes.annotate(format_value(value), (column, position(name, value)), xytext=(-5, 0),
+        # A continuous hyperparameter lists every value tried: every few of them are labelled, the ends always,
+        # so the labels stay apart.
+        step = math.ceil(len(values) / AXIS_LABELS)
+        for value in [*values[:-1:step], *values[-1:]]:
+            axes.annotate(short_value(value), (column, position(name, value)), xytext=(-5, 0),
                           textcoords="offset points", ha="right", va="center", fontsize="small",
                           bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.8})
     axes.axvline(len(names), color="grey", linewidth=1)

@@ -4,7 +4,7 @@
                    importances, the Pareto plot, the winner, its mistakes and the data's health
 
 The sections on the winner and the data are in html_winner.py, the HTML pieces in markup.py,
-the figures in plots.py (shared with RUN/plots/*.png) and figures.py.
+the figures in plots.py (shared with RUN/plots/*.png, their data from plot_data.py) and figures.py.
 """
 
 from __future__ import annotations
@@ -71,8 +71,9 @@ def render_html(report: Report, winner_json: dict[str, Any] | None, dataset: Pre
                              if ranking else None,
                              "validation loss by epoch of the top trials", missing="no ranked trial"),
                    paragraph(f"The best {min(CURVES_SHOWN, len(ranking))} trials by rank. A circle marks the epoch whose "
-                             "weights a trial kept; a cross ends the curve of a trial the pruner stopped, because it "
-                             "was behind the median of the finished trials at that epoch.")],
+                             "weights a trial kept; a cross ends the curve of a trial stopped early: behind the median "
+                             "of the finished trials at that epoch, or not among the best third of its rung of "
+                             "successive halving.")],
         "parallel": _parallel_section(report, space),
         "importances": _importances_section(importances),
         "pareto": _pareto_section(report),

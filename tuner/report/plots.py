@@ -79,9 +79,10 @@ def curves_figure(info: CurvesInfo) -> Any:
         if curve.stopped is not None:
             # Stopped early: its curve ends here, not at the last epoch of the search.
             axes.plot(*curve.stopped, marker="x", markersize=12, markeredgewidth=2.5, color=line.get_color())
-    handles += [Line2D([], [], marker="o", markerfacecolor="none", color="black", linestyle="none", label="best epoch"),
-                Line2D([], [], marker="x", markeredgewidth=2.5, color="black", linestyle="none",
-                       label="stopped there (pruned)")]
+    handles.append(Line2D([], [], marker="o", markerfacecolor="none", color="black", linestyle="none", label="best epoch"))
+    if any(curve.stopped for curve in info.curves):  # the cross is explained only where one is drawn
+        handles.append(Line2D([], [], marker="x", markeredgewidth=2.5, color="black", linestyle="none",
+                              label="stopped there (pruned)"))
     axes.set(xlabel="epoch", ylabel=VAL_LOSS_LABEL,
              title=f"Validation loss by epoch of the top {len(info.curves)} of {info.ranked} ranked trials")
     axes.xaxis.get_major_locator().set_params(integer=True)

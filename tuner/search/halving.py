@@ -113,8 +113,8 @@ class SuccessiveHalvingOracle(ConfigurationHashMixin, keras_tuner.oracles.Random
         self._baseline_hash = configuration_hash(self, self.baseline) if self.baseline else None
 
     def hashed_values(self, values: dict[str, Any]) -> dict[str, Any]:
-        """A trial's configuration without its schedule values: the base Oracle never hands out a hash twice, and a
-        first-rung trial carries its schedule, so otherwise a random draw could repeat a configuration already trained."""
+        """A trial's configuration without its schedule values: the base Oracle never hands out a hash twice, and
+        a first-rung trial carries its schedule, so otherwise a random draw could repeat a trained configuration."""
         return configuration_of(values)
 
     def planned_trials(self, space_size: int | None = None) -> int:

@@ -141,18 +141,12 @@ def observe_trials(oracle: keras_tuner.Oracle, trials: list[Any], running: str) 
     oracle.ongoing_trials = {trial.trial_id: trial for trial in trials if trial.status == running}
 
 
-def settle_trial(oracle: keras_tuner.Oracle, trial: Any, finished: bool) -> None:
-    """Make a reloaded oracle's books agree with a trial: started, and ended and off the retry queue if `finished`,
-    else queued to run again; its values among those the grid and the random oracle never hand out again."""
-    trial_id = trial.trial_id
-    if finished:
-        unqueue(oracle, trial_id)
-        if trial_id not in oracle.end_order:
-            oracle.end_order.append(trial_id)
-    else:
-        requeue(oracle, trial_id)
-    if trial_id not in oracle.start_order:
-        oracle.start_order.append(trial_id)
+def record_trial(oracle: keras_tuner.Oracle, trial: Any, ended: bool) -> None:
+    """Enter a trial in the oracle's books, once: started, ended too if `ended`, and its values among those tried
+    (which the grid and the random oracle never hand out again)."""
+    for order in (oracle.start_order, oracle.end_order) if ended else (oracle.start_order,):
+        if trial.trial_id not in order:
+            order.append(trial.trial_id)
     oracle._record_values(trial)
 
 

@@ -19,7 +19,9 @@ from tuner.search.kerastuner import (
     local_oracle,
     oracle_state_path,
     queue_oldest_first,
-    settle_trial,
+    record_trial,
+    requeue,
+    unqueue,
 )
 from tuner.rundir import Run, RunRecord
 from tuner.rundir.checks import RunLimits, space_difference
@@ -80,8 +82,13 @@ def repair_after_reload(oracle: keras_tuner.Oracle) -> list[str]:
     """
     if isinstance(oracle, SuccessiveHalvingOracle):
         oracle.check_schedule()  # before anything is rewritten
-    for _, trial in sorted(oracle.trials.items()):
-        settle_trial(oracle, trial, finished=trial.status in FINISHED)
+    for trial_id, trial in sorted(oracle.trials.items()):
+        finished = trial.status in FINISHED
+        if finished:
+            unqueue(oracle, trial_id)
+        else:
+            requeue(oracle, trial_id)
+        record_trial(oracle, trial, ended=finished)
     rerun = queue_oldest_first(oracle)
     oracle.save()
     return sorted(rerun)

@@ -171,7 +171,7 @@ def halving_problem(halving: Any, limits: RunLimits) -> str | None:
 def scan_trials(run: Run, record: RunRecord | None = None) -> tuple[list[TrialRecord], list[DamagedFile]]:
     """Every trial of a run, in trial-id order, and the trial files that could not be read (read-only).
 
-    KerasTuner's files are written atomically (kerastuner_internals.configure_keras_tuner), so a file that
+    KerasTuner's files are written atomically (search/kerastuner.py: configure_keras_tuner), so a file that
     does not parse, or holds a value the run could not have written (an epoch past its
     --epochs, a hyperparameter outside its space, another trial's id), was damaged after the
     fact: it is returned, never skipped silently. A damaged history file (the tool's per-epoch
