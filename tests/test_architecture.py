@@ -1,5 +1,6 @@
 """The project explains its own shape: docs/ARCHITECTURE.md lists every module, and no file points outside the project."""
 
+import ast
 import re
 import subprocess
 from pathlib import Path
@@ -47,3 +48,13 @@ def test_no_file_of_the_project_points_to_a_document_that_is_not_in_it():
             if name not in names and name not in WRITTEN_BY_THE_TOOL:
                 dangling.append(f"{path.relative_to(ROOT)} -> {document}")
     assert not dangling, f"references to documents that are not in the project: {dangling}"
+
+
+def test_every_folder_of_the_package_says_what_it_owns():
+    # A newcomer opens a folder's __init__.py first: one paragraph on what the folder owns.
+    silent = []
+    for init in sorted((ROOT / "tuner").rglob("__init__.py")):
+        docstring = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))) or ""
+        if len(docstring.split()) < 8:
+            silent.append(init.relative_to(ROOT).as_posix())
+    assert not silent, f"packages without a docstring saying what they own: {silent}"
