@@ -21,7 +21,7 @@ def _predict(argv):
     classifier = Classifier.load(settings.model, settings.runtime)
 
     def report_skip(path, reason):
-        print(f"skipped {for_terminal(path)}: {reason}", file=sys.stderr, flush=True)
+        print(for_terminal(f"skipped {path}: {reason}"), file=sys.stderr, flush=True)  # a reason can quote a name too
 
     for chunk in render(classifier.classify(files, settings.batch_size, report_skip), settings.format):
         sys.stdout.write(chunk)

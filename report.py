@@ -3,37 +3,49 @@
     python report.py --run-dir runs/asha --top 10 --confirm 3 2
 """
 
+import dataclasses
 import sys
 
 from tuner.cli import import_tensorflow_quietly, run_cli
 from tuner.config import ReportSettings, parse_settings
 
+# A search still running in the run directory holds its lock. A report then would rank trials still changing and
+# train the confirm runs the search is about to train, so it refuses (exit 2); waiting could take hours.
+WHILE_SEARCHING = "the search is still running there (or another report is); run report.py again once it has finished."
+
 
 def _report(argv):
     settings = parse_settings(ReportSettings, argv, "report.py", "Rank a run's trials, confirm the best over seeds, retrain the winner and score it on the test split.")
+    # Before the package: importing it imports TensorFlow, whose start-up lines must not reach stderr.
+    import_tensorflow_quietly()
+    from tuner.names import for_terminal
     from tuner.report import build_report, format_table, record_winner, summary_lines, to_dataframe
     from tuner.report.html import write_html
-    from tuner.rundir import load_run_dataset
+    from tuner.rundir import RunLock, load_run_dataset, open_run
     from tuner.winner.retrain import format_winner, retrain_best
 
-    if settings.confirm != (0,):
-        import_tensorflow_quietly()  # the confirm runs train models
-    report = build_report(settings)
     # With --format csv|json stdout holds only that document, so it can be piped; the rest goes to stderr.
     notes = sys.stderr if settings.format in ("csv", "json") else sys.stdout
-    print(format_table(to_dataframe(report.ranking[: settings.top]), settings.format).rstrip("\n"))
-    print("", *summary_lines(report), "", f"wrote {', '.join(map(str, report.written))}", sep="\n", file=notes)
-    import_tensorflow_quietly()
-    dataset = load_run_dataset(report.record)  # once, for the retrain and the page's thumbnails
-    winner = retrain_best(report.run, report.record, report.ranking[0], retrain=not settings.no_retrain,
-                          export=not settings.no_export, int8=settings.int8, dataset=dataset, tta=settings.tta)
-    record_winner(report.run, winner.to_json())
-    print(f"\n{format_winner(winner)}", file=notes)
-    if not settings.no_html:
-        print(f"wrote {write_html(report.run, report, winner.to_json(), dataset)}", file=notes)
-    print(f"next: python predict.py --model {winner.model_dir} PATH...", file=notes)
+
+    def say(*texts, file=notes):
+        # Paths and names are the user's: every line escaped, so none can repaint the terminal or reorder a line.
+        print("\n".join(for_terminal(line) for text in texts for line in str(text).split("\n")), file=file)
+
+    run, _ = open_run(settings.run_dir)  # resolved once, so "the latest run" cannot change under the lock
+    with RunLock(run, holder="report.py", advice=WHILE_SEARCHING):
+        report = build_report(dataclasses.replace(settings, run_dir=str(run.root)))
+        say(format_table(to_dataframe(report.ranking[: settings.top]), settings.format).rstrip("\n"), file=sys.stdout)
+        say("", *summary_lines(report), "", f"wrote {', '.join(map(str, report.written))}")
+        dataset = load_run_dataset(report.record)  # once, for the retrain and the page's thumbnails
+        winner = retrain_best(report.run, report.record, report.ranking[0], retrain=not settings.no_retrain,
+                              export=not settings.no_export, int8=settings.int8, dataset=dataset, tta=settings.tta)
+        record_winner(report.run, winner.to_json())
+        say(f"\n{format_winner(winner)}")
+        if not settings.no_html:
+            say(f"wrote {write_html(report.run, report, winner.to_json(), dataset)}")
+    say(f"next: python predict.py --model {winner.model_dir} PATH...")
     if winner.exports:
-        print(f"  or, without TensorFlow: python predict.py --runtime litert --model {winner.model_dir} PATH...", file=notes)
+        say(f"  or, without TensorFlow: python predict.py --runtime litert --model {winner.model_dir} PATH...")
     return 0
 
 

@@ -65,3 +65,10 @@ def test_a_closed_stdout_pipe_ends_quietly():
             "sys.exit(run_cli(body, []))")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stderr == ""
+
+
+def test_names_in_an_error_line_show_their_control_and_bidi_characters_escaped(capsys):
+    name = "cat\u202egnp.exe\u2066\x85\x1b[2J"
+    assert run_cli(raising(TunerUsageError(f"'{name}' is not an image folder.")), []) == 2
+    err = capsys.readouterr().err
+    assert err == "error: 'cat\\u202egnp.exe\\u2066\\x85\\x1b[2J' is not an image folder.\n"

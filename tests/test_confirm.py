@@ -140,7 +140,8 @@ def test_a_truncated_trial_in_the_top_k_is_ranked_by_its_confirm_runs_alone(run_
     for row, val_loss in ((truncated, 0.01), (next(row for row in rank_trials(run)[0] if row.trial == "0"), 0.5)):
         path = run.confirm_record(row.trial, 1)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"trial": row.trial, "index": 1, "seed": 1, "hyperparameters": row.configuration(),
+        path.write_text(json.dumps({"trial": row.trial, "index": 1, "seed": confirm_seed(run.read_record().search.seed, row.trial, 1),
+                                    "hyperparameters": row.configuration(),
                                     "seconds": 1.0, "epochs": [{"epoch": 1, "val_loss": val_loss + 0.1},
                                                                {"epoch": 2, "val_loss": val_loss}]}))
     assert report_script.main(["--run-dir", str(run_copy), "--confirm", "2", "1", "--no-retrain"]) == 0

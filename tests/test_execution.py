@@ -421,3 +421,25 @@ def test_a_rerun_with_more_confirm_runs_trains_only_the_missing_ones_and_a_damag
     damaged.write_text("{}")
     with pytest.raises(TunerUsageError, match=f"'{damaged}' is damaged"):
         run_search(*tiny_settings(prepared, run.root, confirm=(2, 2)))
+
+
+def test_a_chief_counts_a_confirm_run_only_once_its_saved_record_checks_out(run_copy):
+    from tuner.confirm.runs import confirm_seed
+    from tuner.execution.confirming import ChiefConfirmRuns
+
+    run = Run(run_copy)
+    confirming = ChiefConfirmRuns(run, run.read_record())
+    row = rank_trials(run)[0][0]
+    job = {"trial": row.trial, "hyperparameters": row.configuration(), "index": 1}
+    assert confirming.saved_problem(job).endswith("seed_1.json' is not saved")
+    path = run.confirm_record(row.trial, 1)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"trial": row.trial, "index": 1}))  # a worker's Finish cannot make this count
+    assert "is damaged: it is not a confirm run's record" in confirming.saved_problem(job)
+    epochs = [{"epoch": epoch, "loss": 0.7, "accuracy": 0.5, "val_loss": 0.69, "val_accuracy": 0.5, "seconds": 0.1}
+              for epoch in (1, 2)]  # the tiny run's --epochs 2, --patience 0
+    seed = confirm_seed(run.read_record().search.seed, row.trial, 1)
+    path.write_text(json.dumps({"trial": row.trial, "index": 1, "seed": seed, "hyperparameters": row.configuration(),
+                                "epochs": epochs, "seconds": 0.2}))
+    assert confirming.saved_problem(job) is None
+    assert confirming.saved_problem({**job, "trial": "99"}) == "trial 99 is not a ranked trial of this run"

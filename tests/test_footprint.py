@@ -32,7 +32,8 @@ GOOD = {"params": 10, "weight_bytes": 40, "latency_ms": 0.5, "images_per_second"
                                     {**GOOD, "latency_ms": -1.0}, {**GOOD, "threads": 0}, {**GOOD, "batch": 0},
                                     {**GOOD, "passes": 0}, {**GOOD, "params": 0}, {**GOOD, "params": 2**60},
                                     {**GOOD, "latency_ms": 0.0}, {**GOOD, "images_per_second": 0},
-                                    {**GOOD, "seconds": float("inf")}, {**GOOD, "latency_ms": 1e400}])
+                                    {**GOOD, "seconds": float("inf")}, {**GOOD, "latency_ms": 1e400},
+                                    {**GOOD, "params": 10**400}, {**GOOD, "seconds": 10**400}])
 def test_a_damaged_footprint_reads_as_none(damage):
     assert Footprint.from_json(GOOD) is not None
     assert Footprint.from_json(damage) is None
@@ -41,7 +42,12 @@ def test_a_damaged_footprint_reads_as_none(damage):
 @pytest.mark.parametrize("damage, problem", [
     ({"threads": 0}, "its footprint's threads 0 is not a whole number from 1 to 2**53"),
     ({"params": 2**60}, f"its footprint's params {2**60} is not a whole number from 1 to 2**53"),
-    ({"latency_ms": -1.0}, "its footprint's latency_ms -1.0 is not a finite number >= 0"),
+    ({"latency_ms": -1.0}, "its footprint's latency_ms -1.0 is not a number from 0 to 3.6e+06"),
+    ({"seconds": float("nan")}, "its footprint's seconds nan is not a number from 0 to 1e+08"),
+    # JSON's integers have no size limit: one beyond a float's range is refused, never converted (TypeError).
+    ({"params": 10**400}, "its footprint's params 100000000000...(401 digits) is not a whole number from 1 to 2**53"),
+    ({"images_per_second": 10**400}, "its footprint's images_per_second 100000000000...(401 digits) is not a number "
+                                     "from 0 to 1e+12"),
     ({"images_per_second": 0.0}, "its footprint's images_per_second is 0, which no measurement gives"),
 ])
 def test_a_footprints_problem_is_named(damage, problem):

@@ -2,6 +2,8 @@
 
 import json
 import math
+import os
+import re
 import statistics
 
 import keras_tuner
@@ -11,7 +13,15 @@ from tuner.search.halving import BayesianSuccessiveHalvingOracle, SuccessiveHalv
 from tuner.errors import TunerUsageError
 from tuner.search.kerastuner import configure_keras_tuner
 from tuner.search.oracles import planned_trials, repair_after_reload
-from tuner.trials.records import COMPLETED, IDLE, RUNNING, STOPPED
+from tuner.rundir import Run
+from tuner.search.continuing import (
+    LAST_EPOCH_WEIGHTS,
+    ContinuingTuner,
+    SourceWeightsError,
+    source_weights_problems,
+    weights_problem,
+)
+from tuner.trials.records import COMPLETED, IDLE, RUNNING, STOPPED, TrialRecord, scan_trials
 
 
 @pytest.fixture(autouse=True)
@@ -284,3 +294,79 @@ def test_a_run_whose_rungs_are_not_the_current_ones_is_refused_before_anything_i
     with pytest.raises(TunerUsageError, match="trained trial .* to 1 epochs at rung 0, but the rungs of every search since settings.json's format 2 are 2, 3, 9"):
         repair_after_reload(halving_oracle(tmp_path))
     assert {path: path.read_bytes() for path in (tmp_path / "trials").rglob("*.json")} == before
+
+
+def test_every_place_the_oracle_gives_passes_the_schedule_check(tmp_path):
+    # The run checks (trials/schedule.py) read back what the oracle wrote: none of its own promotions is damage.
+    oracle = halving_oracle(tmp_path, baseline={"conv_layers": 3, "nodes": 4})
+    trials = run_to_the_end(oracle, lambda values: 0.1 * values["conv_layers"] + 0.01 * values["nodes"])
+    records, damaged = scan_trials(Run(tmp_path))
+    assert damaged == [] and len(records) == len(trials)
+    assert sum(1 for record in records if record.schedule.get("tuner/trial_id")) >= 3
+
+
+def write_weights(path, values=(1.0, 2.0)):
+    import h5py
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as weights:
+        weights.create_dataset("layers/dense/vars/0", data=list(values))
+
+
+def halving_record(trial_id, status, epochs, continues=None, score=0.5):
+    schedule = {"tuner/epochs": epochs, "tuner/round": 0 if continues is None else 1}
+    if continues is not None:
+        schedule["tuner/trial_id"] = continues
+    return TrialRecord(trial_id=trial_id, status=status, hyperparameters={}, message=None, history=[], seconds=None,
+                       score=score, schedule=schedule)
+
+
+def test_the_weights_a_resume_needs_are_checked_and_only_those(tmp_path):
+    run = Run(tmp_path)
+    # Rungs of 2 and 6 epochs: 0 is continued by 1 (still running), 2 may be promoted, 3 failed, 4 is continued by a
+    # finished trial 5, 6 is at the top rung.
+    trials = [halving_record("0", COMPLETED, 2), halving_record("1", RUNNING, 6, "0"), halving_record("2", COMPLETED, 2),
+              halving_record("3", "FAILED", 2, score=None), halving_record("4", COMPLETED, 2),
+              halving_record("5", COMPLETED, 6, "4"), halving_record("6", COMPLETED, 6)]
+    assert [(item.path, item.problem) for item in source_weights_problems(run, trials, top_epochs=6)] == [
+        (run.trial_dir("0") / LAST_EPOCH_WEIGHTS, "missing; trial 1 continues from it"),
+        (run.trial_dir("2") / LAST_EPOCH_WEIGHTS, "missing; a promotion may continue from it")]
+    write_weights(run.trial_dir("0") / LAST_EPOCH_WEIGHTS)
+    write_weights(run.trial_dir("2") / LAST_EPOCH_WEIGHTS)
+    assert source_weights_problems(run, trials, top_epochs=6) == []
+
+
+@pytest.mark.parametrize("damage, problem", [
+    (lambda path: path.unlink(), "missing"),
+    (lambda path: path.write_bytes(path.read_bytes()[:1000]), "not a readable weights file: .*truncated file"),
+    (lambda path: path.write_bytes(b"not HDF5 at all"), "not a readable weights file"),
+    (lambda path: (path.unlink(), os.mkfifo(path)), "a FIFO"),
+])
+def test_damaged_weights_are_named_without_blocking_or_a_library_traceback(tmp_path, damage, problem):
+    path = tmp_path / LAST_EPOCH_WEIGHTS
+    write_weights(path)
+    assert weights_problem(path) is None
+    damage(path)
+    assert re.search(problem, weights_problem(path))
+
+
+def test_a_promoted_trial_whose_source_weights_are_damaged_stops_the_search_naming_them(tmp_path):
+    import keras
+
+    class Tuner:  # what ContinuingTuner.model_built reads of its tuner
+        def last_epoch_weights(self, trial_id):
+            return str(tmp_path / f"trial_{trial_id}" / LAST_EPOCH_WEIGHTS)
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    hp = keras_tuner.HyperParameters()
+    hp.values["tuner/trial_id"] = "0"
+    with pytest.raises(SourceWeightsError, match=re.escape(f"'{tmp_path / 'trial_0' / LAST_EPOCH_WEIGHTS}' is damaged "
+                                                           "(missing; a promoted trial continues trial 0 from it)")):
+        ContinuingTuner.model_built(Tuner(), model, hp)
+    # Weights of another model: read whole, but not loadable into this one.
+    write_weights(tmp_path / "trial_0" / LAST_EPOCH_WEIGHTS)
+    with pytest.raises(SourceWeightsError, match="not this configuration's weights"):
+        ContinuingTuner.model_built(Tuner(), model, hp)
+    # KerasTuner lets a FatalError end the search instead of recording a failed trial; scripts map it to exit 2.
+    assert issubclass(SourceWeightsError, (keras_tuner.errors.FatalError)) and issubclass(SourceWeightsError, TunerUsageError)

@@ -1,7 +1,9 @@
 """tuner.report.html: RUN/report.html of a real tiny run parses, holds every section, needs nothing outside itself,
 and shows class names, file names and values as text, never as markup."""
 
+import contextlib
 import html
+import io
 import json
 from html.parser import HTMLParser
 
@@ -18,6 +20,8 @@ from tuner.report import build_report
 from tuner.report.figures import thumbnail_png
 from tuner.report.html import SECTIONS, render_html
 from tuner.report.html_winner import MISTAKES_SHOWN
+from tuner.report.markup import facts, paragraph, table
+from tuner.names import escape_character
 from tuner.rundir import load_run_dataset
 
 QUICK = ["--confirm", "0", "--no-retrain", "--no-export"]
@@ -25,6 +29,8 @@ QUICK = ["--confirm", "0", "--no-retrain", "--no-export"]
 VOID = {"meta", "img", "br", "hr", "link", "input", "source", "col", "wbr", "area", "base", "embed", "track"}
 HOSTILE_CLASS = "<script>alert(1)</script>"
 HOSTILE_FILE = '<img src=x onerror="alert(2)">.jpg'
+# Every bidi control, C0 controls but tab and newline, DEL and C1 controls: none may reach the page raw.
+RAW = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\x00\x07\x1b\r\x7f\x85\x9b"
 
 
 class Page(HTMLParser):
@@ -94,21 +100,40 @@ def hostile_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("hostile")
     dataset = load_prepared(write_tiny_prepared(base / "plain", side=16, per_class=(12, 4, 4)))
     arrays = {f"{kind}_{split}": getattr(dataset, f"{kind}_{split}") for split in ("train", "val", "test") for kind in "xy"}
-    manifest = {"class_names": [HOSTILE_CLASS, 'b&"q'], "img_size": 16, "color": "grayscale", "seed": 0,
-                "skipped": [{"file": HOSTILE_FILE, "reason": "not an image"}]}
+    manifest = {"class_names": [HOSTILE_CLASS, f'b&"q{RAW}'], "img_size": 16, "color": "grayscale", "seed": 0,
+                "skipped": [{"file": HOSTILE_FILE, "reason": "not an image"}, {"file": f"x{RAW}.jpg", "reason": "empty"}],
+                "test_files": [f"cat{RAW}gnp.exe{row}" for row in range(len(dataset.y_test))]}
     save_prepared(base / "prepared", arrays, manifest)
     run_search(*search_args(data=str(base / "prepared"), run_dir=str(base / "run"), epochs=1, conv_layers=(1,),
                             nodes=(4,), dense_layers=(0,), patience=0, quiet=True, workers="0"))
-    assert report_script.main(["--run-dir", str(base / "run"), *QUICK]) == 0
-    return base / "run"
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        assert report_script.main(["--run-dir", str(base / "run"), *QUICK]) == 0
+    return base / "run", out.getvalue() + err.getvalue()
 
 
 def test_class_and_file_names_are_escaped_never_markup(hostile_run):
-    text = (hostile_run / "report.html").read_text(encoding="utf-8")
+    text = (hostile_run[0] / "report.html").read_text(encoding="utf-8")
     assert_self_contained(text)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text and "<script>alert(1)" not in text
     assert "&lt;img src=x onerror=&quot;alert(2)&quot;&gt;.jpg" in text and "<img src=x" not in text
     assert "b&amp;&quot;q" in text
+
+
+def test_control_and_bidi_characters_in_names_are_shown_escaped_on_the_page_and_the_terminal(hostile_run):
+    run, terminal = hostile_run
+    shown = "".join(escape_character(character) for character in RAW)
+    text = (run / "report.html").read_text(encoding="utf-8")
+    assert [character for character in RAW if character in text] == []
+    assert f"b&amp;&quot;q{shown}" in text  # the class name, in the data's and the winner's sections
+    assert f"x{shown}.jpg" in text and f"cat{shown}gnp.exe" in text  # a skipped file and a misclassified one
+    assert [character for character in RAW if character in terminal] == []
+    assert f"cat{shown}gnp.exe" in terminal and f'b&"q{shown}' in terminal  # the winner's mistakes and classes
+
+
+def test_string_cells_and_facts_are_escaped_like_names():
+    text = table(["hyperparameter"], [[f"double{RAW}"]]) + facts([(f"k{RAW}", f"v{RAW}")]) + paragraph(RAW)
+    assert [character for character in RAW if character in text] == [] and "double\\u061c" in text
 
 
 def _report_and_dataset(run_dir):

@@ -167,12 +167,22 @@ def test_a_saved_oracle_state_passes_its_check_and_names_its_trials(tmp_path):
     assert saved_held_trials(tmp_path / "trials") == {"worker0": first.trial_id, "worker1": second.trial_id}
 
 
+# An oracle state of the right shape, for the cases that damage one part of it.
+SOUND_STATE = {"ongoing_trials": {}, "hyperparameters": {"space": [], "values": {}}, "start_order": [], "end_order": [],
+               "run_times": {}, "retry_queue": [], "seed": 1, "seed_state": 1, "tried_so_far": [], "id_to_hash": {},
+               "display": {}}
+
+
 @pytest.mark.parametrize("state, problem", [
     (None, "not valid JSON"), ([], "not a JSON object"),
     ({"seed": True}, "missing or mistyped: ongoing_trials, hyperparameters, start_order, end_order, run_times, "
                      "retry_queue, seed, seed_state, tried_so_far, id_to_hash, display"),
+    # KerasTuner rebuilds the space from the hyperparameters' list and their values' object.
+    ({**SOUND_STATE, "hyperparameters": {"values": {}}}, "missing or mistyped: hyperparameters.space"),
+    ({**SOUND_STATE, "hyperparameters": {"space": [], "values": []}}, "missing or mistyped: hyperparameters.values"),
 ])
 def test_a_damaged_oracle_state_is_named(state, problem):
+    assert check_oracle_state(SOUND_STATE) == (SOUND_STATE["hyperparameters"], set())
     with pytest.raises(ValueError, match=f"^{problem}$"):
         check_oracle_state(state)
 

@@ -1,5 +1,6 @@
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -257,3 +258,57 @@ def test_the_terminal_and_results_md_show_the_same_summary(run_copy, capsys):
     assert f"note: {report.notes[0]}" in terminal and f"- {report.notes[0]}" in markdown
     assert "failed trials (1):" in terminal and "## Failed trials (1)" in markdown
     assert report.ranking[0].rank == 1 and not report.excluded and report.written[0] == run_copy / "results.csv"
+
+
+def test_a_run_whose_every_trial_failed_exits_1_with_one_line(run_copy, capsys):
+    for trial in ("0", "1"):
+        edit_json(run_copy / "trials" / f"trial_{trial}" / "trial.json",
+                  lambda state: state.update(status="FAILED", message="ValueError: out of memory"))
+    assert report_script.main(["--run-dir", str(run_copy)]) == 1
+    one_error_line(capsys, "all 3 trial(s) of run")
+    assert not (run_copy / "best").exists() and not (run_copy / "confirm").exists()
+
+
+def test_a_report_while_the_search_holds_the_run_is_refused_and_trains_nothing(run_copy, capsys):
+    from tuner.rundir import RunLock
+
+    before = sorted(path.relative_to(run_copy) for path in run_copy.rglob("*"))
+    with RunLock(Run(run_copy)):
+        assert report_script.main(["--run-dir", str(run_copy), "--confirm", "2", "1", "--workers", "0"]) == 2
+    one_error_line(capsys, "(search.py); the search is still running there (or another report is); run report.py again")
+    assert sorted(path.relative_to(run_copy) for path in run_copy.rglob("*")) == before  # no confirm run, no results
+
+
+def test_a_search_while_a_report_holds_the_run_is_refused_naming_the_report(run_copy):
+    from tuner.rundir import RunLock
+
+    with RunLock(Run(run_copy), holder="report.py"):
+        with pytest.raises(TunerUsageError, match=r"is in use by process \d+ on .* \(report.py\); wait for it"):
+            RunLock(Run(run_copy)).__enter__()
+
+
+# What TensorFlow, absl and CUDA print when they start: none of it may reach report.py's stderr, its pool's included.
+START_UP = ("WARNING: All log messages before absl", "oneDNN", "cuda", "cuInit", "cpu_feature_guard", "rebuild TensorFlow",
+            "This TensorFlow binary")
+
+
+def test_report_stderr_holds_no_library_start_up_lines_from_it_or_its_confirm_processes(run_copy):
+    result = subprocess.run([sys.executable, "report.py", "--run-dir", str(run_copy), "--confirm", "1", "1",
+                             "--workers", "1", "--no-export", "--no-html"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert any(line.startswith("Starting 1 confirm process") for line in lines), lines  # the pool did start one
+    noise = [line for line in lines if any(marker.lower() in line.lower() for marker in START_UP)
+             or re.match(r"[IWEF]\d{4} ", line)]  # absl's own line format
+    assert noise == [], result.stderr
+
+
+def test_a_lock_file_that_is_a_link_is_refused_and_its_target_left_alone(run_copy, tmp_path, capsys):
+    target = tmp_path / "precious.txt"
+    target.write_text("keep")
+    (run_copy / ".search.lock").unlink(missing_ok=True)
+    (run_copy / ".search.lock").symlink_to(target)
+    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "0"]) == 2
+    one_error_line(capsys, "lock file")
+    assert target.read_text() == "keep" and not (run_copy / "best").exists()

@@ -18,7 +18,7 @@ import pytest
 import report as report_script
 from tests.helpers import edit_json, one_error_line
 from tuner.config import SearchSettings
-from tuner.confirm.runs import read_confirm_run
+from tuner.confirm.runs import confirm_seed, read_confirm_run
 from tuner.errors import TunerUsageError
 from tuner.model.hypermodel import CNNHyperModel
 from tuner.search.kerastuner import oracle_state_path
@@ -62,7 +62,13 @@ def test_the_epochs_of_a_curve_must_increase(run_copy):
     ("val_loss", -0.5, "val_loss -0.5 is outside"),
     ("val_accuracy", 3.0, "val_accuracy 3.0 is outside 0..1"),
     ("loss", "0.5", "loss '0.5' is not a number"),
-    ("seconds", -4.0, "seconds -4.0 is not a non-negative duration"),
+    ("seconds", -4.0, "seconds -4.0 is not a duration from 0 to 1e\\+08 seconds"),
+    # JSON's integers have no size limit: one beyond a float's range is refused, never converted (OverflowError).
+    ("seconds", 10**400, r"seconds 100000000000\.\.\.\(401 digits\) is not a duration"),
+    ("val_loss", 10**400, r"val_loss 100000000000\.\.\.\(401 digits\) is outside 0\.\.1e\+06"),
+    ("val_accuracy", -10**400, r"val_accuracy -10000000000\.\.\.\(402 digits\) is outside 0\.\.1"),
+    ("epoch", 10**400, r"epoch 100000000000\.\.\.\(401 digits\) is outside 1\.\.2"),
+    ("learning_rate_now", 10**400, r"learning_rate_now 100000000000\.\.\.\(401 digits\) is beyond a float's range"),
 ])
 def test_an_out_of_range_metric_in_a_curve_is_damage(run_copy, name, value, problem):
     run = Run(run_copy)
@@ -142,6 +148,43 @@ def test_an_oracle_whose_space_is_not_settings_json_s_refuses_the_resume(run_cop
     refused(run, oracle_state_path(run.project), "its hyperparameter space .*nodes 4 8.* is not settings.json's .*nodes 4;")
 
 
+def test_an_oracle_whose_space_was_emptied_refuses_the_resume(run_copy):
+    # KerasTuner saves oracle.json first after the tuner declared the whole space: an empty one is damage.
+    run = Run(run_copy)
+    edit_json(oracle_state_path(run.project), lambda state: state["hyperparameters"].update(space=[]))
+    refused(run, oracle_state_path(run.project), r"its hyperparameter space \(empty\) is not settings.json's conv_layers")
+    edit_json(oracle_state_path(run.project), lambda state: state["hyperparameters"].pop("space"))
+    refused(run, oracle_state_path(run.project), "missing or mistyped: hyperparameters.space")
+
+
+def test_space_difference_takes_no_saved_space_as_the_run_s():
+    assert space_difference({"space": [], "values": {}}, LIMITS) == (
+        "its hyperparameter space (empty) is not settings.json's conv_layers 1 2 3; nodes 4; dense_layers 0")
+    assert "not a list of Choice" in space_difference({"values": {}}, LIMITS)
+    assert space_difference({"space": []}, RunLimits()) is None  # no settings.json: no space to compare with
+
+
+@pytest.mark.parametrize("change, problem", [
+    ({"score": 10**400}, r"score 100000000000\.\.\.\(401 digits\) is outside 0\.\.1e\+06"),
+    ({"best_step": 10**400}, r"best_step 100000000000\.\.\.\(401 digits\) is outside 0\.\.1"),
+])
+def test_integers_beyond_a_floats_range_in_a_trial_file_are_refused_not_converted(run_copy, change, problem):
+    run = Run(run_copy)
+    edit_json(run.trial_state("0"), lambda state: state.update(change))
+    refused(run, run.trial_state("0"), problem)
+    edit_json(run.trial_state("0"), lambda state: state.update(score=0.5, best_step=0))
+    edit_json(run.trial_state("0"), lambda state: state["hyperparameters"]["values"].update(nodes=10**400))
+    refused(run, run.trial_state("0"), r"nodes 100000000000\.\.\.\(401 digits\) is not one of the run's values")
+
+
+def test_a_footprint_beyond_a_floats_range_is_named_and_the_report_goes_on(run_copy):
+    run = Run(run_copy)
+    edit_json(run.history("0"), lambda data: data["footprint"].update(params=10**400))
+    refused(run, run.history("0"), r"its footprint's params 100000000000\.\.\.\(401 digits\)")
+    assert next(record for record in scan_trials(run)[0] if record.trial_id == "0").footprint is None
+    assert [row.trial for row in rank_trials(run)[0]] != []
+
+
 def test_a_footprint_out_of_range_is_named(run_copy):
     run = Run(run_copy)
     edit_json(run.history("0"), lambda data: data["footprint"].update(threads=0))
@@ -155,14 +198,23 @@ def test_a_confirm_record_with_an_epoch_past_the_runs_epochs_is_refused(run_copy
     values = row.configuration()
     path = run.confirm_record(row.trial, 1)
     path.parent.mkdir(parents=True)
-    record = {"trial": row.trial, "index": 1, "seed": 1, "hyperparameters": values, "seconds": 1.0,
+    record = {"trial": row.trial, "index": 1, "seed": confirm_seed(run.read_record().search.seed, row.trial, 1),
+              "hyperparameters": values, "seconds": 1.0,
               "epochs": [{"epoch": 1, "val_loss": 0.7}, {"epoch": 2, "val_loss": 0.6}]}
     path.write_text(json.dumps(record))
     assert read_confirm_run(run, row, 1) == {"epoch": 2, "val_loss": 0.6}
     for damage, problem in [({"epochs": [{"epoch": 1, "val_loss": 0.7}, {"epoch": 300_000_000, "val_loss": 0.6}]},
                              "epoch 300000000 is outside 1..2"),
                             ({"index": 2}, "it names trial .* seed 2, not trial .* seed 1"),
-                            ({"seconds": -3}, "seconds -3 is not")]:
+                            ({"seconds": -3}, "seconds -3 is not"),
+                            ({"seconds": 10**400}, r"seconds 100000000000\.\.\.\(401 digits\) is not a duration"),
+                            # A record with no epochs, or short of a whole run, would rank its configuration by a run
+                            # that never was (the tiny run's --patience is 0: only the full 2 epochs are a run).
+                            ({"epochs": []}, "it has no epochs"),
+                            ({"epochs": [{"epoch": 1, "val_loss": 0.7}]}, "it ends at epoch 1 of the run's 2, but "
+                                                                           "--patience 0 never stops early"),
+                            ({"epochs": [{"epoch": 2, "val_loss": 0.6}]}, "its epochs 2 are not 1, 2, ... with none missing"),
+                            ({"seed": 1}, "its seed 1 is not .*confirm seed 1")]:
         path.write_text(json.dumps({**record, **damage}))
         with pytest.raises(TunerUsageError, match=re.escape(f"'{path}' is damaged: ") + problem):
             read_confirm_run(run, row, 1)
@@ -274,3 +326,105 @@ def test_a_saved_space_with_another_float_range_or_another_kind_differs():
         hp.get_config(), RunLimits(epochs=2, space=run_space(SearchSettings(space="tutorial"))))
     broken = {"space": [{"class_name": "Float", "config": {"name": "learning_rate", "min_value": "low"}}]}
     assert "not a list of Choice, Boolean and Float hyperparameters" in space_difference(broken, limits)
+
+
+# A tiny default search (modern space, asha, confirm runs): rungs of 2 and 3 epochs, 3 configurations, the baseline
+# (trial 0) continued by trial 1; trials 2 and 3 stay at the first rung, where a resume with more trials may promote.
+ASHA_FLAGS = ["--epochs", "3", "--max-trials", "3", "--workers", "0", "--conv-layers", "1", "2", "--nodes", "4", "8",
+              "--dense-layers", "0", "1", "--patience", "0", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def asha_run(tmp_path_factory):
+    import search as search_script
+    from tests.tiny_data import write_tiny_prepared
+
+    base = tmp_path_factory.mktemp("asha")
+    prepared = write_tiny_prepared(base / "prepared")
+    argv = ["--data", str(prepared), "--run-dir", str(base / "run"), *ASHA_FLAGS]
+    assert search_script.main(argv) == 0
+    return prepared, base / "run"
+
+
+@pytest.fixture
+def asha_copy(asha_run, tmp_path):
+    prepared, run_dir = asha_run
+    shutil.copytree(run_dir, tmp_path / "run")
+    return prepared, Run(tmp_path / "run")
+
+
+def snapshot(run):
+    # The lock file names the last process that held it, which is not a file of the run's results.
+    return {path: path.read_bytes() for path in sorted(run.root.rglob("*")) if path.is_file() and path.name != ".search.lock"}
+
+
+def resume_is_refused(capsys, prepared, run, path, problem):
+    """search.py resuming `run` (one configuration more) exits 2 with one error line naming `path`, changing nothing."""
+    import search as search_script
+
+    before = snapshot(run)
+    capsys.readouterr()
+    argv = ["--data", str(prepared), "--run-dir", str(run.root), *ASHA_FLAGS, "--max-trials", "4"]
+    assert search_script.main(argv) == 2
+    one_error_line(capsys, f"'{path}' is damaged ({problem}")
+    assert snapshot(run) == before
+
+
+def promoted(run):
+    return next(record for record in scan_trials(run)[0] if record.schedule.get("tuner/trial_id"))
+
+
+@pytest.mark.parametrize("damage, problem", [
+    (lambda values, source: values.update({"tuner/trial_id": values.get("tuner/trial_id") and None}),
+     "it is at round 1 but continues no trial"),
+    (lambda values, source: values.update({"tuner/trial_id": "99"}), "it continues trial '99', which has no trial.json"),
+])
+def test_a_promotion_the_oracle_could_not_have_made_refuses_the_resume_and_the_report_notes_it(
+        asha_copy, capsys, damage, problem):
+    prepared, run = asha_copy
+    trial = promoted(run)
+    edit_json(run.trial_state(trial.trial_id), lambda state: damage(state["hyperparameters"]["values"], trial.continues))
+    resume_is_refused(capsys, prepared, run, run.trial_state(trial.trial_id), problem)
+    assert report_script.main(["--run-dir", str(run.root), "--confirm", "0", "--no-retrain", "--no-export",
+                               "--no-html"]) == 0
+    assert f"'{run.trial_state(trial.trial_id)}' is damaged ({problem}" in capsys.readouterr().out
+
+
+def test_a_trial_promoted_twice_or_continuing_itself_refuses_the_resume(asha_copy, capsys):
+    prepared, run = asha_copy
+    trial = promoted(run)
+    again = run.trial_dir("4")
+    shutil.copytree(run.trial_dir(trial.trial_id), again)
+    edit_json(again / "trial.json", lambda state: state.update(trial_id="4"))
+    resume_is_refused(capsys, prepared, run, again / "trial.json",
+                      f"it continues trial {trial.continues}, which trial {trial.trial_id} continues already")
+    shutil.rmtree(again)
+    edit_json(run.trial_state(trial.trial_id), lambda state: state["hyperparameters"]["values"].update(
+        {"tuner/trial_id": trial.trial_id}))
+    resume_is_refused(capsys, prepared, run, run.trial_state(trial.trial_id), "it continues itself")
+
+
+@pytest.mark.parametrize("damage, problem", [
+    (lambda path: path.unlink(), "missing; a promotion may continue from it"),
+    (lambda path: path.write_bytes(path.read_bytes()[: path.stat().st_size // 2]), "not a readable weights file"),
+])
+def test_a_first_rung_result_whose_last_epoch_weights_are_damaged_refuses_the_resume(asha_copy, capsys, damage, problem):
+    # Not a failed trial with h5py's message once promoted, nor a silent fall back to its best epoch's checkpoint.
+    prepared, run = asha_copy
+    waiting = next(record for record in scan_trials(run)[0] if record.schedule.get("tuner/round") == 0
+                   and record.trial_id != promoted(run).continues)
+    path = run.trial_dir(waiting.trial_id) / "last_epoch.weights.h5"
+    damage(path)
+    resume_is_refused(capsys, prepared, run, path, problem)
+
+
+def test_a_confirm_record_with_no_epochs_is_refused_naming_it(asha_copy, capsys):
+    # Read as a diverged run, it would rank its configuration last and change the winner without a word.
+    prepared, run = asha_copy
+    path = run.confirm_records()[0]
+    edit_json(path, lambda data: data.update(epochs=[]))
+    before = snapshot(run)
+    capsys.readouterr()
+    assert report_script.main(["--run-dir", str(run.root), "--no-retrain", "--no-export", "--no-html"]) == 2
+    one_error_line(capsys, f"'{path}' is damaged: it has no epochs")
+    assert snapshot(run) == before

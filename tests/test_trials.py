@@ -27,7 +27,8 @@ def write_trial(run, trial_id, status="COMPLETED", values=None, history=None, **
 
 
 @pytest.mark.parametrize("value, finite", [(0.3, True), (0, True), (math.nan, False), (math.inf, False),
-                                           (True, False), ("0.3", False), (None, False)])
+                                           (True, False), ("0.3", False), (None, False), (10**400, False),
+                                           (-10**400, False), (10**300, True)])
 def test_only_real_finite_numbers_count(value, finite):
     assert is_finite_number(value) is finite
 
@@ -66,9 +67,10 @@ def test_damaged_trial_files_are_returned_never_skipped_silently(tmp_path):
     run.history("0").write_text("[1, 2")
     records, damaged = scan_trials(run)
     assert [record.trial_id for record in records] == ["0"] and records[0].history == []
+    # The trial files first (a trial without one is not read at all), then the curves of the trials that are read.
     assert [(item.path, item.problem) for item in damaged] == [
-        (run.history("0"), "not a per-epoch history"), (run.trial_state("1"), "not valid JSON"),
-        (run.trial_state("2"), "no hyperparameter values")]
+        (run.trial_state("1"), "not valid JSON"), (run.trial_state("2"), "no hyperparameter values"),
+        (run.history("0"), "not a per-epoch history")]
     assert [record.trial_id for record in iter_trials(run)] == ["0"]
 
 
@@ -90,5 +92,79 @@ def test_without_settings_json_the_values_a_trial_could_never_hold_are_still_dam
     records, damaged = scan_trials(run)
     assert [record.trial_id for record in records] == ["0", "1"] and records[0].history == []
     assert [(item.path, item.problem) for item in damaged] == [
-        (run.history("0"), "epoch 0 is below 1"),
-        (run.trial_state("2"), "its trial_id '7' is not its folder's (trial_2)")]
+        (run.trial_state("2"), "its trial_id '7' is not its folder's (trial_2)"),
+        (run.history("0"), "epoch 0 is below 1")]
+
+
+# A successive-halving run of rungs of 2 and 6 epochs: trial 0 at the first rung, trial 1 continuing it.
+FIRST = {"conv_layers": 1, "tuner/epochs": 2, "tuner/initial_epoch": 0, "tuner/bracket": 0, "tuner/round": 0}
+PROMOTED = {**FIRST, "tuner/epochs": 6, "tuner/initial_epoch": 2, "tuner/round": 1, "tuner/trial_id": "0"}
+
+
+def halving_run(tmp_path, *trials):
+    """A run with trial 0 (first rung, completed) and then `trials` as (id, values, status)."""
+    run = Run(tmp_path)
+    write_trial(run, "0", values=FIRST, score=0.5)
+    for trial_id, values, status in trials:
+        write_trial(run, trial_id, status=status, values=values)
+    return run
+
+
+def test_a_sound_promotion_is_read_with_its_place(tmp_path):
+    records, damaged = scan_trials(halving_run(tmp_path, ("1", PROMOTED, "RUNNING")))
+    assert damaged == [] and records[1].schedule == {name: value for name, value in PROMOTED.items() if name.startswith("tuner/")}
+    assert records[1].hyperparameters == {"conv_layers": 1}
+
+
+@pytest.mark.parametrize("trials, problem", [
+    ([("1", {**PROMOTED, "tuner/trial_id": "1"}, "COMPLETED")], "it continues itself"),
+    ([("1", {**PROMOTED, "tuner/trial_id": "7"}, "COMPLETED")], "it continues trial '7', which has no trial.json"),
+    ([("1", {k: v for k, v in PROMOTED.items() if k != "tuner/trial_id"}, "COMPLETED")],
+     "it is at round 1 but continues no trial (tuner/trial_id None)"),
+    ([("1", {**FIRST, "tuner/trial_id": "0"}, "COMPLETED")], "it is at round 0 but continues trial '0'"),
+    ([("1", {**PROMOTED, "tuner/round": 2}, "COMPLETED")], "it is at round 2 but continues trial 0 of round 0"),
+    ([("1", {**PROMOTED, "tuner/round": True}, "COMPLETED")], "tuner/round True is not a whole number from 0"),
+    ([("1", {**PROMOTED, "tuner/bracket": -1}, "COMPLETED")], "tuner/bracket -1 is not a whole number from 0"),
+    ([("1", {**PROMOTED, "conv_layers": 2}, "COMPLETED")], "it trains another configuration than trial 0, which it continues"),
+    ([("1", {**PROMOTED, "tuner/initial_epoch": 1}, "COMPLETED")], "it goes on from epoch 1, but trial 0, which it "
+                                                                    "continues, trained 2"),
+    # One trial promoted twice: the later promotion is the damaged file, the first one stands.
+    ([("1", PROMOTED, "COMPLETED"), ("2", PROMOTED, "RUNNING")], "it continues trial 0, which trial 1 continues already"),
+])
+def test_a_place_the_oracle_could_not_have_given_is_damage_of_the_trials_file(tmp_path, trials, problem):
+    run = halving_run(tmp_path, *trials)
+    records, damaged = scan_trials(run)
+    damaged_id = trials[-1][0]
+    assert [(item.path, item.problem) for item in damaged] == [(run.trial_state(damaged_id), problem)]
+    assert damaged_id not in [record.trial_id for record in records]
+
+
+def test_a_promotion_of_an_unfinished_or_unreadable_trial_is_damage(tmp_path):
+    run = halving_run(tmp_path, ("1", PROMOTED, "RUNNING"))
+    write_trial(run, "0", status="RUNNING", values=FIRST)
+    assert scan_trials(run)[1][0].problem == "it continues trial 0, which has not completed"
+    run.trial_state("0").write_text("{")
+    assert [item.problem for item in scan_trials(run)[1]] == ["not valid JSON", "it continues trial '0', whose "
+                                                                                  "trial.json is damaged"]
+
+
+def test_a_curve_without_its_trial_file_names_the_missing_file(tmp_path):
+    run = Run(tmp_path)
+    write_trial(run, "0", history=[{"epoch": 1, "val_loss": 0.5}])
+    write_trial(run, "1", history=[{"epoch": 1, "val_loss": 0.4}])
+    run.trial_state("1").unlink()
+    records, damaged = scan_trials(run)
+    assert [record.trial_id for record in records] == ["0"]
+    assert [(item.path, item.problem) for item in damaged] == [
+        (run.trial_state("1"), "missing, but the trial has a curve (trial_1.json)")]
+
+
+def test_a_curves_halving_record_must_say_what_its_trial_file_says(tmp_path):
+    run = halving_run(tmp_path, ("1", PROMOTED, "COMPLETED"))
+    run.history_dir.mkdir()
+    run.history("1").write_text(json.dumps({"trial_id": "1", "epochs": [], "halving": {
+        "rung": 1, "epochs": [2, 6], "continues": "5"}}))
+    records, damaged = scan_trials(run)
+    assert [(item.path, item.problem) for item in damaged] == [(run.history("1"), (
+        "its successive-halving record (rung 1, continues '5') is not its trial's (tuner/round 1, tuner/trial_id '0')"))]
+    assert records[1].halving is None

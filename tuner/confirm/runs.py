@@ -31,7 +31,7 @@ from tuner.errors import TunerUsageError
 from tuner.files import atomic_write_json, read_json
 from tuner.trials.rows import TrialRow
 from tuner.rundir import Run, RunRecord
-from tuner.rundir.checks import RunLimits, curve_problem, metric_problem
+from tuner.rundir.checks import RunLimits, curve_problem, metric_problem, shown_number
 from tuner.stats import mean_and_std
 from tuner.trials.records import best_epoch, is_finite_number
 
@@ -152,7 +152,7 @@ def read_confirm_run(run: Run, row: TrialRow, index: int, record: RunRecord | No
     path = run.confirm_record(row.trial, index)
     if not path.exists():
         return None
-    data = read_json(path)
+    data = read_json(path, kind="confirm")
     epochs = data.get("epochs") if isinstance(data, dict) else None
     record = record if record is not None else run.read_record()
     problem = None
@@ -163,10 +163,38 @@ def read_confirm_run(run: Run, row: TrialRow, index: int, record: RunRecord | No
     elif data.get("trial") != row.trial or data.get("index") != index:
         problem = f"it names trial {data.get('trial')!r} seed {data.get('index')!r}, not trial {row.trial} seed {index}"
     else:
-        problem = curve_problem(epochs, RunLimits.of(record)) or metric_problem("seconds", data.get("seconds"))
+        whole = _completeness_problem(data, record.search, row, index) if record is not None else None
+        problem = curve_problem(epochs, RunLimits.of(record)) or whole or metric_problem("seconds", data.get("seconds"))
     if problem:
         raise TunerUsageError(f"'{path}' is damaged: {problem}; delete it, and the next search.py or report.py on this run retrains it.")
     return best_epoch(epochs) or {}
+
+
+def _completeness_problem(data: dict[str, Any], search: SearchSettings, row: TrialRow, index: int) -> str | None:
+    """What makes a confirm record (its epochs already checked one by one) not a whole run of its seed, or None.
+
+    train_confirm_run saves a run only once its fit has ended, and the fit records every epoch from 1; it ends
+    before --epochs only by early stopping, which needs --patience epochs without a better val_loss first. A
+    record short of that, or with no epochs at all, would rank its configuration by a run that never was.
+    """
+    epochs = [item["epoch"] for item in data["epochs"]]
+    if not epochs:
+        return "it has no epochs"
+    if epochs != list(range(1, len(epochs) + 1)):
+        return f"its epochs {_shown_epochs(epochs)} are not 1, 2, ... with none missing"
+    if len(epochs) < search.epochs and not (search.patience and len(epochs) > search.patience):
+        stopping = f"--patience {search.patience} stops no earlier than epoch {search.patience + 1}" if search.patience \
+            else "--patience 0 never stops early"
+        return f"it ends at epoch {len(epochs)} of the run's {search.epochs}, but {stopping}"
+    seed = confirm_seed(search.seed, row.trial, index)
+    if data.get("seed") != seed or isinstance(data.get("seed"), bool):
+        return f"its seed {shown_number(data.get('seed'))} is not {seed}, trial {row.trial}'s confirm seed {index}"
+    return None
+
+
+def _shown_epochs(epochs: list[int]) -> str:
+    """A list of epoch numbers for a message, cut short past ten."""
+    return " ".join(map(shown_number, epochs[:10])) + (" ..." if len(epochs) > 10 else "")
 
 
 def rank_confirmed(ranked: Sequence[TrialRow], confirmations: Sequence[Confirmation]) -> list[TrialRow]:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from tuner.errors import TunerUsageError
-from tuner.files import atomic_write, atomic_write_text
+from tuner.files import atomic_write, atomic_write_text, check_regular_file, read_json
 from tuner.data.images import CHANNELS
 
 logger = logging.getLogger(__name__)
@@ -215,6 +215,7 @@ def save_prepared(out_dir: str | os.PathLike, dataset_arrays: dict[str, np.ndarr
 
 def _read_archive(path: Path, with_arrays: bool) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The manifest (and arrays) inside dataset.npz; raises _NotOurs for anything else. Never unpickles."""
+    check_regular_file(path, "dataset")  # a FIFO would block open() and np.load, a device fill the memory
     with open(path, "rb") as stream:
         head = stream.read(4)
     if head[:1] == b"\x80":
@@ -229,7 +230,7 @@ def _read_archive(path: Path, with_arrays: bool) -> tuple[dict[str, Any], dict[s
             if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_TAG:
                 raise _NotOurs("its manifest lacks our format tag")
             arrays = {key: archive[key] for key in _ARRAY_KEYS} if with_arrays else {}
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, RecursionError) as error:
         raise _NotOurs(f"it is damaged: {error}") from None
     return manifest, arrays
 
@@ -248,7 +249,7 @@ def load_prepared(directory: str | os.PathLike) -> PreparedDataset:
         folder = folder.parent
     path = folder / DATASET_FILE
     rebuild = f"python data_prep.py --out {folder}"
-    if not path.is_file():
+    if not path.exists():  # a FIFO or a device in its place is refused by name when it is read
         raise TunerUsageError(f"no prepared dataset in '{folder}' ({DATASET_FILE} is missing); run {rebuild} first.")
     try:
         manifest, arrays = _read_archive(path, with_arrays=True)
@@ -262,7 +263,7 @@ def load_prepared(directory: str | os.PathLike) -> PreparedDataset:
         raise TunerUsageError(f"'{path}' is not a prepared dataset from data_prep.py ({error}); refusing to load it. "
                               f"Rebuild it: {rebuild} --force.") from None
     try:
-        if json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8")) == manifest:
+        if read_json(folder / MANIFEST_FILE, kind="manifest") == manifest:
             return PreparedDataset(**arrays, manifest=manifest)
     except (OSError, ValueError):
         pass

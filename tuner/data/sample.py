@@ -14,6 +14,7 @@ import numpy as np
 
 from tuner.config import DEFAULT_SAMPLE_DIR
 from tuner.errors import TunerUsageError
+from tuner.files import read_json
 
 logger = logging.getLogger(__name__)
 
@@ -87,10 +88,10 @@ def load_animal_mnist() -> tuple[np.ndarray, np.ndarray]:
 
 def _is_complete(dest: Path) -> bool:
     try:
-        marker = json.loads((dest / MARKER_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        marker = read_json(dest / MARKER_NAME, kind="marker")
+    except ValueError:  # not a regular file, or past its cap: the sample is written again
         return False
-    if marker.get("classes") != {name: IMAGES_PER_CLASS for name in SAMPLE_CLASSES.values()}:
+    if not isinstance(marker, dict) or marker.get("classes") != {name: IMAGES_PER_CLASS for name in SAMPLE_CLASSES.values()}:
         return False
     # A user who deleted files by hand gets them back; extra files of their own are left alone.
     return all(

@@ -1,5 +1,5 @@
 """The confirm runs a search alone or report.py still needs, trained in this process or on the job pool, whose
-processes run this module: `python -m tuner.execution.confirming RUN_DIR`."""
+processes run this module: `python -m tuner.execution.confirming RUN_DIR`; and those a chief lists for its workers."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from tuner.confirm.runs import Confirmation, confirmations, missing_jobs, train_confirm_run
+from tuner.confirm.runs import Confirmation, confirmations, missing_jobs, read_confirm_run, train_confirm_run
 from tuner.errors import TunerUsageError
 from tuner.execution.pool import run_jobs, serve_jobs
 from tuner.execution.processes import Placement
 from tuner.rundir import Run, RunRecord, load_run_dataset
 from tuner.search.progress import log_confirm_run
+from tuner.trials.ranking import rank_trials
 from tuner.trials.rows import TrialRow
 
 
@@ -48,6 +49,40 @@ def confirm_top(run: Run, record: RunRecord, ranked: Sequence[TrialRow], top: in
         for number, saved in enumerate(done, start=1):
             log_confirm_run(saved, number, len(jobs))
     return confirmations(run, record, chosen, seeds)
+
+
+class ChiefConfirmRuns:
+    """The confirm runs a chief hands its workers: --confirm K R of its top configurations, as report.py ranks them,
+    listed once the trials are done; and each run a worker says it saved, read back and checked before it counts."""
+
+    def __init__(self, run: Run, record: RunRecord) -> None:
+        self.run, self.record = run, record
+        self._rows: dict[str, TrialRow] = {}
+
+    def jobs(self) -> list[dict[str, Any]]:
+        """The runs not saved yet (a resumed search trains only what is missing).
+
+        Raises:
+            TunerUsageError: a saved confirm run is damaged.
+        """
+        top, seeds = self.record.search.confirm_counts
+        chosen = rank_trials(self.run)[0][:top]
+        self._rows = {row.trial: row for row in chosen}
+        return missing_jobs(self.run, self.record, chosen, seeds)
+
+    def saved_problem(self, job: dict[str, Any]) -> str | None:
+        """Why `job`'s saved record does not count as the run done (missing, damaged, another configuration's),
+        or None."""
+        row = self._rows.get(job["trial"])
+        if row is None:  # a run a worker claimed before the listing: its trial is one of the ranked ones
+            row = next((ranked for ranked in rank_trials(self.run)[0] if ranked.trial == job["trial"]), None)
+        if row is None:
+            return f"trial {job['trial']} is not a ranked trial of this run"
+        try:
+            best = read_confirm_run(self.run, row, job["index"], self.record)
+        except TunerUsageError as error:
+            return str(error)
+        return None if best is not None else f"'{self.run.confirm_record(job['trial'], job['index'])}' is not saved"
 
 
 def _describe(job: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ import socket
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +17,20 @@ import keras
 
 from tuner.data.cache import PreparedDataset
 from tuner.config import ExecutionOptions, SearchSettings
-from tuner.confirm.runs import missing_jobs, train_confirm_run
+from tuner.confirm.runs import train_confirm_run
 from tuner.data.prepare import ensure_prepared
 from tuner.execution.distributed import (OracleServer, confirm_as_worker, join_as_worker, keep_ongoing_after_restart, parse_address,
                                wait_for_chief)
-from tuner.execution.confirming import confirm_top
+from tuner.execution.confirming import ChiefConfirmRuns, confirm_top
+from tuner.execution.distributed.joining import join_chief
 from tuner.execution.distributed.confirm_service import RETIRE, TRIALS
 from tuner.errors import SearchFailedError, TunerUsageError
 from tuner.files import atomic_write_json
 from tuner.model.hypermodel import build_hypermodel
 from tuner.execution.launcher import run_local_workers
 from tuner.execution.processes import Retirement, follow_parent
-from tuner.search.kerastuner import configure_keras_tuner, kerastuner_role, oracle_state_path, saved_held_trials
+from tuner.search.kerastuner import (RPC_TIMEOUT_SECONDS, configure_keras_tuner, kerastuner_role, oracle_state_path,
+                                     saved_held_trials)
 from tuner.search.oracles import planned_trials, refuse_damaged_state, repair_after_reload
 from tuner.search.progress import SearchProgress
 from tuner.trials.ranking import rank_trials
@@ -139,10 +142,11 @@ def _lead(settings: SearchSettings, options: ExecutionOptions, run: Run, dataset
             keep_ongoing_after_restart(tuner.oracle, ongoing)
         tuner.oracle.verbose = 0  # KerasTuner's own trial display; the workers print progress lines
         tuner.save()
-        with OracleServer(tuner.oracle, address, confirm_jobs=lambda: confirm_jobs(run, record),
-                          confirm_saved=lambda job: run.confirm_record(job["trial"], job["index"]).exists(),
+        confirming = ChiefConfirmRuns(run, record)
+        with OracleServer(tuner.oracle, address, confirm_jobs=confirming.jobs, confirm_saved=confirming.saved_problem,
                           # Only a restarted chief of a search that confirms can have workers on confirm runs.
-                          restarted=resumed and role == CHIEF and settings.confirm_counts != (0, 0)) as server:
+                          restarted=resumed and role == CHIEF and settings.confirm_counts != (0, 0),
+                          record=record) as server:
             if role == LAUNCHER:
                 run_local_workers(settings, options, address, server)
             else:
@@ -154,35 +158,32 @@ def _work_for_chief(settings: SearchSettings, options: ExecutionOptions, run: Ru
     """Run the trials and then the confirm runs a chief hands out, writing into the shared run directory; True if
     it retired (--trials-per-process trainings, trials and confirm runs together)."""
     follow_parent()
-    with kerastuner_role(WORKER, parse_address(options.oracle or "")) as tuner_id:
-        wait_for_chief(options.oracle or "", options.connect_timeout)
-        # The chief wrote settings.json before it started serving; a worker with other flags is refused.
+    address = options.oracle or ""
+    with kerastuner_role(WORKER, parse_address(address)) as tuner_id:
+        wait_for_chief(address, options.connect_timeout)
+        # Before this worker writes anything: a worker whose search differs from the chief's is refused, naming why.
+        rejoin = partial(join_chief, address, tuner_id, record, RPC_TIMEOUT_SECONDS)
+        rejoin()
+        # The chief wrote settings.json before it started serving: without it, this is not the chief's run directory.
+        if not run.settings.exists():
+            raise TunerUsageError(
+                f"--run-dir '{run.root}' has no {run.settings.name}, so it is not the chief's run directory; pass the "
+                f"chief's --run-dir, on a file system the chief and this worker share.")
         _refuse_another_search(run, record)
         configure_keras_tuner()
         tuner, _ = _tuner_with_progress(settings, run, dataset)
         retirement = Retirement(options.trials_per_process)
-        join_as_worker(tuner, retirement)
+        join_as_worker(tuner, retirement, rejoin)
         log.info("Worker %s joined the search at %s.", tuner_id, options.oracle)
         while True:
             run_trials(tuner, settings, run, dataset)
             if retirement.due:
                 return True  # the fresh process that replaces this one goes on
             # Then the confirm runs; a restarted chief may send it back to trials first (TRIALS).
-            ended = confirm_as_worker(options.oracle or "", tuner_id,
-                                      lambda job: train_confirm_run(run, record, dataset, job), retirement)
+            ended = confirm_as_worker(address, tuner_id, lambda job: train_confirm_run(run, record, dataset, job),
+                                      retirement, rejoin)
             if ended != TRIALS:
                 return ended == RETIRE
-
-
-def confirm_jobs(run: Run, record: RunRecord) -> list[dict[str, Any]]:
-    """The confirm runs a search trains once its trials are done: --confirm K R of its top configurations, as
-    report.py ranks them, that are not saved yet (a resumed search trains only what is missing).
-
-    Raises:
-        TunerUsageError: a saved confirm run is damaged.
-    """
-    top, seeds = record.search.confirm_counts
-    return missing_jobs(run, record, rank_trials(run)[0][:top], seeds)
 
 
 def _tuner_with_progress(settings: SearchSettings, run: Run, dataset: PreparedDataset) -> tuple[Any, SearchProgress]:

@@ -14,6 +14,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from tuner.rundir.checks import shown_number
+
 # At batch 1, up to this many timed passes, stopping early once they have taken LATENCY_SECONDS: a few
 # hundred for a small model, fewer for a big one, so measuring stays a few percent of even a pruned trial.
 LATENCY_PASSES = 300
@@ -66,26 +68,31 @@ class Footprint:
 MAX_COUNT = 2**53
 # A measured count that cannot be 0: a model has weights, a measurement a thread, a batch and a pass.
 POSITIVE = ("params", "weight_bytes", "threads", "batch", "passes")
+# The measured figures' ranges (a NaN fails every comparison, so it is refused too): an hour per image, a trillion
+# images a second and three years of measuring are far past any model or machine, and keep the report's sums and
+# ratios of many such values far from float overflow.
+MAX_MEASURES = {"latency_ms": 3.6e6, "images_per_second": 1e12, "seconds": 1e8}
 
 
 def footprint_problem(data: Any) -> str | None:
     """What is wrong with a footprint read back from a run (RUN/history/trial_<id>.json's "footprint"), or None.
 
-    Every figure is a finite number >= 0; the counts are whole numbers of at least 1 and at most MAX_COUNT;
-    a latency and a throughput of 0 are no measurement.
+    The counts are whole numbers of at least 1 and at most MAX_COUNT, the measured figures numbers within
+    MAX_MEASURES; a latency and a throughput of 0 are no measurement.
     """
     if not isinstance(data, dict):
         return "its footprint is not an object"
     missing = [name for name in Footprint.__dataclass_fields__ if name not in data]
     if missing:
         return f"its footprint has no {', '.join(missing)}"
-    for name in Footprint.__dataclass_fields__:
-        value = data[name]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
-            return f"its footprint's {name} {value!r} is not a finite number >= 0"
     for name in POSITIVE:
-        if not isinstance(data[name], int) or not 1 <= data[name] <= MAX_COUNT:
-            return f"its footprint's {name} {data[name]!r} is not a whole number from 1 to 2**53"
+        # Checked as ints, before anything converts them: JSON's integers have no size limit, a float's do.
+        if isinstance(data[name], bool) or not isinstance(data[name], int) or not 1 <= data[name] <= MAX_COUNT:
+            return f"its footprint's {name} {shown_number(data[name])} is not a whole number from 1 to 2**53"
+    for name, top in MAX_MEASURES.items():
+        value = data[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= top:
+            return f"its footprint's {name} {shown_number(value)} is not a number from 0 to {top:g}"
     for name in ("latency_ms", "images_per_second"):
         if data[name] == 0:
             return f"its footprint's {name} is 0, which no measurement gives"

@@ -8,7 +8,7 @@ from tuner.report.budget import Budget, apply_budget, pareto_front
 from tuner.config import ReportSettings
 from tuner.confirm.runs import rank_confirmed
 from tuner.execution.confirming import confirm_top
-from tuner.errors import TunerUsageError
+from tuner.errors import SearchFailedError, TunerUsageError
 from tuner.report.importance import importances
 from tuner.report.plots import DEFAULT_PLOTTED_TRIALS, write_pareto_plot, write_plots
 from tuner.report.notes import boundary_warnings, comparison_line, continuous_ranges, damage_warnings, search_space
@@ -32,6 +32,7 @@ def build_report(settings: ReportSettings) -> Report:
     Raises:
         TunerUsageError: the run directory is missing, is not a run, has no completed trial yet, or
             no trial fits the budget.
+        SearchFailedError: every trial of the run failed.
     """
     run, record = open_run(settings.run_dir)
     refuse_unwritable(run)  # before any confirm run or retrain spends time on results it could not write
@@ -41,10 +42,16 @@ def build_report(settings: ReportSettings) -> Report:
     if not ranked:
         write_results(Report(run, record, [], [], failed, running, names))
         reasons = sorted({row.reason for row in failed if row.reason})
+        because = f": {'; '.join(reasons)}" if reasons else ""
+        if failed and not running:
+            # Not bad input: the work was done and failed, as search.py's own exit says (1).
+            raise SearchFailedError(
+                f"all {len(failed)} trial(s) of run '{run.root}' failed{because}, so there is nothing to rank; "
+                f"fix the cause and search again with python search.py --overwrite."
+            )
         raise TunerUsageError(
-            f"run '{run.root}' has no completed trial yet ({running} running, {len(failed)} failed"
-            + (f": {'; '.join(reasons)}" if reasons else "")
-            + "); wait for the search to finish a trial, or run python search.py to resume it."
+            f"run '{run.root}' has no completed trial yet ({running} running, {len(failed)} failed{because}); "
+            f"its search was stopped before one finished: run python search.py to resume it."
         )
     budget = Budget(settings.max_params, settings.max_latency_ms)
     fitting, excluded = apply_budget(ranked, budget)

@@ -54,7 +54,7 @@ def write_html(run: Run, report: Report, winner_json: dict[str, Any] | None, dat
     Returns:
         The path written.
     """
-    results = read_json(run.results("json"))
+    results = read_json(run.results("json"), kind="results")
     importances = results.get("importances") if isinstance(results, dict) else None
     return atomic_write_text(run.html, render_html(report, winner_json, dataset, importances))
 

@@ -60,7 +60,7 @@ def _confusion_matrix(winner_json: dict[str, Any], test: dict[str, Any]) -> list
     """The confusion matrix from results.json when it holds one, else from the saved winner's metadata.json."""
     matrix = winner_json.get("confusion_matrix") or test.get("confusion_matrix")
     if matrix is None and winner_json.get("model"):
-        metadata = read_json(Path(str(winner_json["model"])) / METADATA_FILE)
+        metadata = read_json(Path(str(winner_json["model"])) / METADATA_FILE, kind="metadata")
         metadata_test = metadata.get("test") if isinstance(metadata, dict) else None
         matrix = metadata_test.get("confusion_matrix") if isinstance(metadata_test, dict) else None
     if not isinstance(matrix, list) or not all(isinstance(row, list) for row in matrix):

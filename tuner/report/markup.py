@@ -1,7 +1,8 @@
 """The HTML pieces report.html is made of: escaped text, tables, inline images, and the page around them.
 
 Everything here treats values as data: class names, file names and hyperparameter values go
-through html.escape, so a folder named `<script>` shows as text and never becomes markup.
+through `esc`, so a folder named `<script>` shows as text and never becomes markup, and a control
+or bidi character in a name shows as `\\u202e`, never raw (it would reorder what the page shows).
 The page needs nothing outside itself: styles and the table-sorting script are inline and
 images are data: URIs, so it opens from disk, offline, or as an e-mail attachment.
 """
@@ -12,6 +13,8 @@ import base64
 import html
 import math
 from typing import Any, Sequence
+
+from tuner.names import for_html
 
 # Shown for a value that was not measured or does not apply (never an empty cell, which reads as a rendering bug).
 MISSING = "–"
@@ -71,8 +74,12 @@ class Markup(str):
 
 
 def esc(value: Any) -> str:
-    """Any value as HTML text: escaped, quotes included, so it is safe inside an attribute as well."""
-    return html.escape(str(value), quote=True)
+    """Any value as HTML text: escaped, quotes included, so it is safe inside an attribute as well.
+
+    Control and bidi characters are shown escaped first (names.for_html): browsers reorder text around
+    the bidi ones, and the controls are not allowed in an HTML document at all.
+    """
+    return html.escape(for_html(str(value)), quote=True)
 
 
 def fmt(value: Any, digits: int = 4) -> str:

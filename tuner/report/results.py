@@ -49,7 +49,7 @@ def write_results(report: Report) -> list[Path]:
 def record_winner(run: Run, winner: dict[str, Any]) -> Path:
     """Fill in results.json's "winner" (winner.Winner.to_json(): its trial, how it was trained, its test score)."""
     path = run.results("json")
-    results = read_json(path)
+    results = read_json(path, kind="results")
     if not isinstance(results, dict):
         raise TunerUsageError(f"'{path}' is damaged (expected a JSON object); run report.py again to rewrite it.")
     atomic_write_json(path, {**results, "winner": winner})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tuner.names import for_terminal
 from tuner.report.budget import Budget
 from tuner.report.importance import Importances
 from tuner.report.notes import budget_line, counts_line, front_line
@@ -89,7 +90,8 @@ def summary_lines(report: Report, markdown: bool = False) -> list[str]:
         paragraphs += _section("Notes", markdown, [f"- {message}" for message in report.notes])
     elif report.notes:
         paragraphs.append([f"note: {message}" for message in report.notes])
-    return "\n\n".join("\n".join(paragraph) for paragraph in paragraphs).split("\n")
+    # Notes quote paths and failure reasons: each line is escaped, so a name can neither repaint the terminal nor reorder a line.
+    return [for_terminal(line) for line in "\n\n".join("\n".join(paragraph) for paragraph in paragraphs).split("\n")]
 
 
 def _importance_section(importances: Importances, markdown: bool) -> list[list[str]]:

@@ -11,6 +11,7 @@ from typing import Any, Sequence
 from tuner.config import REPORT_FORMATS
 from tuner.confirm.runs import rank_confirmed, saved_confirmations
 from tuner.errors import TunerUsageError
+from tuner.names import for_terminal
 from tuner.report.importance import importances
 from tuner.trials.ranking import rank_trials
 from tuner.trials.rows import CONFIRM_COLUMNS, TrialRow, failed_columns, hyperparameter_names, ranked_columns
@@ -151,7 +152,7 @@ def _cell(column: str, value: Any, row: dict[str, Any]) -> str:
         return f"{value:,.0f}"
     if isinstance(value, float):
         return f"{value:.4g}"  # e.g. a learning rate drawn on a log scale: 4 significant digits, not 17
-    return str(value)
+    return for_terminal(str(value))  # a failure's reason can quote a name; its controls must not split or reorder a row
 
 
 def _align(column: str) -> str:

@@ -10,6 +10,7 @@ trial, a loss no cross-entropy reaches. Each check returns a short phrase saying
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -24,8 +25,16 @@ if TYPE_CHECKING:
 # 1e6 leaves room for any loss this tool may train with, while the means, squares and sums the report
 # takes of many such values stay far from float overflow (a value near 1.8e308 overflows at once).
 MAX_LOSS = 1e6
+# The longest duration (seconds) taken as read: over three years, far past any training this tool times, while
+# the sums the report takes of a run's durations stay far from float overflow.
+MAX_SECONDS = 1e8
 # KerasTuner's own per-trial values (Hyperband's schedule); not part of the run's space.
 TUNER_VALUE_PREFIX = "tuner/"
+# The schedule's keys in a trial's values, as KerasTuner's Hyperband names them (search/halving.py writes them for
+# asha too): the trial it continues, the epochs it trains to and from, its bracket and its round (a rung of asha).
+# They are named here, at the bottom layer, because the run checks and the report read them as search/ writes them.
+CONTINUES, EPOCHS, INITIAL_EPOCH, BRACKET, ROUND = (
+    "tuner/trial_id", "tuner/epochs", "tuner/initial_epoch", "tuner/bracket", "tuner/round")
 
 
 def run_space(search: SearchSettings) -> dict[str, Dimension]:
@@ -71,13 +80,24 @@ def is_real_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def is_finite_real(value: Any) -> bool:
+    """A real number a float holds finitely: not NaN or infinite, and no int beyond a float's range.
+
+    JSON's integers have no size limit, and math.isfinite and float() raise OverflowError on one past
+    1.8e308, so an int is compared, never converted.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return -sys.float_info.max <= value <= sys.float_info.max
+    return isinstance(value, float) and math.isfinite(value)
+
+
 def epoch_problem(value: Any, limits: RunLimits, what: str = "epoch") -> str | None:
     """What is wrong with an epoch number (1, 2, ... up to the run's --epochs), or None."""
     if not is_whole_number(value):
         return f"{what} {value!r} is not a whole number"
     if limits.epochs is not None and not 1 <= value <= limits.epochs:
-        return f"{what} {value} is outside 1..{limits.epochs} (the run's --epochs)"
-    return f"{what} {value} is below 1" if value < 1 else None
+        return f"{what} {shown_number(value)} is outside 1..{limits.epochs} (the run's --epochs)"
+    return f"{what} {shown_number(value)} is below 1" if value < 1 else None
 
 
 def metric_problem(name: str, value: Any) -> str | None:
@@ -90,14 +110,24 @@ def metric_problem(name: str, value: Any) -> str | None:
     if not is_real_number(value):
         return f"{name} {value!r} is not a number"
     if name == "seconds" or name.endswith("_seconds"):
-        return None if math.isfinite(value) and value >= 0 else f"{name} {value!r} is not a non-negative duration"
-    if not math.isfinite(value):
+        if is_finite_real(value) and 0 <= value <= MAX_SECONDS:
+            return None
+        return f"{name} {shown_number(value)} is not a duration from 0 to {MAX_SECONDS:g} seconds"
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     if name.endswith("loss") and not 0 <= value <= MAX_LOSS:
-        return f"{name} {value!r} is outside 0..{MAX_LOSS:g}"
+        return f"{name} {shown_number(value)} is outside 0..{MAX_LOSS:g}"
     if name.endswith("accuracy") and not 0 <= value <= 1:
-        return f"{name} {value!r} is outside 0..1"
-    return None
+        return f"{name} {shown_number(value)} is outside 0..1"
+    return None if is_finite_real(value) else f"{name} {shown_number(value)} is beyond a float's range"
+
+
+def shown_number(value: Any) -> str:
+    """A value for an error message: an int of hundreds of digits (or a long string) would swamp the one line, so its
+    size is shown instead."""
+    text = repr(value)
+    unit = "digits" if is_whole_number(value) else "characters"
+    return text if len(text) <= 24 else f"{text[:12]}...({len(text)} {unit})"
 
 
 def curve_problem(rows: Any, limits: RunLimits) -> str | None:
@@ -138,10 +168,10 @@ def values_problem(values: dict[str, Any], limits: RunLimits) -> str | None:
             return f"hyperparameter {name!r} is not in the run's space ({', '.join(limits.space)})"
         dimension = limits.space[name]
         if isinstance(dimension, FloatRange):
-            if not dimension.contains(value):
-                return f"{name} {value!r} is outside the run's range {_shown_dimension(dimension)}"
+            if not is_finite_real(value) or not dimension.contains(value):
+                return f"{name} {shown_number(value)} is outside the run's range {_shown_dimension(dimension)}"
         elif not any(_same_value(value, allowed) for allowed in dimension):
-            return f"{name} {value!r} is not one of the run's values ({', '.join(str(allowed) for allowed in dimension)})"
+            return f"{name} {shown_number(value)} is not one of the run's values ({', '.join(str(allowed) for allowed in dimension)})"
     missing = [name for name in limits.space if name not in values]
     if missing:
         return f"it has no value for {', '.join(missing)}"
@@ -149,9 +179,9 @@ def values_problem(values: dict[str, Any], limits: RunLimits) -> str | None:
 
 
 def _schedule_problem(name: str, value: Any, limits: RunLimits) -> str | None:
-    if name == "tuner/epochs":
+    if name == EPOCHS:
         return epoch_problem(value, limits, name)
-    if name == "tuner/initial_epoch" and value is not None:
+    if name == INITIAL_EPOCH and value is not None:
         return step_problem(name, value, limits)
     return None
 
@@ -160,7 +190,7 @@ def step_problem(name: str, value: Any, limits: RunLimits) -> str | None:
     """What is wrong with a 0-based epoch index (0 up to the run's --epochs - 1), or None."""
     if not is_whole_number(value) or value < 0 or (limits.epochs is not None and value >= limits.epochs):
         top = limits.epochs - 1 if limits.epochs is not None else "the run's --epochs - 1"
-        return f"{name} {value!r} is outside 0..{top}"
+        return f"{name} {shown_number(value)} is outside 0..{top}"
     return None
 
 
@@ -177,20 +207,23 @@ def score_problem(score: Any, best_step: Any, limits: RunLimits) -> str | None:
     """What is wrong with KerasTuner's record of a trial's best epoch (score, 0-based best_step), or None."""
     if score is not None and not is_real_number(score):
         return f"score {score!r} is not a number"
-    if score is not None and math.isfinite(score) and not 0 <= score <= MAX_LOSS:
-        return f"score {score!r} is outside 0..{MAX_LOSS:g}"
+    if score is not None and not (isinstance(score, float) and not math.isfinite(score)) and not 0 <= score <= MAX_LOSS:
+        return f"score {shown_number(score)} is outside 0..{MAX_LOSS:g}"
     return None if best_step is None else step_problem("best_step", best_step, limits)
 
 
 def space_difference(declared: Any, limits: RunLimits) -> str | None:
     """How a saved KerasTuner space (HyperParameters.get_config()) differs from the run's, or None.
 
-    An empty saved space is one not declared yet (a search stopped before its first trial).
+    An emptied saved space differs too: KerasTuner saves oracle.json first when it hands out the first trial,
+    after the tuner has declared the whole space, so no run it wrote has an empty one.
     """
-    if limits.space is None or not isinstance(declared, dict) or not declared.get("space"):
+    if limits.space is None:
         return None
+    if not isinstance(declared, dict) or not isinstance(declared.get("space"), list):
+        return "its hyperparameter space is not a list of Choice, Boolean and Float hyperparameters"
     saved: dict[str, Dimension] = {}
-    for item in declared["space"] if isinstance(declared["space"], list) else [None]:
+    for item in declared["space"]:
         named = _saved_dimension(item)
         if named is None:
             return "its hyperparameter space is not a list of Choice, Boolean and Float hyperparameters"
@@ -231,4 +264,6 @@ def _shown_dimension(dimension: Dimension) -> str:
 
 
 def _shown(space: dict[str, Dimension]) -> str:
+    if not space:
+        return "(empty)"
     return "; ".join(f"{name} {_shown_dimension(dimension)}" for name, dimension in space.items())

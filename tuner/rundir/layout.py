@@ -132,7 +132,7 @@ class Run:
         """
         if not self.settings.exists():
             return None
-        data = read_json(self.settings)
+        data = read_json(self.settings, kind="settings")
         try:
             return RunRecord.from_json(data)
         except NewerFormatError as error:

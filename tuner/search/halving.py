@@ -24,14 +24,14 @@ from tuner.search.kerastuner import (
     held_trials,
     observe_trials,
 )
+from tuner.rundir.checks import BRACKET, CONTINUES, EPOCHS, INITIAL_EPOCH, ROUND, TUNER_VALUE_PREFIX
 from tuner.trials.records import COMPLETED, IDLE, RUNNING, STOPPED, is_finite_number
 
 # A trial's place in the schedule, kept in its hyperparameter values under the names KerasTuner's Hyperband gives
 # them (its oracle's docstring), so that the report and the run checks read both tuners' trials alike: the trial it
-# continues, the epochs it trains to and from, its bracket (one here) and its round (our rung).
-CONTINUES, EPOCHS, INITIAL_EPOCH, BRACKET, ROUND = (
-    "tuner/trial_id", "tuner/epochs", "tuner/initial_epoch", "tuner/bracket", "tuner/round")
-SCHEDULE_PREFIX = "tuner/"
+# continues, the epochs it trains to and from, its bracket (one here) and its round (our rung). They are named where
+# the run checks read them back (rundir/checks.py), and trials/schedule.py checks the places this oracle gives.
+SCHEDULE_PREFIX = TUNER_VALUE_PREFIX
 REDUCTION_FACTOR = 3
 # New configurations when --max-trials is not given, sized so that search + report take under half the tutorial
 # loop's time on 2 cores. In the modern space: 18 (the baseline and 17 proposed), 6 continued (the baseline and the

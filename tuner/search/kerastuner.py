@@ -96,6 +96,9 @@ def check_oracle_state(state: Any) -> tuple[dict[str, Any], set[str]]:
         raise ValueError("not valid JSON" if state is None else "not a JSON object")
     wrong = [name for name, kind in ORACLE_STATE_TYPES.items()
              if not isinstance(state.get(name), kind) or isinstance(state.get(name), bool)]
+    # HyperParameters.from_config reads the space's list and its values' object.
+    wrong += [f"hyperparameters.{name}" for name, kind in (("space", list), ("values", dict))
+              if not wrong and not isinstance(state["hyperparameters"].get(name), kind)]
     if wrong:
         raise ValueError(f"missing or mistyped: {', '.join(wrong)}")
     named = [*state["ongoing_trials"].values(), *state["start_order"], *state["end_order"]]
@@ -104,7 +107,7 @@ def check_oracle_state(state: Any) -> tuple[dict[str, Any], set[str]]:
 
 def saved_held_trials(project: Path) -> dict[str, str]:
     """The trial each tuner id held when the project's oracle state was last saved; {} without a readable one."""
-    state = read_json(oracle_state_path(project))
+    state = read_json(oracle_state_path(project), kind="oracle")
     held = state.get("ongoing_trials", {}) if isinstance(state, dict) else {}
     return held if isinstance(held, dict) else {}
 

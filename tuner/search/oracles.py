@@ -9,7 +9,8 @@ from typing import Any
 import keras_tuner
 
 from tuner.errors import TunerUsageError
-from tuner.files import read_json
+from tuner.files import UnreadableFileError, read_json, read_json_or_problem
+from tuner.search.continuing import source_weights_problems
 from tuner.search.halving import SuccessiveHalvingOracle
 from tuner.search.kerastuner import (
     already_tried,
@@ -129,10 +130,18 @@ def damaged_state(run: Run, record: RunRecord | None = None) -> list[DamagedFile
     trials, damaged = scan_trials(run, record)
     oracle_file = oracle_state_path(run.project)
     # The tuners' own files (tuner0.json, chief.json, ...): KerasTuner reloads them as JSON objects.
-    damaged += [DamagedFile(path, "not a JSON object") for path in sorted(run.project.glob("*.json"))
-                if path != oracle_file and not isinstance(read_json(path), dict)]
+    read = {path: read_json_or_problem(path, "tuner") for path in sorted(run.project.glob("*.json")) if path != oracle_file}
+    # Confirm records are read once the trials are done, after KerasTuner has saved its state again: one that is
+    # not even a JSON object is refused now, with nothing rewritten (confirm/runs.py checks the values when it reads).
+    if record is not None and record.search.confirm_counts != (0, 0):
+        read.update({path: read_json_or_problem(path, "confirm") for path in run.confirm_records()})
+    damaged += [DamagedFile(path, unread or "not a JSON object") for path, (state, unread) in read.items()
+                if not isinstance(state, dict)]
     try:
-        saved_space, named = check_oracle_state(read_json(oracle_file))
+        saved_space, named = check_oracle_state(read_json(oracle_file, kind="oracle"))
+    except UnreadableFileError as error:
+        damaged.insert(0, DamagedFile(oracle_file, error.problem))
+        return damaged
     except ValueError as problem:
         damaged.insert(0, DamagedFile(oracle_file, str(problem)))
         return damaged
@@ -143,6 +152,9 @@ def damaged_state(run: Run, record: RunRecord | None = None) -> list[DamagedFile
     unknown = sorted(named - {trial.trial_id for trial in trials})
     if unknown and not damaged:
         damaged.insert(0, DamagedFile(oracle_file, f"names trial(s) {', '.join(unknown)} that have no trial.json"))
+    if record is not None and record.search.tuner == "asha" and not damaged:
+        # Only a sound schedule says which weights the resume needs; asha continues a trial from its last epoch.
+        damaged += source_weights_problems(run, trials, record.search.epochs)
     return damaged
 
 

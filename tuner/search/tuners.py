@@ -106,7 +106,7 @@ class _SearchMixin(HookedTuner):
     def on_trial_end(self, trial: Any) -> None:
         super().on_trial_end(trial)
         if self.progress is not None:
-            history = read_json(self.run.history(trial.trial_id))
+            history = read_json(self.run.history(trial.trial_id), kind="curve")
             history = history if isinstance(history, dict) else {}
             # A continued trial's curve starts with the earlier rungs' epochs; its own result is its own epochs'.
             values = trial.hyperparameters.values
@@ -137,7 +137,7 @@ class HalvingSearchTuner(_SearchMixin, ContinuingTuner):
         if ROUND not in values:
             return None
         earlier = values.get(CONTINUES)
-        history = read_json(self.run.history(earlier)) if earlier is not None else None
+        history = read_json(self.run.history(earlier), kind="curve") if earlier is not None else None
         history = history if isinstance(history, dict) else {}
         # Only the epochs the earlier rung trained (a resumed trial's file is complete, but never longer).
         rows = [row for row in history.get("epochs", []) if isinstance(row, dict)

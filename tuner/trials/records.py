@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from tuner.files import read_json
+from tuner.files import read_json_or_problem
 from tuner.model.footprint import Footprint, footprint_problem
 from tuner.rundir import Run, RunRecord
-from tuner.rundir.checks import RunLimits, curve_problem, epoch_problem, metric_problem, score_problem, values_problem
+from tuner.rundir.checks import (
+    TUNER_VALUE_PREFIX,
+    RunLimits,
+    curve_problem,
+    epoch_problem,
+    is_finite_real,
+    metric_problem,
+    score_problem,
+    values_problem,
+)
+from tuner.trials.schedule import halving_problem, place_disagreement, schedule_problems
 
 # KerasTuner 1.4.8's trial statuses (keras_tuner.engine.trial.TrialStatus holds these same strings); they are
 # written here once so that reading a run back never needs to import KerasTuner and TensorFlow.
@@ -33,8 +42,9 @@ FINISHED = (COMPLETED, PRUNED, FAILED)
 
 
 def is_finite_number(value: Any) -> bool:
-    """True for a real, finite number: a val_loss of NaN or infinity (a diverged epoch) never counts."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """True for a real, finite number: a val_loss of NaN or infinity (a diverged epoch) never counts, nor an int
+    beyond a float's range (math.isfinite would raise on it)."""
+    return is_finite_real(value)
 
 
 def best_epoch(history: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -58,7 +68,8 @@ class TrialRecord:
     model's size and speed, None where it was not measured (a run from before it was).
     `score` and `best_step` are KerasTuner's own record of the best epoch, which still ranks
     a trial whose history file is gone. `halving` is a successive-halving trial's place (rung,
-    every rung's epochs, the trial it continues; its history then starts with that trial's).
+    every rung's epochs, the trial it continues; its history then starts with that trial's). `schedule` is the
+    trial's `tuner/` values (Hyperband's and asha's place: round, epochs, the trial it continues), {} for others.
     """
 
     trial_id: str
@@ -72,6 +83,7 @@ class TrialRecord:
     pruned: dict[str, Any] | None = None
     footprint: Footprint | None = None
     halving: dict[str, Any] | None = None
+    schedule: dict[str, Any] = field(default_factory=dict)
 
     @property
     def continues(self) -> str | None:
@@ -153,21 +165,6 @@ def curve_file_problems(data: Any, trial_id: str, limits: RunLimits) -> dict[str
     return {part: problem for part, problem in problems.items() if problem}
 
 
-def halving_problem(halving: Any, limits: RunLimits) -> str | None:
-    """What is wrong with a curve file's successive-halving record (rung, epochs, continues), or None."""
-    if not isinstance(halving, dict):
-        return "its successive-halving record is not an object"
-    epochs = halving.get("epochs")
-    if not isinstance(epochs, list) or not epochs or any(epoch_problem(epoch, limits, "rung epochs") for epoch in epochs):
-        return f"its rungs' epochs {epochs!r} are not epochs of the run"
-    rung, continues = halving.get("rung"), halving.get("continues")
-    if not isinstance(rung, int) or isinstance(rung, bool) or not 0 <= rung < len(epochs):
-        return f"its rung {rung!r} is none of 0..{len(epochs) - 1}"
-    if (continues is None) != (rung == 0) or not (continues is None or isinstance(continues, str)):
-        return f"rung {rung} continues {continues!r} (rung 0 continues no trial, every later rung one)"
-    return None
-
-
 def scan_trials(run: Run, record: RunRecord | None = None) -> tuple[list[TrialRecord], list[DamagedFile]]:
     """Every trial of a run, in trial-id order, and the trial files that could not be read (read-only).
 
@@ -185,16 +182,36 @@ def scan_trials(run: Run, record: RunRecord | None = None) -> tuple[list[TrialRe
     limits = RunLimits.of(record if record is not None else run.read_record())
     records: list[TrialRecord] = []
     damaged: list[DamagedFile] = []
+    states: dict[str, dict[str, Any]] = {}
+    unreadable: set[str] = set()
     for trial_file in sorted(run.project.glob("trial_*/trial.json")):
-        state = read_json(trial_file)
-        problem = trial_state_problem(state, limits, trial_file.parent)
+        state, problem = read_json_or_problem(trial_file, "trial")
+        problem = problem or trial_state_problem(state, limits, trial_file.parent)
         if problem:
             damaged.append(DamagedFile(trial_file, problem))
+            unreadable.add(trial_file.parent.name.removeprefix("trial_"))
+        else:
+            states[state["trial_id"]] = state
+    # A curve file is written while its trial trains, long after KerasTuner wrote the trial's file: a curve
+    # without one is a trial whose file was lost, never a trial a kill interrupted.
+    for history_file in sorted(run.history_dir.glob("trial_*.json")) if run.history_dir.is_dir() else []:
+        trial_id = history_file.stem.removeprefix("trial_")
+        if trial_id not in states and trial_id not in unreadable:
+            damaged.append(DamagedFile(run.trial_state(trial_id), f"missing, but the trial has a curve ({history_file.name})"))
+            unreadable.add(trial_id)
+    completed = {trial_id for trial_id, state in states.items() if state["status"] == COMPLETED}
+    schedule = schedule_problems({trial_id: state["hyperparameters"]["values"] for trial_id, state in states.items()},
+                                 completed, unreadable)
+    for trial_id, state in sorted(states.items()):
+        if trial_id in schedule:
+            damaged.append(DamagedFile(run.trial_state(trial_id), schedule[trial_id]))
             continue
-        trial_id = state["trial_id"]
         history_file = run.history(trial_id)
-        history = read_json(history_file) if history_file.exists() else {}
-        problems = curve_file_problems(history, trial_id, limits)
+        history, unread = read_json_or_problem(history_file, "curve") if history_file.exists() else ({}, None)
+        problems = {"file": unread} if unread else curve_file_problems(history, trial_id, limits)
+        if "file" not in problems and "halving" not in problems and "halving" in history:
+            problems.update(halving=place_disagreement(history["halving"], state["hyperparameters"]["values"]))
+            problems = {part: problem for part, problem in problems.items() if problem}
         if problems:
             damaged.append(DamagedFile(history_file, "; ".join(problems.values())))
         history = {} if "file" in problems else {part: value for part, value in history.items() if part not in problems}
@@ -205,7 +222,7 @@ def scan_trials(run: Run, record: RunRecord | None = None) -> tuple[list[TrialRe
         records.append(TrialRecord(
             trial_id=trial_id,
             status=PRUNED if status == COMPLETED and pruned else status,
-            hyperparameters={name: value for name, value in values.items() if not name.startswith("tuner/")},
+            hyperparameters={name: value for name, value in values.items() if not name.startswith(TUNER_VALUE_PREFIX)},
             message=state.get("message") if isinstance(state.get("message"), str) else None,
             history=history.get("epochs", []),
             seconds=history.get("seconds"),
@@ -214,6 +231,7 @@ def scan_trials(run: Run, record: RunRecord | None = None) -> tuple[list[TrialRe
             pruned=pruned,
             footprint=Footprint.from_json(history.get("footprint")),
             halving=history.get("halving"),
+            schedule={name: value for name, value in values.items() if name.startswith(TUNER_VALUE_PREFIX)},
         ))
     return records, damaged
 

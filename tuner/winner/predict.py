@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -15,6 +16,7 @@ import numpy as np
 from tuner.data.images import CHANNELS
 from tuner.config import COLOR_MODES, DEFAULT_RUNS_DIR, PREDICT_FORMATS
 from tuner.errors import TunerUsageError
+from tuner.files import check_regular_file, read_json
 from tuner.model.head import Head, decide
 from tuner.names import as_text, for_terminal, tsv_cell
 from tuner.rundir import FLOAT_FILE, INT8_FILE, METADATA_FILE, MODEL_FILE, latest_run
@@ -138,21 +140,23 @@ class Classifier:
         metadata_path = directory / METADATA_FILE
         if not directory.is_dir():
             raise TunerUsageError(f"model folder '{directory}' does not exist; run python report.py first or pass --model RUN/best.")
-        try:
-            metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        # Bounded: a FIFO, a device or a huge file in its place is an error naming it, never a hang or a full memory.
+        metadata = read_json(metadata_path, kind="metadata")
+        if metadata is None and not os.path.lexists(metadata_path):
             inside = directory / "best"
             hint = (f"pass --model {inside}" if (inside / METADATA_FILE).is_file()
                     else "pass the RUN/best folder report.py wrote, or run python report.py to write one")
-            raise TunerUsageError(f"'{directory}' has no readable {METADATA_FILE}, so it is not a saved winner; {hint}.") from None
-        problem = metadata_problem(metadata)
+            raise TunerUsageError(f"'{directory}' has no readable {METADATA_FILE}, so it is not a saved winner; {hint}.")
+        problem = "not valid JSON" if metadata is None else metadata_problem(metadata)
         if problem:
             raise TunerUsageError(f"'{metadata_path}' is damaged ({problem}); run python report.py again to rewrite it.")
         model_path = directory / RUNTIME_FILES[runtime]
-        if not model_path.is_file():
+        try:
+            check_regular_file(model_path, "model")  # Keras and LiteRT would block on a FIFO or read a device
+        except FileNotFoundError:
             how = {"keras": "python report.py", "litert": "python report.py (without --no-export)",
                    "litert-int8": "python report.py --int8"}[runtime]
-            raise TunerUsageError(f"'{directory}' has {METADATA_FILE} but no {model_path.name}; run {how} to write it.")
+            raise TunerUsageError(f"'{directory}' has {METADATA_FILE} but no {model_path.name}; run {how} to write it.") from None
         model, model_input, units = _load_keras(model_path) if runtime == "keras" else _load_litert(model_path)
         classes = len(metadata["class_names"])
         expected_input = (metadata["img_size"], metadata["img_size"], CHANNELS[metadata["color"]])
@@ -235,8 +239,9 @@ def render(predictions: Iterable[Prediction], fmt: str) -> Iterator[str]:
         fmt: tsv (path<TAB>label<TAB>probability, no header), csv (with a header) or json (a list of objects).
 
     File and class names are data: bytes that are not UTF-8 become \\xNN; TSV escapes backslashes,
-    tabs, newlines and other control characters (\\\\, \\t, \\n, \\xNN), CSV escapes the control
-    characters and quotes as CSV does, and JSON escapes as JSON does.
+    tabs, newlines, other control characters and the bidi controls that reorder a line (\\\\, \\t, \\n,
+    \\xNN, \\u202e), CSV escapes the same characters and quotes as CSV does, and JSON escapes as JSON
+    does (every non-ASCII character as \\uNNNN).
     """
     if fmt not in PREDICT_FORMATS:
         raise TunerUsageError(f"format must be one of {', '.join(PREDICT_FORMATS)}, got {fmt!r}.")

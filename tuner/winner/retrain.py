@@ -18,7 +18,7 @@ from tuner.config import SearchSettings
 from tuner.config.spaces import MODERN
 from tuner.errors import TunerUsageError
 from tuner.winner.export import export_winner, format_export_checks
-from tuner.files import atomic_write_bytes, atomic_write_json, make_staging_dir
+from tuner.files import atomic_write_bytes, atomic_write_json, check_regular_file, make_staging_dir
 from tuner.model.head import Head, decide
 from tuner.model.mirror import MirrorDecision, average_with_mirror, choose_mirror
 from tuner.winner.mistakes import Mistake, find_mistakes, format_mistakes
@@ -169,10 +169,12 @@ def load_checkpoint(run: Run, trial: str, model: Any, required: bool) -> Any | N
     from tuner.search.kerastuner import checkpoint_path  # loads KerasTuner, which only a model's use needs
 
     checkpoint = checkpoint_path(run.trial_dir(trial))
-    if not checkpoint.is_file():
+    try:
+        check_regular_file(checkpoint, "checkpoint")  # h5py would block on a FIFO and read a device without end
+    except FileNotFoundError:
         if not required:
             return None
-        raise TunerUsageError(f"trial {trial} has no saved weights ({checkpoint} is missing); run report.py without --no-retrain.")
+        raise TunerUsageError(f"trial {trial} has no saved weights ({checkpoint} is missing); run report.py without --no-retrain.") from None
     # The checkpoint holds Adam's state too; building the optimizer first lets it load instead of being skipped.
     model.optimizer.build(model.trainable_variables)
     try:

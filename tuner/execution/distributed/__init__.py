@@ -1,6 +1,7 @@
 """KerasTuner's chief/worker engine made to survive dead workers: leases and a restartable chief (chief.py),
-heartbeats and calls made again across a chief's restart (worker.py), and the confirm runs the chief hands
-its workers once the trials are done (confirm_service.py)."""
+heartbeats and calls made again across a chief's restart (worker.py), the confirm runs the chief hands
+its workers once the trials are done (confirm_service.py), only to workers of the chief's own search (joining.py),
+every message checked (messages.py)."""
 
 from tuner.execution.distributed.address import parse_address
 from tuner.execution.distributed.chief import (

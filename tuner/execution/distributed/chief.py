@@ -1,5 +1,6 @@
 """The chief's side of a distributed search: its oracle served with leases, a restart that keeps live workers' trials,
-and the confirm runs it hands out once the trials are done (confirm_service)."""
+only to workers whose search is the chief's (joining), and the confirm runs it hands out once the trials are done
+(confirm_service)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ import grpc
 import keras_tuner
 
 from tuner.execution.distributed.confirm_service import ConfirmQueue
+from tuner.execution.distributed.joining import Members
+from tuner.execution.distributed.messages import Refused
 from tuner.execution.leases import Leases
 from tuner.errors import TunerUsageError
+from tuner.rundir import RunRecord
 from tuner.search.kerastuner import (
     OracleServicerBase,
     add_oracle_service,
@@ -36,12 +40,14 @@ LEASE_SECONDS = 30.0
 
 
 class _LeasingServicer(OracleServicerBase):
-    """KerasTuner's oracle service, plus leases: a silent worker's trial is handed to another worker."""
+    """KerasTuner's oracle service, plus leases: a silent worker's trial is handed to another worker; and trials only
+    for workers that joined (members)."""
 
-    def __init__(self, oracle: keras_tuner.Oracle, leases: Leases, confirm: ConfirmQueue) -> None:
+    def __init__(self, oracle: keras_tuner.Oracle, leases: Leases, confirm: ConfirmQueue, members: Members) -> None:
         super().__init__(oracle)
         self.leases = leases
         self.confirm = confirm
+        self.members = members
         for tuner_id in held_trials(oracle):  # a restarted chief's: each worker's lease starts now
             leases.renew(tuner_id)
 
@@ -51,6 +57,12 @@ class _LeasingServicer(OracleServicerBase):
                 self.leases.renew(tuner_id)
 
     def CreateTrial(self, request: Any, context: Any) -> Any:
+        try:
+            # A worker that skipped its Join gets no trial; one that joined before this chief's restart joins again.
+            self.members.check(request.tuner_id)
+        except Refused as refused:
+            log.warning("CreateTrial refused: %s", refused)
+            context.abort(refused.code, str(refused))
         self.leases.renew(request.tuner_id)
         reclaim_silent_trials(self.oracle, self.leases)
         trial = _create_trial_or_wait(self.oracle, request.tuner_id)
@@ -146,24 +158,28 @@ class OracleServer:
         address: HOST:PORT to serve at.
         lease_seconds: how long a silent worker keeps its trial or confirm run.
         confirm_jobs: lists the confirm runs still to train once the trials are done (confirm.missing_jobs).
-        confirm_saved: whether a confirm run is saved already.
+        confirm_saved: why a confirm run's saved record does not count as the run done (missing, damaged), or None.
         restarted: this chief resumes a run whose workers may still be training confirm runs: it waits one lease
             before handing any out, so that they can claim theirs.
+        record: the run's settings.json: a worker whose own differs is refused (joining.Members); None: any worker.
         now: the clock of the leases (injectable, so that a test moves time instead of sleeping).
     """
 
     def __init__(self, oracle: keras_tuner.Oracle, address: str, lease_seconds: float = LEASE_SECONDS,
                  confirm_jobs: Callable[[], list[dict[str, Any]]] = list,
-                 confirm_saved: Callable[[dict[str, Any]], bool] = lambda job: False, restarted: bool = False,
+                 confirm_saved: Callable[[dict[str, Any]], str | None] = lambda job: "not saved",
+                 restarted: bool = False, record: RunRecord | None = None,
                  now: Callable[[], float] = time.monotonic) -> None:
         self.oracle, self.address, self.lease_seconds = oracle, address, lease_seconds
         self._confirm_jobs = confirm_jobs
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
         self.confirm = ConfirmQueue(lease_seconds, self._trials_done, confirm_saved,
                                     hold_seconds=lease_seconds if restarted else 0.0, now=now)
-        self._servicer = _LeasingServicer(oracle, Leases(lease_seconds, now), self.confirm)
+        self.members = Members(record)
+        self._servicer = _LeasingServicer(oracle, Leases(lease_seconds, now), self.confirm, self.members)
         add_oracle_service(self._servicer, self._server)
-        self.confirm.add_to(self._server)
+        self.members.add_to(self._server)
+        self.confirm.add_to(self._server, self.members)
 
     def __enter__(self) -> OracleServer:
         try:

@@ -8,12 +8,13 @@ than the lease (leases.Leases) loses its run to another worker. The saved files 
 lease before it hands anything out, and a worker that beats for a run it still trains keeps it.
 
 The calls (Next, Beat, Finish) are a small gRPC service beside KerasTuner's on the chief's server, with
-JSON messages, so no protocol file is needed.
+JSON messages checked as data from outside (messages.py): a call from a worker that has not joined (joining.py),
+for a run this chief did not hand out, or held by another worker, is refused with a gRPC status and one log line.
+A run is done only once its saved record is read back and checked, so a failed Finish never loses a run.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -22,6 +23,9 @@ from typing import Any, Callable
 
 import grpc
 
+from tuner.errors import TunerUsageError
+from tuner.execution.distributed.joining import Members
+from tuner.execution.distributed.messages import Client, fields, invalid, job_of, precondition, serve, worker_of
 from tuner.execution.leases import Heartbeat, Leases
 from tuner.execution.processes import Retirement
 from tuner.search.kerastuner import RPC_TIMEOUT_SECONDS
@@ -33,12 +37,12 @@ SERVICE = "cnn_tuner.ConfirmRuns"
 _METHODS = ("Next", "Beat", "Finish")
 
 
-def _encode(message: dict[str, Any]) -> bytes:
-    return json.dumps(message).encode()
-
-
 def _key(job: dict[str, Any]) -> tuple[str, int]:
     return job["trial"], job["index"]
+
+
+def _named(job: dict[str, Any]) -> str:
+    return f"the confirm run of trial {job['trial']} seed {job['index']}"
 
 
 class ConfirmQueue:
@@ -48,22 +52,25 @@ class ConfirmQueue:
     Args:
         lease_seconds: how long a silent worker keeps its run.
         trials_done: whether every trial is finished and none is left to hand out (asked outside the lock).
-        is_saved: whether a run's record is saved already (a run handed back is skipped if so).
+        saved_problem: why a run's saved record does not count as the run done (missing, damaged), or None when it
+            does; a run handed back is skipped if it does, and a worker's Finish counts only then.
         hold_seconds: after the listing, how long every worker is told to wait and the queue is not finished: a
             restarted chief gives the workers still training runs (or saving one) time to reach it first.
         now: the clock of the leases and the hold (injectable, so that a test moves time instead of sleeping).
     """
 
     def __init__(self, lease_seconds: float, trials_done: Callable[[], bool],
-                 is_saved: Callable[[dict[str, Any]], bool], hold_seconds: float = 0.0,
+                 saved_problem: Callable[[dict[str, Any]], str | None], hold_seconds: float = 0.0,
                  now: Callable[[], float] = time.monotonic) -> None:
         self.hold_seconds = hold_seconds
-        self._trials_done, self._is_saved = trials_done, is_saved
+        self._trials_done, self._saved_problem = trials_done, saved_problem
         self._lock = threading.Lock()
         self._pending: list[dict[str, Any]] | None = None  # None until the trials are done and the runs are listed
         self._hold_until = 0.0
         self._held: dict[str, dict[str, Any]] = {}
         self._done: set[tuple[str, int]] = set()
+        # Every run this chief handed out or may hand out, once listed: a call for any other is refused.
+        self._jobs: dict[tuple[str, int], dict[str, Any]] = {}
         # Workers that will ask or are asking for runs, with when each was last heard; told "done", they leave.
         self._leases = Leases(lease_seconds, now)
         self._total = 0
@@ -77,6 +84,7 @@ class ConfirmQueue:
         with self._lock:
             held = {_key(job) for job in self._held.values()}
             self._pending = [job for job in jobs if _key(job) not in held | self._done]
+            self._jobs = {_key(job): job for job in [*self._held.values(), *jobs]}
             self._total = len(jobs)
             self._hold_until = self._leases.now() + self.hold_seconds
 
@@ -97,7 +105,8 @@ class ConfirmQueue:
             self._reclaim()
             if self._pending is None:
                 return {"wait": True} if trials_done else {"trials": True}
-            while self._pending and (_key(self._pending[0]) in self._done or self._is_saved(self._pending[0])):
+            while self._pending and (_key(self._pending[0]) in self._done
+                                     or self._saved_problem(self._pending[0]) is None):
                 self._done.add(_key(self._pending.pop(0)))  # saved by a worker killed before it said so
             if self._pending:
                 if self._leases.now() < self._hold_until:
@@ -111,10 +120,17 @@ class ConfirmQueue:
 
     def beat(self, worker: str, job: dict[str, Any]) -> dict[str, Any]:
         """`worker` still trains `job`: it keeps it, also after a chief restart that listed it as missing, unless
-        the run is finished or another worker has it now (after this one's lease ran out)."""
+        the run is finished or another worker has it now (after this one's lease ran out).
+
+        Raises:
+            Refused: once the runs are listed, `job` is none of them. Before, any run may be claimed: a restarted
+                chief learns from the beats which runs its workers still train.
+        """
         with self._lock:
             self._leases.renew(worker)
             key = _key(job)
+            if self._pending is not None and self._jobs.get(key) != job:
+                raise precondition(f"{_named(job)} is not one this chief hands out (or not with these hyperparameters)")
             taken = any(_key(held) == key for other, held in self._held.items() if other != worker)
             if key not in self._done and not taken and self._held.get(worker) != job:
                 self._held[worker] = job
@@ -123,18 +139,40 @@ class ConfirmQueue:
         return {}
 
     def finish(self, worker: str, saved: dict[str, Any]) -> dict[str, Any]:
-        """`worker` saved a run (train_confirm_run's record): it is no longer anyone's to train."""
-        key = (saved["trial"], saved["index"])
+        """`worker` saved a run (train_confirm_run's record): once its saved file checks out, it is no longer
+        anyone's to train.
+
+        Raises:
+            Refused: the run is not one this chief handed out, another worker holds it now, or its saved record
+                is missing or damaged. The run is not done then: it stays with its holder, or to be handed out.
+        """
+        key = _key(saved)
         with self._lock:
             self._leases.renew(worker)
-            for holder, job in list(self._held.items()):
-                if _key(job) == key:
-                    del self._held[holder]
+            job = self._jobs.get(key) or next((held for held in self._held.values() if _key(held) == key), None)
+            if job is None:
+                raise precondition(f"{_named(saved)} is not one this chief handed out")
+            if saved["hyperparameters"] != job["hyperparameters"]:
+                raise invalid(f"{_named(saved)} was handed out with other hyperparameters")
+            if key in self._done:
+                return {}  # a Finish made again after a cut-off call, or a late worker's: counted once
+            holder = next((other for other, held in self._held.items() if _key(held) == key), None)
+            if holder not in (None, worker):
+                raise precondition(f"{_named(saved)} is worker {holder}'s now (worker {worker}'s lease ran out)")
+        problem = self._saved_problem(job)  # outside the lock: it reads the saved file
+        if problem is not None:
+            raise precondition(f"{_named(saved)} does not count as done: {problem}")
+        with self._lock:
+            if key in self._done:
+                return {}
+            for other, held in list(self._held.items()):
+                if _key(held) == key:
+                    del self._held[other]
             if self._pending is not None:
                 self._pending = [item for item in self._pending if _key(item) != key]
             self._done.add(key)
             number, total = len(self._done), max(self._total, len(self._done))
-        log_confirm_run(saved, number, total)  # a run finished twice (a late worker's) shows its number twice
+        log_confirm_run(saved, number, total)
         return {}
 
     def finished(self) -> bool:
@@ -156,26 +194,29 @@ class ConfirmQueue:
                 if self._pending is not None:
                     self._pending.insert(0, job)
 
-    def add_to(self, server: grpc.Server) -> None:
-        """Serve this queue's calls on the chief's gRPC `server` (before it starts)."""
-        calls: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-            "Next": lambda request: self.next(request["worker"]),
-            "Beat": lambda request: self.beat(request["worker"], request["job"]),
-            "Finish": lambda request: self.finish(request["worker"], request["saved"]),
-        }
-        handlers = {name: grpc.unary_unary_rpc_method_handler(
-            lambda request, context, call=call: call(request), request_deserializer=json.loads,
-            response_serializer=_encode) for name, call in calls.items()}
-        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    def add_to(self, server: grpc.Server, members: Members | None = None) -> None:
+        """Serve this queue's calls on the chief's gRPC `server` (before it starts), each message checked first;
+        with `members`, only from workers that joined."""
+
+        def sender(request: Any) -> str:
+            worker = worker_of(request)
+            if members is not None:
+                members.check(worker)
+            return worker
+
+        serve(server, SERVICE, {
+            "Next": lambda request: self.next(sender(request)),
+            "Beat": lambda request: self.beat(sender(request), job_of(fields(request, {"job": dict})["job"])),
+            "Finish": lambda request: self.finish(sender(request),
+                                                  job_of(fields(request, {"saved": dict})["saved"], "saved")),
+        })
 
 
-class ConfirmClient:
+class ConfirmClient(Client):
     """A worker's calls to the chief's ConfirmQueue, each waiting for a chief that is (re)starting."""
 
     def __init__(self, channel: grpc.Channel) -> None:
-        for name in _METHODS:
-            setattr(self, name, channel.unary_unary(f"/{SERVICE}/{name}", request_serializer=_encode,
-                                                    response_deserializer=json.loads))
+        super().__init__(channel, SERVICE, _METHODS)
 
 
 # What ended a worker's confirm phase: no runs left, trials to run first, or its --trials-per-process reached.
@@ -216,6 +257,14 @@ def confirm_for_chief(stub: Any, worker: str, train: Callable[[dict[str, Any]], 
         # Waiting for the connection (bounded by one beat) reaches a restarted chief as soon as it is back; a beat
         # that times out is not made again.
         beat = partial(stub.Beat, {"worker": worker, "job": job}, wait_for_ready=True, timeout=heartbeat_seconds)
-        with Heartbeat(beat, heartbeat_seconds, forgiven=(grpc.RpcError,)):
+        # A beat that cannot join a restarted chief again is forgiven too: the Finish below says why, on this thread.
+        with Heartbeat(beat, heartbeat_seconds, forgiven=(grpc.RpcError, TunerUsageError)):
             saved = train(job)
-        stub.Finish({"worker": worker, "saved": saved}, wait_for_ready=True, timeout=RPC_TIMEOUT_SECONDS)
+        try:
+            stub.Finish({"worker": worker, "saved": saved}, wait_for_ready=True, timeout=RPC_TIMEOUT_SECONDS)
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                raise
+            # Not counted (another worker holds it now, or a restarted chief has not listed it yet): the saved file
+            # is the state, so the chief skips the run if it checks out and hands it out again if not.
+            log.warning("The chief did not count %s: %s", _named(job), error.details())

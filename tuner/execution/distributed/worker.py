@@ -12,6 +12,7 @@ from typing import Any, Callable
 import grpc
 
 from tuner.execution.distributed.confirm_service import ConfirmClient, confirm_for_chief
+from tuner.execution.distributed.joining import not_joined
 from tuner.errors import SearchFailedError, TunerUsageError
 from tuner.execution.leases import Heartbeat
 from tuner.execution.processes import Retirement
@@ -63,8 +64,9 @@ def _accepts_connections(address: str) -> bool:
         return False
 
 
-def join_as_worker(tuner: Any, retirement: Retirement) -> None:
-    """Make a worker's tuner wait while the chief has nothing to hand out, and beat while it trains.
+def join_as_worker(tuner: Any, retirement: Retirement, rejoin: Callable[[], None]) -> None:
+    """Make a worker's tuner wait while the chief has nothing to hand out, and beat while it trains; `rejoin` joins
+    a restarted chief again (joining.join_chief) when it refuses a call because it does not know this worker.
 
     Once `retirement` is due (--trials-per-process trainings, confirm runs included) the worker
     stops asking for trials, so that its process can be replaced by a fresh one: its search loop
@@ -84,25 +86,29 @@ def join_as_worker(tuner: Any, retirement: Retirement) -> None:
 
         return create_trial_or_wait
 
-    replace_worker_calls(tuner.oracle, create_trial=waiting, wrap_stub=_RetryingStub)
+    replace_worker_calls(tuner.oracle, create_trial=waiting, wrap_stub=partial(_RetryingStub, rejoin=rejoin))
     # While a trial trains, asking the chief for it is the heartbeat that keeps its lease (chief._LeasingServicer).
     tuner.trial_guard = lambda trial_id: Heartbeat(partial(tuner.oracle.get_trial, trial_id), HEARTBEAT_SECONDS,
                                                    forgiven=(grpc.RpcError,))
 
 
 def confirm_as_worker(address: str, worker: str, train: Callable[[dict[str, Any]], dict[str, Any]],
-                      retirement: Retirement) -> str:
+                      retirement: Retirement, rejoin: Callable[[], None]) -> str:
     """Train the confirm runs the chief at `address` hands out, until it has none left (confirm_for_chief: DONE),
-    has trials to hand out first (TRIALS), or `retirement` is due (RETIRE)."""
+    has trials to hand out first (TRIALS), or `retirement` is due (RETIRE); `rejoin` as for join_as_worker."""
     # Reconnect within a second of a restarted chief's return (gRPC's default backoff grows to minutes), so its
     # hold (chief.OracleServer's `restarted`) is enough to hear from every worker.
     channel = grpc.insecure_channel(address, options=[("grpc.max_reconnect_backoff_ms", 1000)])
     try:
-        return confirm_for_chief(_RetryingStub(ConfirmClient(channel)), worker, train, HEARTBEAT_SECONDS,
+        return confirm_for_chief(_RetryingStub(ConfirmClient(channel), rejoin), worker, train, HEARTBEAT_SECONDS,
                                  IDLE_WAIT_SECONDS, retirement)
     except grpc.RpcError as error:
-        raise SearchFailedError(f"the chief at {address} stopped answering during the confirm runs "
-                                f"({error.code().name}); start it again with the same command, then this worker") from None
+        if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            raise SearchFailedError(f"the chief at {address} stopped answering during the confirm runs "
+                                    f"({error.code().name}); start it again with the same command, "
+                                    f"then this worker") from None
+        raise SearchFailedError(f"the chief at {address} refused a call of this worker's confirm runs "
+                                f"({error.code().name}: {error.details()})") from None
     finally:
         channel.close()
 
@@ -115,10 +121,13 @@ class _RetryingStub:
     waits for the restarted chief. Repeating is safe: the chief ignores a second EndTrial of a
     finished trial (chief._LeasingServicer), a repeated CreateTrial gets whatever trial is next (one
     the restart re-queued included), and UpdateTrial only records metrics.
+
+    A restarted chief does not know the workers that joined the one before: it refuses their calls (joining.NOT_JOINED),
+    and this stub joins again with `rejoin` and calls again (joining refuses a worker whose search differs).
     """
 
-    def __init__(self, stub: Any) -> None:
-        self._stub = stub
+    def __init__(self, stub: Any, rejoin: Callable[[], None] | None = None) -> None:
+        self._stub, self._rejoin = stub, rejoin
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         method = getattr(self._stub, name)
@@ -128,6 +137,10 @@ class _RetryingStub:
                 try:
                     return method(*args, **kwargs)
                 except grpc.RpcError as error:
+                    if self._rejoin is not None and not_joined(error) and attempt < CUT_OFF_CALL_ATTEMPTS:
+                        log.info("The chief does not know this worker (it restarted); joining it again.")
+                        self._rejoin()
+                        continue
                     if error.code() != grpc.StatusCode.UNAVAILABLE or attempt == CUT_OFF_CALL_ATTEMPTS:
                         raise
                     log.info("The chief's oracle went away during %s; calling again once it is back.", name)
