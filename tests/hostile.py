@@ -39,7 +39,8 @@ MEMORY_HEADROOM = 4 << 30
 OVERSIZED_BYTES = (64 << 30) + 1
 # The lock file: a search or a report writes who holds it before it reads anything (tuner/rundir/lock.py).
 UNCHECKED = {".search.lock"}
-# Files up to this size are hashed for the snapshot; larger ones (the sparse oversized files) by size and inode.
+# Files up to this size are hashed for the snapshot; larger ones (the sparse oversized files) are known by size,
+# inode and mtime alone.
 HASHED_BYTES = 16 << 20
 
 # The run: a tutorial grid of two configurations with one confirm run, retrained and published to RUN/best.
@@ -87,7 +88,8 @@ def _socket(path: Path) -> None:
 
 def _oversized(path: Path) -> None:
     with open(path, "r+b") as stream:
-        stream.truncate(OVERSIZED_BYTES)  # sparse: no disk space is used, and only a reader that trusts the size reads it
+        # Sparse: no disk space is used, and only a reader that trusts the file's size reads it.
+        stream.truncate(OVERSIZED_BYTES)
 
 
 def _truncated(path: Path) -> None:
@@ -179,8 +181,9 @@ def finished_run(tmp_path_factory) -> tuple[Path, Path]:
 def snapshot(root: Path) -> dict[str, tuple]:
     """Every entry under `root` without following links or opening anything but regular files: path -> fingerprint.
 
-    A regular file is (size, sha256), or (size, inode, mtime) past HASHED_BYTES; a link is its target; anything
-    else (a FIFO, a socket, a folder) is its type, so taking the snapshot can never block.
+    A regular file is (size, inode, mtime, sha256 up to HASHED_BYTES), so a file rewritten with the same content (an
+    atomic write renames a new inode into place) counts as changed; a link is its target; anything else (a FIFO, a
+    socket, a folder) is its type, so taking the snapshot can never block.
     """
     entries: dict[str, tuple] = {}
     for folder, folders, names in os.walk(root):
@@ -192,10 +195,9 @@ def snapshot(root: Path) -> dict[str, tuple]:
                 continue
             if stat.S_ISLNK(info.st_mode):
                 entries[key] = ("link", os.readlink(path))
-            elif stat.S_ISREG(info.st_mode) and info.st_size <= HASHED_BYTES:
-                entries[key] = ("file", info.st_size, hashlib.sha256(path.read_bytes()).hexdigest())
             elif stat.S_ISREG(info.st_mode):
-                entries[key] = ("file", info.st_size, info.st_ino, info.st_mtime_ns)
+                digest = hashlib.sha256(path.read_bytes()).hexdigest() if info.st_size <= HASHED_BYTES else None
+                entries[key] = ("file", info.st_size, info.st_ino, info.st_mtime_ns, digest)
             else:
                 entries[key] = (stat.filemode(info.st_mode)[0],)
     return entries
@@ -228,8 +230,8 @@ def run_cases(cases: list[Case], tmp_path: Path, tmp_path_factory) -> dict[str, 
     outcomes = {}
     for case in cases:
         copy, target, before = copies[case.id]
-        result = done.get(case.id, {"exit": None, "stderr": "", "stdout": "",
-                                    "problem": f"the child ended before this case: {child.returncode}, {child.stderr[-2000:]}"})
+        ended = f"the child ended before this case: exit {child.returncode}, {child.stderr[-2000:]}"
+        result = done.get(case.id, {"exit": None, "stderr": "", "stdout": "", "problem": ended})
         outcomes[case.id] = Outcome(case, target, target.relative_to(copy).as_posix(), result["exit"], result["stderr"],
                                     result["stdout"], result["problem"], result.get("seconds"), before, snapshot(copy))
     return outcomes
@@ -238,7 +240,8 @@ def run_cases(cases: list[Case], tmp_path: Path, tmp_path_factory) -> dict[str, 
 def check(outcome: Outcome) -> None:
     """Assert what the case expects (see Case.expect)."""
     case, path = outcome.case, str(outcome.path)
-    shown = f"{case.id}: exit {outcome.exit} after {outcome.seconds} s {outcome.problem}\nstderr: {outcome.stderr}\nstdout: {outcome.stdout[-2000:]}"
+    shown = (f"{case.id}: exit {outcome.exit} after {outcome.seconds} s {outcome.problem}\n"
+             f"stderr: {outcome.stderr}\nstdout: {outcome.stdout[-2000:]}")
     assert not outcome.problem, shown
     if case.expect == "error":
         assert outcome.exit == 2, shown
@@ -253,7 +256,8 @@ def check(outcome: Outcome) -> None:
         notes = [line for line in (outcome.stdout + outcome.stderr).splitlines()
                  if line.startswith("note:") and path in line and case.match in line]
         assert notes, shown
-        assert outcome.after.get(outcome.key) == outcome.before.get(outcome.key), f"{case.id}: the file changed\n{shown}"
+        same = outcome.after.get(outcome.key) == outcome.before.get(outcome.key)
+        assert same, f"{case.id}: the damaged file changed\n{shown}"
     else:
         assert case.expect == "ok" and outcome.exit == 0, shown
 
@@ -315,7 +319,8 @@ def _child(spec: Path, results: Path) -> None:
                 finally:
                     signal.alarm(0)
             seconds = round(time.monotonic() - start, 2)  # shown when a case fails, never asserted
-            written.write(json.dumps({"id": job["id"], "exit": code, "problem": problem, "seconds": seconds, **texts}) + "\n")
+            line = {"id": job["id"], "exit": code, "problem": problem, "seconds": seconds, **texts}
+            written.write(json.dumps(line) + "\n")
             written.flush()
     # TensorFlow's teardown takes seconds and decides nothing: every result is written.
     os._exit(0)

@@ -22,7 +22,7 @@ def _confirm_files(run_dir):
 
 
 def test_confirm_runs_are_saved_resumed_and_reused(run_copy, caplog):
-    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.INFO, logger="tuner")  # search.py --quiet in another test may have raised it
     assert report_script.main(["--run-dir", str(run_copy), "--confirm", "2", "1", "--no-retrain"]) == 0
     files = _confirm_files(run_copy)
     assert files == ["confirm/trial_0/seed_1.json", "confirm/trial_1/seed_1.json"]

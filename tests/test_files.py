@@ -190,3 +190,11 @@ def test_missing_or_cut_short_is_still_none_and_the_problem_is_listed_for_caller
 def test_every_kind_has_a_cap_far_above_a_real_file_and_says_what_to_do():
     for name, kind in files.KINDS.items():
         assert kind.cap >= 1 << 20 and kind.what and kind.remedy, name
+
+
+def test_the_readme_states_every_cap():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    bullet = readme.split("**Bounded reads of the tool's own files**")[1].split("\n- ")[0]
+    for name, kind in files.KINDS.items():
+        if name not in ("json", "marker"):  # any other JSON file the tool writes, and the sample's marker
+            assert files._size(kind.cap) in " ".join(bullet.split()), name

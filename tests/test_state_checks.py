@@ -51,6 +51,21 @@ def test_an_epoch_past_the_runs_epochs_drops_the_curve_and_refuses_the_resume(ru
     assert row.best_epoch in (1, 2) and row.epochs is None
 
 
+@pytest.mark.parametrize("damage, path_of, problem", [
+    (lambda run: edit_json(run.history("1"), lambda data: data.update(epochs=data["epochs"][::-1])),
+     lambda run: run.history("1"), "epoch 1 follows epoch 2"),
+    (lambda run: run.trial_state("1").unlink(), lambda run: run.trial_state("1"), "missing, but the trial has a curve"),
+])
+def test_the_report_notes_a_damaged_curve_or_a_lost_trial_file_naming_it(run_copy, capsys, damage, path_of, problem):
+    run = Run(run_copy)
+    damage(run)
+    capsys.readouterr()
+    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "0", "--no-retrain", "--no-export",
+                               "--no-html"]) == 0
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note:")]
+    assert any(f"'{path_of(run)}' is damaged ({problem}" in line for line in notes), notes
+
+
 def test_the_epochs_of_a_curve_must_increase(run_copy):
     run = Run(run_copy)
     edit_json(run.history("1"), lambda data: data["epochs"][1].update(epoch=1))
@@ -331,7 +346,7 @@ def test_a_saved_space_with_another_float_range_or_another_kind_differs():
 # A tiny default search (modern space, asha, confirm runs): rungs of 2 and 3 epochs, 3 configurations, the baseline
 # (trial 0) continued by trial 1; trials 2 and 3 stay at the first rung, where a resume with more trials may promote.
 ASHA_FLAGS = ["--epochs", "3", "--max-trials", "3", "--workers", "0", "--conv-layers", "1", "2", "--nodes", "4", "8",
-              "--dense-layers", "0", "1", "--patience", "0", "--quiet"]
+              "--dense-layers", "0", "1", "--patience", "0"]
 
 
 @pytest.fixture(scope="module")
@@ -355,7 +370,8 @@ def asha_copy(asha_run, tmp_path):
 
 def snapshot(run):
     # The lock file names the last process that held it, which is not a file of the run's results.
-    return {path: path.read_bytes() for path in sorted(run.root.rglob("*")) if path.is_file() and path.name != ".search.lock"}
+    return {path: path.read_bytes() for path in sorted(run.root.rglob("*"))
+            if path.is_file() and path.name != ".search.lock"}
 
 
 def resume_is_refused(capsys, prepared, run, path, problem):
@@ -375,15 +391,14 @@ def promoted(run):
 
 
 @pytest.mark.parametrize("damage, problem", [
-    (lambda values, source: values.update({"tuner/trial_id": values.get("tuner/trial_id") and None}),
-     "it is at round 1 but continues no trial"),
-    (lambda values, source: values.update({"tuner/trial_id": "99"}), "it continues trial '99', which has no trial.json"),
+    (lambda values: values.pop("tuner/trial_id"), "it is at round 1 but continues no trial"),
+    (lambda values: values.update({"tuner/trial_id": "99"}), "it continues trial '99', which has no trial.json"),
 ])
 def test_a_promotion_the_oracle_could_not_have_made_refuses_the_resume_and_the_report_notes_it(
         asha_copy, capsys, damage, problem):
     prepared, run = asha_copy
     trial = promoted(run)
-    edit_json(run.trial_state(trial.trial_id), lambda state: damage(state["hyperparameters"]["values"], trial.continues))
+    edit_json(run.trial_state(trial.trial_id), lambda state: damage(state["hyperparameters"]["values"]))
     resume_is_refused(capsys, prepared, run, run.trial_state(trial.trial_id), problem)
     assert report_script.main(["--run-dir", str(run.root), "--confirm", "0", "--no-retrain", "--no-export",
                                "--no-html"]) == 0

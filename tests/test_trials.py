@@ -143,9 +143,10 @@ def test_a_promotion_of_an_unfinished_or_unreadable_trial_is_damage(tmp_path):
     run = halving_run(tmp_path, ("1", PROMOTED, "RUNNING"))
     write_trial(run, "0", status="RUNNING", values=FIRST)
     assert scan_trials(run)[1][0].problem == "it continues trial 0, which has not completed"
+    # An unreadable earlier trial is named itself; the trial continuing it is still read, with its own data.
     run.trial_state("0").write_text("{")
-    assert [item.problem for item in scan_trials(run)[1]] == ["not valid JSON", "it continues trial '0', whose "
-                                                                                  "trial.json is damaged"]
+    records, damaged = scan_trials(run)
+    assert [item.problem for item in damaged] == ["not valid JSON"] and [record.trial_id for record in records] == ["1"]
 
 
 def test_a_curve_without_its_trial_file_names_the_missing_file(tmp_path):
@@ -168,3 +169,13 @@ def test_a_curves_halving_record_must_say_what_its_trial_file_says(tmp_path):
     assert [(item.path, item.problem) for item in damaged] == [(run.history("1"), (
         "its successive-halving record (rung 1, continues '5') is not its trial's (tuner/round 1, tuner/trial_id '0')"))]
     assert records[1].halving is None
+
+
+def test_a_trial_folder_with_files_but_no_trial_file_names_the_missing_file(tmp_path):
+    run = Run(tmp_path)
+    write_trial(run, "0")
+    run.trial_dir("1").mkdir()  # a kill between making the folder and writing trial.json: no damage
+    assert scan_trials(run)[1] == []
+    (run.trial_dir("1") / "checkpoint.weights.h5").write_bytes(b"")
+    assert [(item.path, item.problem) for item in scan_trials(run)[1]] == [
+        (run.trial_state("1"), "missing, but the trial's folder holds its other files")]

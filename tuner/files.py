@@ -1,4 +1,4 @@
-"""Atomic file writes (a kill at any moment leaves the old file or the new one, with the user's umask) and bounded reads."""
+"""Atomic writes (a kill leaves the old file or the new one, with the user's umask) and bounded reads of files."""
 
 from __future__ import annotations
 
@@ -111,8 +111,9 @@ def make_staging_dir(parent: Path, prefix: str) -> Path:
 
 MiB = 1 << 20
 GiB = 1 << 30
-# JSON nesting deeper than this is refused: the deepest file the tool or KerasTuner writes (oracle.json's space)
-# is under 10 levels, and Python's parser ends a deep enough one in a RecursionError that names no file.
+# JSON nesting deeper than this is refused: the deepest files the tool or KerasTuner writes (trial.json and oracle.json,
+# with their search space) are about 10 levels deep, and Python's parser ends a deep enough one in a RecursionError
+# that names no file.
 MAX_JSON_DEPTH = 64
 
 
@@ -145,7 +146,8 @@ KINDS: dict[str, FileKind] = {
                          "rebuild it with python data_prep.py --force"),
     "dataset": FileKind(64 * GiB, "the prepared dataset.npz", "rebuild it with python data_prep.py --force"),
     "marker": FileKind(1 * MiB, "the built-in sample's marker file", "delete the sample folder to write it again"),
-    "json": FileKind(64 * MiB, "a JSON file this tool wrote", "restore it, or write it again with the step that made it"),
+    "json": FileKind(64 * MiB, "a JSON file this tool wrote",
+                     "restore it, or write it again with the step that made it"),
 }
 
 _TYPES = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),

@@ -197,7 +197,15 @@ def scan_trials(run: Run, record: RunRecord | None = None) -> tuple[list[TrialRe
     for history_file in sorted(run.history_dir.glob("trial_*.json")) if run.history_dir.is_dir() else []:
         trial_id = history_file.stem.removeprefix("trial_")
         if trial_id not in states and trial_id not in unreadable:
-            damaged.append(DamagedFile(run.trial_state(trial_id), f"missing, but the trial has a curve ({history_file.name})"))
+            problem = f"missing, but the trial has a curve ({history_file.name})"
+            damaged.append(DamagedFile(run.trial_state(trial_id), problem))
+            unreadable.add(trial_id)
+    # Likewise the trial's folder: KerasTuner writes trial.json first, the checkpoints only once the trial trains (a
+    # kill between making the folder and writing the file leaves it empty, which is no damage).
+    for folder in sorted(run.project.glob("trial_*")) if run.project.is_dir() else []:
+        trial_id = folder.name.removeprefix("trial_")
+        if trial_id not in states and trial_id not in unreadable and folder.is_dir() and any(folder.iterdir()):
+            damaged.append(DamagedFile(folder / "trial.json", "missing, but the trial's folder holds its other files"))
             unreadable.add(trial_id)
     completed = {trial_id for trial_id, state in states.items() if state["status"] == COMPLETED}
     schedule = schedule_problems({trial_id: state["hyperparameters"]["values"] for trial_id, state in states.items()},

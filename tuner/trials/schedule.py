@@ -35,7 +35,8 @@ def schedule_problems(values: dict[str, dict[str, Any]], completed: set[str], un
     Args:
         values: each readable trial's hyperparameter values, by trial id.
         completed: the ids of the trials KerasTuner recorded as COMPLETED.
-        unreadable: the ids of trials whose trial.json could not be read.
+        unreadable: the ids of trials whose trial.json could not be read (or is missing beside its curve): a trial
+            continuing one of them is still read, with its own data.
     """
     problems: dict[str, str] = {}
     continued_by: dict[str, str] = {}
@@ -68,7 +69,7 @@ def _place_problem(trial_id: str, values: dict[str, dict[str, Any]], completed: 
     if source == trial_id:
         return "it continues itself"
     if source in unreadable:
-        return f"it continues trial {shown_number(source)}, whose trial.json is damaged"
+        return None  # that trial's file is listed as damaged; this one's place cannot be checked, nor is it wrong
     if source not in values:
         return f"it continues trial {shown_number(source)}, which has no trial.json"
     earlier = values[source]
