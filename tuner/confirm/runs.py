@@ -33,10 +33,12 @@ from tuner.trials.rows import TrialRow
 from tuner.rundir import Run, RunRecord
 from tuner.rundir.checks import RunLimits, curve_problem, metric_problem, shown_number
 from tuner.stats import mean_and_std
-from tuner.trials.records import best_epoch, is_finite_number
+from tuner.trials.records import best_epoch, is_finite_number, iter_trials
 
 log = logging.getLogger(__name__)
 
+# What to do about a damaged confirm run record: it is only a saved result, which the next step trains again.
+CONFIRM_REMEDY = "delete it, and the next search.py or report.py on this run retrains it"
 # Confirm seeds sit this far above the search's trial seeds (seed + trial number), so none repeats a trial's.
 SEED_STRIDE = 100_003
 
@@ -153,24 +155,48 @@ def read_confirm_run(run: Run, row: TrialRow, index: int, record: RunRecord | No
     if not path.exists():
         return None
     data = read_json(path, kind="confirm")
-    epochs = data.get("epochs") if isinstance(data, dict) else None
-    record = record if record is not None else run.read_record()
-    problem = None
-    if not isinstance(epochs, list) or not all(_is_epoch_row(item) for item in epochs):
-        problem = "it is not a confirm run's record (an object with a list of epochs)"
-    elif data.get("hyperparameters") != row.configuration():
-        problem = f"it holds another configuration than trial {row.trial}'s"
-    elif data.get("trial") != row.trial or data.get("index") != index:
-        problem = f"it names trial {data.get('trial')!r} seed {data.get('index')!r}, not trial {row.trial} seed {index}"
-    else:
-        whole = _completeness_problem(data, record.search, row, index) if record is not None else None
-        problem = curve_problem(epochs, RunLimits.of(record)) or whole or metric_problem("seconds", data.get("seconds"))
+    problem = record_problem(data, row.trial, index, row.configuration(), record if record is not None else run.read_record())
     if problem:
-        raise TunerUsageError(f"'{path}' is damaged: {problem}; delete it, and the next search.py or report.py on this run retrains it.")
-    return best_epoch(epochs) or {}
+        raise TunerUsageError(f"'{path}' is damaged: {problem}; {CONFIRM_REMEDY}.")
+    return best_epoch(data["epochs"]) or {}
 
 
-def _completeness_problem(data: dict[str, Any], search: SearchSettings, row: TrialRow, index: int) -> str | None:
+def refuse_damaged_records(run: Run, record: RunRecord) -> None:
+    """Refuse a saved confirm run that is not a whole run of its trial's configuration before a resume writes
+    anything (read_confirm_run checks the chosen ones again when it reads them, after the trials). A search that
+    confirms nothing reads none; a record of a trial whose file is damaged is left to that file's refusal.
+
+    Raises:
+        TunerUsageError: naming the first damaged record.
+    """
+    if record.search.confirm_counts == (0, 0):
+        return
+    configurations = {trial.trial_id: trial.hyperparameters for trial in iter_trials(run)}
+    for path in run.confirm_records():
+        trial, index = path.parent.name.removeprefix("trial_"), path.stem.removeprefix("seed_")
+        if trial in configurations and index.isdigit():
+            problem = record_problem(read_json(path, kind="confirm"), trial, int(index), configurations[trial], record)
+            if problem:
+                raise TunerUsageError(f"'{path}' is damaged: {problem}; {CONFIRM_REMEDY}.")
+
+
+def record_problem(data: Any, trial: str, index: int, configuration: dict[str, Any], record: RunRecord | None) -> str | None:
+    """What is wrong with a saved confirm run of `trial`'s `configuration` under seed `index`, or None.
+
+    Checked against the run's settings (`record`; its epochs, patience and seed) where known.
+    """
+    epochs = data.get("epochs") if isinstance(data, dict) else None
+    if not isinstance(epochs, list) or not all(_is_epoch_row(item) for item in epochs):
+        return "it is not a confirm run's record (an object with a list of epochs)"
+    if data.get("hyperparameters") != configuration:
+        return f"it holds another configuration than trial {trial}'s"
+    if data.get("trial") != trial or data.get("index") != index:
+        return f"it names trial {data.get('trial')!r} seed {data.get('index')!r}, not trial {trial} seed {index}"
+    whole = _completeness_problem(data, record.search, trial, index) if record is not None else None
+    return curve_problem(epochs, RunLimits.of(record)) or whole or metric_problem("seconds", data.get("seconds"))
+
+
+def _completeness_problem(data: dict[str, Any], search: SearchSettings, trial: str, index: int) -> str | None:
     """What makes a confirm record (its epochs already checked one by one) not a whole run of its seed, or None.
 
     train_confirm_run saves a run only once its fit has ended, and the fit records every epoch from 1; it ends
@@ -186,9 +212,9 @@ def _completeness_problem(data: dict[str, Any], search: SearchSettings, row: Tri
         stopping = f"--patience {search.patience} stops no earlier than epoch {search.patience + 1}" if search.patience \
             else "--patience 0 never stops early"
         return f"it ends at epoch {len(epochs)} of the run's {search.epochs}, but {stopping}"
-    seed = confirm_seed(search.seed, row.trial, index)
+    seed = confirm_seed(search.seed, trial, index)
     if data.get("seed") != seed or isinstance(data.get("seed"), bool):
-        return f"its seed {shown_number(data.get('seed'))} is not {seed}, trial {row.trial}'s confirm seed {index}"
+        return f"its seed {shown_number(data.get('seed'))} is not {seed}, trial {trial}'s confirm seed {index}"
     return None
 
 

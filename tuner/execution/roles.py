@@ -17,7 +17,7 @@ import keras
 
 from tuner.data.cache import PreparedDataset
 from tuner.config import ExecutionOptions, SearchSettings
-from tuner.confirm.runs import train_confirm_run
+from tuner.confirm.runs import refuse_damaged_records, train_confirm_run
 from tuner.data.prepare import ensure_prepared
 from tuner.execution.distributed import (OracleServer, confirm_as_worker, join_as_worker, keep_ongoing_after_restart, parse_address,
                                wait_for_chief)
@@ -102,6 +102,7 @@ def run_search(settings: SearchSettings, options: ExecutionOptions) -> SearchSum
             if resumed:
                 # Only the leader checks: a worker may read the chief's state between two of its writes.
                 refuse_damaged_state(run)
+                refuse_damaged_records(run, record)  # confirm records, read only after the trials otherwise
             run.write_record(record)
             _lead(settings, options, run, dataset, record, resumed, role)
     # Whether the search as a whole failed is for the process that leads it to say: a worker that
