@@ -2,6 +2,7 @@
 trained model of the modern space."""
 
 import json
+import logging
 import random
 from pathlib import Path
 
@@ -18,6 +19,15 @@ def seed():
     random.seed(SEED)
     np.random.seed(SEED)
     return SEED
+
+
+@pytest.fixture(autouse=True)
+def tuner_log_level():
+    """Give every test the tuner logger's own level back: search.py --quiet, run in this process, raises it."""
+    logger = logging.getLogger("tuner")
+    level = logger.level
+    yield
+    logger.setLevel(level)
 
 
 @pytest.fixture
