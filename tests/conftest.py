@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 SEED = 1337
+TUNER_LOG_LEVEL = logging.getLogger("tuner").level
 
 
 @pytest.fixture(autouse=True)
@@ -23,11 +24,12 @@ def seed():
 
 @pytest.fixture(autouse=True)
 def tuner_log_level():
-    """Give every test the tuner logger's own level back: search.py --quiet, run in this process, raises it."""
+    """The tuner logger at its own level in every test: search.py --quiet, run in this process (a module's fixture
+    included), raises it for whatever runs after it."""
     logger = logging.getLogger("tuner")
-    level = logger.level
+    logger.setLevel(TUNER_LOG_LEVEL)
     yield
-    logger.setLevel(level)
+    logger.setLevel(TUNER_LOG_LEVEL)
 
 
 @pytest.fixture

@@ -180,7 +180,9 @@ def test_a_chief_killed_during_the_confirm_runs_and_restarted_leaves_each_run_to
     # (8 epochs) to be under way when the chief is killed and, often, still when it is back.
     address, run_dir = free_address(), tmp_path / "run"
     argv = search_argv(prepared, run_dir, epochs=8, confirm=("1", "2")) + ["--nodes", "4"]
-    chief = start(argv + ["--role", "chief", "--oracle", address])
+    # A short lease: the restarted chief holds the confirm runs back for one lease before handing any out.
+    chief_argv = argv + ["--role", "chief", "--oracle", address, "--lease-seconds", "6"]
+    chief = start(chief_argv)
     workers = [start(argv + ["--role", "worker", "--oracle", address], tuner_id=f"worker{index}") for index in (0, 1)]
     try:
         wait_until(lambda: len(list((run_dir / "tensorboard" / "confirm").glob("*"))) >= 2, 180,
@@ -189,7 +191,7 @@ def test_a_chief_killed_during_the_confirm_runs_and_restarted_leaves_each_run_to
         chief.wait()
         saved = confirm_records(run_dir)
         assert len(saved) < 2, "the kill came after the last confirm run; make the runs longer"
-        chief = start(argv + ["--role", "chief", "--oracle", address])
+        chief = start(chief_argv)
         for worker in workers:
             code, output = finish(worker)
             assert code == 0, output[-3000:]
@@ -210,7 +212,8 @@ def test_a_chief_killed_during_the_confirm_runs_and_restarted_leaves_each_run_to
 def test_a_worker_killed_mid_trial_loses_nothing(prepared, tmp_path):
     address, run_dir = free_address(), tmp_path / "run"
     argv = search_argv(prepared, run_dir, epochs=8)
-    chief = start(argv + ["--role", "chief", "--oracle", address])
+    # A short lease, so the victim's trial goes back to the queue soon after the kill.
+    chief = start(argv + ["--role", "chief", "--oracle", address, "--lease-seconds", "6"])
     victim = start(argv + ["--role", "worker", "--oracle", address], tuner_id="worker-victim")
     survivor = start(argv + ["--role", "worker", "--oracle", address], tuner_id="worker-survivor")
     try:

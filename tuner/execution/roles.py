@@ -144,7 +144,7 @@ def _lead(settings: SearchSettings, options: ExecutionOptions, run: Run, dataset
         tuner.oracle.verbose = 0  # KerasTuner's own trial display; the workers print progress lines
         tuner.save()
         confirming = ChiefConfirmRuns(run, record)
-        with OracleServer(tuner.oracle, address, confirm_jobs=confirming.jobs, confirm_saved=confirming.saved_problem,
+        with OracleServer(tuner.oracle, address, lease_seconds=options.lease_seconds, confirm_jobs=confirming.jobs, confirm_saved=confirming.saved_problem,
                           # Only a restarted chief of a search that confirms can have workers on confirm runs.
                           restarted=resumed and role == CHIEF and settings.confirm_counts != (0, 0),
                           record=record) as server:

@@ -12,6 +12,7 @@ from typing import Any, Callable
 import grpc
 import keras_tuner
 
+from tuner.config.settings import DEFAULT_LEASE_SECONDS
 from tuner.execution.distributed.confirm_service import ConfirmQueue
 from tuner.execution.distributed.joining import Members
 from tuner.execution.distributed.messages import Refused
@@ -35,8 +36,8 @@ from tuner.trials.records import FINISHED, IDLE, STOPPED
 
 log = logging.getLogger(__name__)
 # After LEASE_SECONDS without a word from a worker (its heartbeat: worker.HEARTBEAT_SECONDS), its
-# trial goes back to the queue for another worker (keras-team/keras-tuner#990).
-LEASE_SECONDS = 30.0
+# trial goes back to the queue for another worker (keras-team/keras-tuner#990); --lease-seconds sets it.
+LEASE_SECONDS = float(DEFAULT_LEASE_SECONDS)
 
 
 class _LeasingServicer(OracleServicerBase):
