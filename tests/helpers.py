@@ -54,7 +54,7 @@ def tiny_winner(tmp_path_factory):
         prepared, run = tiny_run(tmp_path_factory)
         copy = copy_run(run, tmp_path_factory.mktemp("tiny_winner"))
         # The tiny run's search confirmed nothing (search_args): report.py confirms as a grid search's default does.
-        assert report_script.main(["--run-dir", str(copy), "--confirm", "3", "2"]) == 0
+        assert report_script.main(["--run-dir", str(copy), "--confirm", "3", "2", "--workers", "0"]) == 0
         _MADE["winner"] = (prepared, copy)
     return _MADE["winner"]
 

@@ -168,7 +168,7 @@ def finished_run(tmp_path_factory) -> tuple[Path, Path]:
         prepared = write_tiny_prepared(base / "prepared", side=16, per_class=(12, 6, 6))
         run = base / "run"
         assert search_script.main(["--data", str(prepared), "--run-dir", str(run), *SEARCH_FLAGS]) == 0
-        assert report_script.main(["--run-dir", str(run), "--confirm", "1", "1", "--no-export", "--no-html"]) == 0
+        assert report_script.main(["--run-dir", str(run), "--confirm", "1", "1", "--workers", "0", "--no-export", "--no-html"]) == 0
         image = base / "image.png"
         import cv2
         import numpy as np

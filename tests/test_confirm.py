@@ -23,7 +23,7 @@ def _confirm_files(run_dir):
 
 def test_confirm_runs_are_saved_resumed_and_reused(run_copy, caplog):
     caplog.set_level(logging.INFO, logger="tuner")  # search.py --quiet in another test may have raised it
-    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "2", "1", "--no-retrain"]) == 0
+    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "2", "1", "--workers", "0", "--no-retrain"]) == 0
     files = _confirm_files(run_copy)
     assert files == ["confirm/trial_0/seed_1.json", "confirm/trial_1/seed_1.json"]
     assert "2 run(s) to train, 0 saved" in caplog.text
@@ -33,15 +33,15 @@ def test_confirm_runs_are_saved_resumed_and_reused(run_copy, caplog):
     # A kill mid-run leaves no record (each is written whole when its run has finished): only that one runs again.
     (run_copy / files[0]).unlink()
     caplog.clear()
-    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "2", "1", "--no-retrain"]) == 0
+    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "2", "1", "--workers", "0", "--no-retrain"]) == 0
     assert "1 run(s) to train, 1 saved" in caplog.text
     assert _confirm_files(run_copy) == files and (run_copy / files[1]).read_bytes() == kept
 
     # A second report trains nothing, and one seed more trains only the new seed.
     caplog.clear()
-    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "2", "1", "--no-retrain"]) == 0
+    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "2", "1", "--workers", "0", "--no-retrain"]) == 0
     assert "to train" not in caplog.text
-    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "2", "2", "--no-retrain"]) == 0
+    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "2", "2", "--workers", "0", "--no-retrain"]) == 0
     assert "2 run(s) to train, 2 saved" in caplog.text
     record = json.loads((run_copy / "confirm" / "trial_1" / "seed_2.json").read_text())
     assert record["seed"] == confirm_seed(1337, "1", 2) and record["hyperparameters"]["nodes"] == 4
@@ -144,7 +144,7 @@ def test_a_truncated_trial_in_the_top_k_is_ranked_by_its_confirm_runs_alone(run_
                                     "hyperparameters": row.configuration(),
                                     "seconds": 1.0, "epochs": [{"epoch": 1, "val_loss": val_loss + 0.1},
                                                                {"epoch": 2, "val_loss": val_loss}]}))
-    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "2", "1", "--no-retrain"]) == 0
+    assert report_script.main(["--run-dir", str(run_copy), "--confirm", "2", "1", "--workers", "0", "--no-retrain"]) == 0
     ranking = json.loads((run_copy / "results.json").read_text())["ranking"]
     first = ranking[0]
     assert (first["trial"], first["seeds"], first["mean_val_loss"], first["median_best_epoch"]) == ("1", 1, 0.01, 2)

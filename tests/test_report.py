@@ -102,7 +102,7 @@ def test_every_format_holds_every_trial(run, fmt):
 @pytest.mark.parametrize("fmt", ["json", "csv"])
 def test_machine_formats_keep_stdout_pure_and_results_files_are_written(run_copy, fmt, capsys):
     assert report_script.main(["--run-dir", str(run_copy), "--format", fmt, "--top", "1", "--no-retrain",
-                               "--confirm", "3", "2"]) == 0
+                               "--confirm", "3", "2", "--workers", "0"]) == 0
     out, err = capsys.readouterr()
     if fmt == "json":
         rows = json.loads(out)
