@@ -89,26 +89,28 @@ def test_local_cluster_runs_each_configuration_once(prepared, tmp_path):
 
 def test_workers_replaced_after_each_trial_lose_nothing(prepared, tmp_path):
     # The default search: pruning on, every core; each worker process is replaced after every trial.
+    # Four configurations (--nodes 4 8): four trial processes, then one more per worker that finds none left.
     argv = search_argv(prepared, tmp_path / "run", epochs=3, prune="median") + [
-        "--trials-per-process", "1", "--prune-warmup-trials", "2", "--prune-warmup-epochs", "1"]
+        "--nodes", "4", "8", "--trials-per-process", "1", "--prune-warmup-trials", "2", "--prune-warmup-epochs", "1"]
     code, output = finish(start(argv))
     assert code == 0, output[-3000:]
     # Each replacement starts the worker afresh, and it joins again under its own name.
     assert output.count("[worker0] Worker worker0 joined") + output.count("[worker1] Worker worker1 joined") >= 5
-    assert_each_configuration_once(tmp_path / "run", statuses=("COMPLETED", "PRUNED"))
+    assert_each_configuration_once(tmp_path / "run", count=4, statuses=("COMPLETED", "PRUNED"))
 
 
 @pytest.mark.skipif(shutil.which("taskset") is None, reason="needs taskset (util-linux) to run on one core")
 def test_workers_auto_on_one_core_runs_one_worker(prepared, tmp_path):
-    code, output = finish(start(search_argv(prepared, tmp_path / "run"), command=("taskset", "-c", "0")))
+    argv = search_argv(prepared, tmp_path / "run") + ["--nodes", "4"]  # two configurations: what counts is the start
+    code, output = finish(start(argv, command=("taskset", "-c", "0")))
     assert code == 0, output[-3000:]
     assert "Starting 1 worker process(es)" in output and "[worker1]" not in output
-    assert_each_configuration_once(tmp_path / "run")
+    assert_each_configuration_once(tmp_path / "run", count=2)
 
 
 def test_ctrl_c_stops_every_process_within_seconds_and_a_rerun_resumes(prepared, tmp_path):
     run_dir = tmp_path / "run"
-    argv = search_argv(prepared, run_dir, epochs=8)
+    argv = search_argv(prepared, run_dir, epochs=8) + ["--nodes", "4"]  # two configurations, one per worker
     # Its own process group, as a terminal's foreground job: Ctrl-C reaches the launcher and its workers.
     launcher = start(argv, start_new_session=True)
     try:
@@ -125,7 +127,7 @@ def test_ctrl_c_stops_every_process_within_seconds_and_a_rerun_resumes(prepared,
     code, output = finish(start(argv))
     assert code == 0, output[-3000:]
     assert "Resuming" in output
-    assert_each_configuration_once(run_dir)
+    assert_each_configuration_once(run_dir, count=2)
 
 
 def confirm_records(run_dir):
@@ -234,7 +236,7 @@ def test_a_worker_killed_mid_trial_loses_nothing(prepared, tmp_path):
 
 def test_a_killed_chief_restarted_resumes_with_nothing_lost(prepared, tmp_path):
     address, run_dir = free_address(), tmp_path / "run"
-    argv = search_argv(prepared, run_dir, epochs=2)
+    argv = search_argv(prepared, run_dir, epochs=2) + ["--nodes", "4", "8"]  # four configurations, two before the kill
     chief = start(argv + ["--role", "chief", "--oracle", address])
     worker = start(argv + ["--role", "worker", "--oracle", address], tuner_id="worker0")
     try:
@@ -249,7 +251,7 @@ def test_a_killed_chief_restarted_resumes_with_nothing_lost(prepared, tmp_path):
     finally:
         chief.kill()
         worker.kill()
-    assert_each_configuration_once(run_dir)
+    assert_each_configuration_once(run_dir, count=4)
 
 
 def test_a_worker_without_a_chief_says_so_in_bounded_time(prepared, tmp_path):

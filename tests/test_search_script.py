@@ -40,7 +40,7 @@ def prepared(tmp_path_factory):
     (["--workers", "1.0"], "--workers must be auto or a number of processes from 0 to 1024, got '1.0'"),
     (["--prune", "percentile"], "argument --prune: invalid choice: 'percentile'"),
     (["--prune-warmup-trials", "0"], "--prune-warmup-trials must be at least 1"),
-    (["--lease-seconds", "2"], "--lease-seconds must be at least 5 (a worker beats every 2 s), got 2"),
+    (["--lease-seconds", "2"], "--lease-seconds must be a whole number from 5 to 86400, got 2"),
 ])
 def test_bad_flags_exit_2_with_one_line(argv, message, capsys):
     assert search_script.main(argv) == 2

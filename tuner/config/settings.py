@@ -34,8 +34,8 @@ MAX_SEED = 2**32 - 1
 MAX_EPOCHS = 1000
 MAX_BATCH_SIZE = 65536
 MAX_WORKERS = 1024
-DEFAULT_LEASE_SECONDS = 30  # see ExecutionOptions.lease_seconds
-MIN_LEASE_SECONDS = 5  # more than two of a worker's 2-second heartbeats
+# --lease-seconds: the least is more than two of a worker's 2-second heartbeats; the most, a day.
+DEFAULT_LEASE_SECONDS, MIN_LEASE_SECONDS, MAX_LEASE_SECONDS = 30, 5, 86400
 # `--workers` as written by a person: auto, or a whole number without sign, spaces or leading zeros.
 _WORKERS_PATTERN = re.compile(r"auto|0|[1-9][0-9]*", re.ASCII)
 
@@ -206,8 +206,7 @@ class ExecutionOptions:
     role: str | None = _opt(None, "part in a distributed search started by hand", choices=ROLES)
     oracle: str | None = _opt(None, "HOST:PORT of the chief's oracle, with --role")
     connect_timeout: int = _opt(30, "seconds a worker waits for the chief at start-up before giving up")
-    # Workers beat every 2 s: a worker silent for the lease has died or lost the network. Longer leaves a dead
-    # worker's trial waiting longer; a restarted chief also waits one lease before handing out confirm runs.
+    # Workers beat every 2 s; longer leaves a dead worker's trial (and a restarted chief's confirm runs) waiting.
     lease_seconds: int = _opt(DEFAULT_LEASE_SECONDS, "seconds a silent worker keeps its trial or confirm run before another gets it (the chief's, or --workers')")
     quiet: bool = _opt(False, "print only the summary, not a line per trial")
     debug: bool = _opt(False, "show full tracebacks")
@@ -217,9 +216,7 @@ class ExecutionOptions:
         if self.trials_per_process < 0:
             raise TunerUsageError(f"--trials-per-process must be 0 (never replace) or more, got {self.trials_per_process}.")
         _require_positive("--connect-timeout", self.connect_timeout)
-        if self.lease_seconds < MIN_LEASE_SECONDS:
-            raise TunerUsageError(f"--lease-seconds must be at least {MIN_LEASE_SECONDS} (a worker beats every 2 s), "
-                                  f"got {self.lease_seconds}.")
+        _require_range("--lease-seconds", self.lease_seconds, MIN_LEASE_SECONDS, MAX_LEASE_SECONDS)
         if self.role is not None:
             _require_choice("--role", self.role, ROLES)
         if (self.role is None) != (self.oracle is None):
