@@ -69,6 +69,14 @@ def finish(process, timeout=240):
     return process.returncode, output
 
 
+def finish_cleanly(*processes):
+    """Wait for each process in turn, each of which must exit 0; the last one's output."""
+    for process in processes:
+        code, output = finish(process)
+        assert code == 0, output[-3000:]
+    return output
+
+
 def assert_each_configuration_once(run_dir, count=6, statuses=("COMPLETED",)):
     counts = finished_configurations(run_dir)
     assert len(counts) == count and set(counts.values()) == {1}, counts
@@ -223,10 +231,7 @@ def test_a_worker_killed_mid_trial_loses_nothing(prepared, tmp_path):
         wait_until(lambda: len(running_trial_files(run_dir)) >= 2, 120, "two trials under way")
         victim.send_signal(signal.SIGKILL)
         victim.wait()
-        code, output = finish(survivor)
-        assert code == 0, output[-3000:]
-        code, output = finish(chief)
-        assert code == 0, output[-3000:]
+        output = finish_cleanly(survivor, chief)
         assert "goes back to the queue" in output
     finally:
         for process in (chief, victim, survivor):
@@ -244,10 +249,7 @@ def test_a_killed_chief_restarted_resumes_with_nothing_lost(prepared, tmp_path):
         chief.send_signal(signal.SIGKILL)
         chief.wait()
         chief = start(argv + ["--role", "chief", "--oracle", address])
-        code, output = finish(worker)
-        assert code == 0, output[-3000:]
-        code, output = finish(chief)
-        assert code == 0, output[-3000:]
+        finish_cleanly(worker, chief)
     finally:
         chief.kill()
         worker.kill()
@@ -277,10 +279,7 @@ def test_a_worker_of_another_search_is_refused_before_it_writes_and_the_chiefs_r
             assert errors[0].startswith(f"error: the chief at {address} refuses this worker: ") and differs in errors[0]
             assert not foreign.exists() and "Traceback" not in output
         worker = start(argv + ["--role", "worker", "--oracle", address], tuner_id="worker0")
-        code, output = finish(worker)
-        assert code == 0, output[-3000:]
-        code, output = finish(chief)
-        assert code == 0, output[-3000:]
+        output = finish_cleanly(worker, chief)
     finally:
         chief.kill()
     refused = [line for line in output.splitlines() if line.startswith("error: worker foreign refused: ")]
