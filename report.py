@@ -34,7 +34,8 @@ def _report(argv):
     run, _ = open_run(settings.run_dir)  # resolved once, so "the latest run" cannot change under the lock
     with RunLock(run, holder="report.py", advice=WHILE_SEARCHING):
         report = build_report(dataclasses.replace(settings, run_dir=str(run.root)))
-        say(format_table(to_dataframe(report.ranking[: settings.top]), settings.format).rstrip("\n"), file=sys.stdout)
+        # The table's text cells are escaped where it is made; a csv or json document goes out as it is, to be piped.
+        print(format_table(to_dataframe(report.ranking[: settings.top]), settings.format).rstrip("\n"))
         say("", *summary_lines(report), "", f"wrote {', '.join(map(str, report.written))}")
         dataset = load_run_dataset(report.record)  # once, for the retrain and the page's thumbnails
         winner = retrain_best(report.run, report.record, report.ranking[0], retrain=not settings.no_retrain,

@@ -208,7 +208,7 @@ class CNNHyperModel(keras_tuner.HyperModel):
             initial_epoch: int = 0) -> keras.callbacks.History:
         """Train a search trial's model with the tool's one trainer (training.fit): KerasTuner's hook for every trial.
 
-        `callbacks` are the trial's (search.trial_plan) plus KerasTuner's own (HParams, checkpoint).
+        `callbacks` are the trial's (search.tuners.trial_plan) plus KerasTuner's own (HParams, checkpoint).
         """
         return fit(model, x, validation_data, epochs=epochs, callbacks=list(callbacks or []), initial_epoch=initial_epoch)
 

@@ -1,7 +1,7 @@
 """How a configuration is trained: the one fit, and the callbacks a search trial, a confirm run and the retrain share.
 
 A search trial (through KerasTuner, whose hook CNNHyperModel.fit calls `fit`), a confirm run
-(confirm.train_configuration) and the retrain of the winner (winner.retrain_best) differ only in
+(confirm.runs.train_configuration) and the retrain of the winner (winner.retrain.retrain_best) differ only in
 what `TrainingPlan` names: where TensorBoard writes, the patience of early stopping, whether the
 curve goes to a file, pruning, the footprint measurement and progress lines. Everything else
 (silent, no reshuffling by Keras, one curve row per epoch with the same keys) is decided here once.
@@ -25,7 +25,6 @@ from tuner.model.footprint import measure_footprint, write_footprint_summary
 log = logging.getLogger(__name__)
 
 
-
 class PruneVerdict(Protocol):
     """Why a training was stopped early: the epoch that decided it, as JSON for its curve file and as a sentence."""
 
@@ -40,6 +39,7 @@ class Pruner(Protocol):
     """Judges a training from its curve so far, once per epoch (the search's is search/pruning.MedianPruner)."""
 
     def verdict(self, trial_id: str, epochs: list[dict[str, Any]]) -> PruneVerdict | None: ...
+
 
 @dataclass(frozen=True)
 class TrainingPlan:

@@ -1,6 +1,6 @@
 """What a run allows in its files, and what is wrong with a value read back from them: epochs, hyperparameters, losses, ids.
 
-The readers (trials.scan_trials, oracles.damaged_state, confirm.read_confirm_run) already refuse a
+The readers (trials.records.scan_trials, search.oracles.damaged_state, confirm.runs.read_confirm_run) already refuse a
 file of the wrong shape; these checks refuse one whose values the run could not have written: an
 epoch past the run's --epochs, a hyperparameter value outside its space, a curve of another
 trial, a loss no cross-entropy reaches. Each check returns a short phrase saying what is wrong

@@ -74,7 +74,7 @@ def _finished_so_far(run: Run) -> tuple[int, tuple[float, str] | None]:
 
 
 def log_confirm_run(saved: dict[str, Any], number: int, total: int) -> None:
-    """One progress line for a finished confirm run (confirm.train_confirm_run's record), the `number`th of `total`."""
+    """One progress line for a finished confirm run (confirm.runs.train_confirm_run's record), the `number`th of `total`."""
     best = best_epoch(saved["epochs"])
     log.info("confirm %d/%d: trial %s seed %d: best val_loss %s at epoch %s (%.0fs)", number, total, saved["trial"],
              saved["index"], f"{best['val_loss']:.4f}" if best else "none (diverged)", best["epoch"] if best else "-",

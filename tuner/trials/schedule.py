@@ -63,7 +63,10 @@ def _place_problem(trial_id: str, values: dict[str, dict[str, Any]], completed: 
         if name in own and (not is_whole_number(own[name]) or own[name] < 0):
             return f"{name} {shown_number(own[name])} is not a whole number from 0"
     if not round_number:
-        return None if source is None else f"it is at round 0 but continues trial {shown_number(source)}"
+        if source is None:
+            return None
+        where = "round 0" if ROUND in own else f"no round ({ROUND} missing)"
+        return f"it is at {where} but continues trial {shown_number(source)}"
     if not isinstance(source, str):
         return f"it is at round {round_number} but continues no trial ({CONTINUES} {shown_number(source)})"
     if source == trial_id:

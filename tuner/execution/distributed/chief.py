@@ -158,7 +158,7 @@ class OracleServer:
         oracle: the search's oracle.
         address: HOST:PORT to serve at.
         lease_seconds: how long a silent worker keeps its trial or confirm run.
-        confirm_jobs: lists the confirm runs still to train once the trials are done (confirm.missing_jobs).
+        confirm_jobs: lists the confirm runs still to train once the trials are done (confirm.runs.missing_jobs).
         confirm_saved: why a confirm run's saved record does not count as the run done (missing, damaged), or None.
         restarted: this chief resumes a run whose workers may still be training confirm runs: it waits one lease
             before handing any out, so that they can claim theirs.

@@ -80,7 +80,7 @@ class ConfirmQueue:
         return self._pending is not None
 
     def list_jobs(self, jobs: list[dict[str, Any]]) -> None:
-        """The runs to hand out (confirm.missing_jobs), once the trials are done; runs workers already hold stay theirs."""
+        """The runs to hand out (confirm.runs.missing_jobs), once the trials are done; runs workers already hold stay theirs."""
         with self._lock:
             held = {_key(job) for job in self._held.values()}
             self._pending = [job for job in jobs if _key(job) not in held | self._done]

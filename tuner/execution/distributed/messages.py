@@ -1,7 +1,7 @@
 """The tool's own gRPC calls between a chief and its workers, as JSON messages: each checked before it is used, a
 bad one answered with a gRPC status and one line in the chief's log, never a traceback.
 
-The services (confirm_service.ConfirmRuns, joining.Workers) are generic gRPC services, so no protocol file is
+The services (cnn_tuner.ConfirmRuns in confirm_service.py, cnn_tuner.Workers in joining.py) are generic gRPC services, so no protocol file is
 needed; their messages are JSON objects, and anything can reach the chief's port (it has no authentication), so
 every field is checked here as data from outside.
 """
