@@ -1,9 +1,10 @@
 """The tutorial's hand-written loop over its 27 configurations, as a script the benchmarks run in a process of its own.
 
-    python -c "$TUTORIAL_LOOP" PREPARED_DIR TENSORBOARD_DIR [--score-test]
+    python -c "$TUTORIAL_LOOP" PREPARED_DIR TENSORBOARD_DIR [--score-test] [--seed=N]
 
 It prints one line per model and, last, a JSON line with the lowest val_loss (and, with
---score-test, the test accuracy of the model that reached it, after all 10 epochs).
+--score-test, the test accuracy of the model that reached it, after all 10 epochs). Every model is
+seeded with N (default 1337) before it is built: another N is another training run of the same loop.
 """
 
 TUTORIAL_LOOP = r'''
@@ -20,14 +21,15 @@ x_val, y_val = data["x_val"] / 255.0, data["y_val"]
 classes = int(max(y_train.max(), y_val.max())) + 1
 # With --score-test the loop also scores each new best model on the test split: the model the tutorial
 # would keep is the one with the lowest val_loss, as it stands after its 10 epochs.
-score_test = sys.argv[3:] == ["--score-test"]
+score_test = "--score-test" in sys.argv[3:]
+seed = int(next((arg.split("=", 1)[1] for arg in sys.argv[3:] if arg.startswith("--seed=")), 1337))
 x_test, y_test = data["x_test"] / 255.0, data["y_test"]
 best, pick = float("inf"), {}
 for dense_layers in (0, 1, 2):
     for nodes in (32, 64, 128):
         for conv_layers in (1, 2, 3):
             name = f"{conv_layers}-conv-{nodes}-nodes-{dense_layers}-dense-{int(time.time())}"
-            keras.utils.set_random_seed(1337)
+            keras.utils.set_random_seed(seed)
             model = keras.Sequential([keras.Input(x_train.shape[1:])])
             model.add(Conv2D(nodes, (3, 3))); model.add(Activation("relu")); model.add(MaxPooling2D(pool_size=(2, 2)))
             for _ in range(conv_layers - 1):

@@ -27,6 +27,7 @@ from typing import Any, Iterable, Sequence
 
 from tuner.data.cache import PreparedDataset
 from tuner.config import SearchSettings
+from tuner.confirm.selection import beats_champion, seed_noise
 from tuner.errors import TunerUsageError
 from tuner.files import atomic_write_json, read_json
 from tuner.trials.rows import TrialRow
@@ -223,8 +224,11 @@ def _shown_epochs(epochs: list[int]) -> str:
     return " ".join(map(shown_number, epochs[:10])) + (" ..." if len(epochs) > 10 else "")
 
 
-def rank_confirmed(ranked: Sequence[TrialRow], confirmations: Sequence[Confirmation]) -> list[TrialRow]:
-    """The ranking with the confirmed configurations first, ordered by their mean best val_loss over seeds.
+def rank_confirmed(ranked: Sequence[TrialRow], confirmations: Sequence[Confirmation],
+                   champion: str | None = None) -> list[TrialRow]:
+    """The ranking with the confirmed configurations first, ordered by their mean best val_loss over seeds, except
+    that a confirmed `champion` (selection.champion_trial) comes before every challenger that does not beat it by
+    more than the seed noise (selection.beats_champion).
 
     The rows not confirmed keep their order after them, as ranked by their one val_loss, and
     every row is numbered again 1, 2, 3... The confirmed rows carry their seeds, mean and std of
@@ -233,6 +237,8 @@ def rank_confirmed(ranked: Sequence[TrialRow], confirmations: Sequence[Confirmat
     by_trial = {item.trial_id: item for item in confirmations}
     confirmed = sorted((row for row in ranked if row.trial in by_trial),
                        key=lambda row: (by_trial[row.trial].mean, row.rank))
+    if champion in by_trial:
+        confirmed = _champion_placed(confirmed, by_trial, champion)
     rest = [row for row in ranked if row.trial not in by_trial]
     result = []
     for position, row in enumerate([*confirmed, *rest], start=1):
@@ -245,6 +251,18 @@ def rank_confirmed(ranked: Sequence[TrialRow], confirmations: Sequence[Confirmat
                                   mean_val_loss=item.mean if math.isfinite(item.mean) else None,
                                   std_val_loss=item.std, median_best_epoch=item.median_best_epoch))
     return result
+
+
+def _champion_placed(confirmed: list[TrialRow], by_trial: dict[str, Confirmation], champion: str) -> list[TrialRow]:
+    """`confirmed` (by mean) with the champion moved before the first challenger that does not clearly beat it."""
+    held = by_trial[champion].val_losses
+    noise = seed_noise([item.val_losses for item in by_trial.values()], by_trial[champion].mean)
+    rest = [row for row in confirmed if row.trial != champion]
+    winners = 0
+    while winners < len(rest) and beats_champion(by_trial[rest[winners].trial].val_losses, held, noise):
+        winners += 1
+    champion_row = next(row for row in confirmed if row.trial == champion)
+    return [*rest[:winners], champion_row, *rest[winners:]]
 
 
 def train_configuration(search: SearchSettings, dataset: PreparedDataset, values: dict[str, Any], seed: int,

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from tuner.confirm.selection import confirm_choice
 from tuner.confirm.runs import Confirmation, confirmations, missing_jobs, read_confirm_run, train_confirm_run
 from tuner.errors import TunerUsageError
 from tuner.execution.pool import run_jobs, serve_jobs
@@ -20,7 +21,8 @@ from tuner.trials.rows import TrialRow
 
 def confirm_top(run: Run, record: RunRecord, ranked: Sequence[TrialRow], top: int, seeds: int,
                 workers: str = "auto") -> list[Confirmation]:
-    """Train the top `top` ranked configurations under `seeds` further seeds each, reusing saved runs.
+    """Train the top `top` ranked configurations (and the champion: selection.confirm_choice) under `seeds` further
+    seeds each, reusing saved runs.
 
     Args:
         run: the run directory.
@@ -34,7 +36,7 @@ def confirm_top(run: Run, record: RunRecord, ranked: Sequence[TrialRow], top: in
     Returns:
         One Confirmation per confirmed configuration, in the order of `ranked`.
     """
-    chosen = list(ranked[:top]) if seeds > 0 else []
+    chosen = confirm_choice(ranked, top, record) if seeds > 0 else []
     jobs = missing_jobs(run, record, chosen, seeds)
     if jobs:
         placement = Placement.here(workers, len(jobs))
@@ -66,7 +68,7 @@ class ChiefConfirmRuns:
             TunerUsageError: a saved confirm run is damaged.
         """
         top, seeds = self.record.search.confirm_counts
-        chosen = rank_trials(self.run)[0][:top]
+        chosen = confirm_choice(rank_trials(self.run)[0], top, self.record)
         self._rows = {row.trial: row for row in chosen}
         return missing_jobs(self.run, self.record, chosen, seeds)
 

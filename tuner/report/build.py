@@ -7,6 +7,7 @@ from dataclasses import replace
 from tuner.report.budget import Budget, apply_budget, pareto_front
 from tuner.config import ReportSettings
 from tuner.confirm.runs import rank_confirmed
+from tuner.confirm.selection import champion_trial
 from tuner.execution.confirming import confirm_top
 from tuner.errors import SearchFailedError, TunerUsageError
 from tuner.report.importance import importances
@@ -59,7 +60,8 @@ def build_report(settings: ReportSettings) -> Report:
         fitting = assign_ranks(fitting)
     top, seeds = settings.confirm_counts(record.search)
     confirmations = confirm_top(run, record, fitting, top, seeds, settings.workers)
-    ranking = rank_confirmed(fitting, confirmations) if confirmations else fitting
+    champion = champion_trial(fitting, record)
+    ranking = rank_confirmed(fitting, confirmations, champion) if confirmations else fitting
     front = pareto_front(ranked)
     space = search_space(record, ranked, names)
     # The edge notes weigh every ranked trial, the budget's exclusions too: they are evidence about the space.
@@ -70,8 +72,9 @@ def build_report(settings: ReportSettings) -> Report:
     if not front:
         notes.append("no trial has its size and speed recorded (the run was searched before they were), so there is "
                      "no Pareto plot and no budget can be applied; search again with --overwrite to measure them.")
-    report = Report(run, record, ranking, excluded, failed, running, names, front, comparison_line(ranking, confirmations),
-                    budget, notes, importances=importances([*ranking, *excluded], names), records=records)
+    comparison = comparison_line(ranking, confirmations, champion)
+    report = Report(run, record, ranking, excluded, failed, running, names, front, comparison, budget, notes,
+                    importances=importances([*ranking, *excluded], names), records=records)
     written = write_results(report)
     written += write_plots(run, records, ranking, failed, names, space, continuous_ranges(record.search),
                            top=settings.top or DEFAULT_PLOTTED_TRIALS)

@@ -9,6 +9,7 @@ from tuner.report.budget import Budget
 from tuner.config import SearchSettings, flag_of, smallest_side_for
 from tuner.config.spaces import MODERN, MODERN_RECIPE, TUTORIAL, FloatRange, modern_baseline
 from tuner.confirm.runs import Confirmation
+from tuner.confirm.selection import CHALLENGE_Z
 from tuner.report.plot_data import format_value
 from tuner.report.tables import over_seeds
 from tuner.trials.rows import TrialRow
@@ -45,8 +46,12 @@ def counts_line(ranked: Sequence[TrialRow], failed: Sequence[TrialRow], running:
             f"{running} running or interrupted{over}")
 
 
-def comparison_line(ranking: Sequence[TrialRow], confirmations: Sequence[Confirmation]) -> str | None:
-    """One sentence: is the winner's val_loss over seeds told apart from the runner-up's? None without confirm runs."""
+def comparison_line(ranking: Sequence[TrialRow], confirmations: Sequence[Confirmation],
+                    champion: str | None = None) -> str | None:
+    """One sentence: is the winner's val_loss over seeds told apart from the runner-up's? None without confirm runs.
+
+    When the winner is the `champion` (confirm.selection) and a runner-up has a lower mean, it says that this was
+    within the seed noise, which is why the baseline kept its place."""
     if not confirmations:
         return None
     by_trial = {item.trial_id: item for item in confirmations}
@@ -55,6 +60,10 @@ def comparison_line(ranking: Sequence[TrialRow], confirmations: Sequence[Confirm
     if len(confirmations) < 2:
         return f"Only the winner, {winner_text}, was confirmed: there is no runner-up to compare it with."
     runner_up = by_trial[ranking[1].trial]
+    if winner.trial_id == champion and runner_up.mean < winner.mean:
+        return (f"The winner is the recipe's baseline, {winner_text}: trial {runner_up.trial_id} "
+                f"({_over_seeds(ranking[1])}) has a lower mean, but not by more than {CHALLENGE_Z:g} standard errors of "
+                f"the seed noise, and a challenger replaces the baseline only when it is clearly better.")
     result = compare_seeds(winner.val_losses, runner_up.val_losses)
     test = f"Welch's t-test p = {result.p_value:.3f}" if result.p_value is not None else "no spread to test"
     both = f"The winner, {winner_text}, and the runner-up, trial {runner_up.trial_id} ({_over_seeds(ranking[1])}),"

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 
 from tuner.config import REPORT_FORMATS
 from tuner.confirm.runs import rank_confirmed, saved_confirmations
+from tuner.confirm.selection import champion_trial
 from tuner.errors import TunerUsageError
 from tuner.names import for_terminal
 from tuner.report.importance import importances
@@ -74,7 +75,7 @@ def trials_dataframe(run_dir: str | Path | None = None) -> Any:
     run, record = open_run(run_dir)
     ranked, _, _ = rank_trials(run)
     confirmations = saved_confirmations(run, record, ranked)
-    rows = rank_confirmed(ranked, confirmations) if confirmations else ranked
+    rows = rank_confirmed(ranked, confirmations, champion_trial(ranked, record)) if confirmations else ranked
     frame = to_dataframe(rows)
     # Plain JSON data, not the dataclass: attrs travel through pandas' copies and pickles as they are.
     frame.attrs["importances"] = importances(rows, hyperparameter_names(rows)).to_json()
