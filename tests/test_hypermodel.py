@@ -101,9 +101,9 @@ def test_augmentation_acts_in_training_only_and_survives_a_safe_mode_reload(tmp_
     np.testing.assert_allclose(reloaded.predict(images, verbose=0), first, rtol=1e-6)
 
 
-MODERN_DEFAULTS = {"conv_layers": 1, "nodes": 32, "dense_layers": 0, "filters": "constant", "batch_norm": False,
+MODERN_DEFAULTS = {"conv_layers": 1, "nodes": 32, "dense_layers": 0, "filters": "constant", "convs_per_block": 1, "batch_norm": False,
                    "head": "flatten", "dropout": 0.0, "learning_rate": 0.001, "augment": "off"}
-MODERN_PICK = {"conv_layers": 3, "nodes": 32, "dense_layers": 1, "filters": "double", "batch_norm": True, "head": "gap",
+MODERN_PICK = {"conv_layers": 3, "nodes": 32, "dense_layers": 1, "filters": "double", "convs_per_block": 1, "batch_norm": True, "head": "gap",
                "dropout": 0.3, "learning_rate": 0.005, "augment": "off"}
 
 
@@ -113,7 +113,7 @@ def test_the_modern_space_declares_the_core_and_the_whole_recipe_with_the_tutori
     assert hp.values == MODERN_DEFAULTS
     kinds = {item.name: type(item).__name__ for item in hp.space}
     assert kinds == {"conv_layers": "Choice", "nodes": "Choice", "dense_layers": "Choice", "filters": "Choice",
-                     "batch_norm": "Boolean", "head": "Choice", "dropout": "Choice", "learning_rate": "Float",
+                     "convs_per_block": "Choice", "batch_norm": "Boolean", "head": "Choice", "dropout": "Choice", "learning_rate": "Float",
                      "augment": "Choice"}
     rate = hp._hps["learning_rate"][0]
     assert (rate.min_value, rate.max_value, rate.sampling) == (1e-4, 1e-2, "log")
@@ -174,3 +174,14 @@ def test_the_modern_space_refuses_the_tutorials_extras():
         CNNHyperModel((28, 28, 1), 2, dropouts=(0.5,), space="modern")
     with pytest.raises(ValueError, match="space must be one of tutorial, modern"):
         CNNHyperModel((28, 28, 1), 2, space="fancy")
+
+
+def test_blocks_of_two_convolutions_keep_their_size_until_the_pool():
+    values = {**MODERN_PICK, "convs_per_block": 2, "nodes": 64}
+    model = build_model(CNNHyperModel((8, 8, 1), 2, space="modern"), values)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [(layer.name, layer.filters, layer.padding) for layer in convs] == [
+        (f"conv_{block}_{conv}", filters, "same") for block, filters in enumerate((16, 32, 64)) for conv in (0, 1)]
+    assert model.get_layer("pool_2").output.shape[1:3] == (1, 1)
+    with pytest.raises(keras_tuner.errors.FailedTrialError, match="3 conv\\+pool blocks of two convolutions need images of at least 8x8"):
+        build_model(CNNHyperModel((7, 9, 1), 2, space="modern"), values)

@@ -139,7 +139,7 @@ def format_1(run):
 def test_a_new_run_writes_the_current_format_version(tmp_path):
     run = Run(tmp_path)
     run.write_record(record())
-    assert json.loads(run.settings.read_text())["format_version"] == FORMAT_VERSION == 2
+    assert json.loads(run.settings.read_text())["format_version"] == FORMAT_VERSION == 3
 
 
 def test_a_run_of_format_1_drops_its_execution_options_and_still_resumes(tmp_path):

@@ -39,7 +39,7 @@ def test_the_champion_is_confirmed_even_outside_the_top_k():
 
 def test_a_challenger_within_the_seed_noise_does_not_replace_the_champion():
     rows = _rows(("3", OTHER, 0.090), ("0", BASELINE, 0.100))
-    # Lower on both seeds, by 6% of the champion's mean: less than the noise allows.
+    # Lower on both seeds, by 8% of the champion's mean: less than the noise allows.
     confirmations = [Confirmation("3", [0.090, 0.098], [5, 5]), Confirmation("0", [0.100, 0.104], [6, 6])]
     ranked = rank_confirmed(rows, confirmations, champion="0")
     assert [(row.rank, row.trial) for row in ranked] == [(1, "0"), (2, "3")]

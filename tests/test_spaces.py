@@ -14,7 +14,7 @@ from tuner.config import SearchSettings
 from tuner.config.spaces import MODERN_RECIPE
 from tuner.rundir import Run, RunRecord
 from tuner.search.tuners import space_size
-from tuner.rundir.checks import run_space
+from tuner.rundir.checks import RunLimits, run_space
 from tuner.trials.records import scan_trials
 
 RECIPE = list(MODERN_RECIPE)
@@ -47,8 +47,8 @@ def test_the_modern_search_starts_from_the_recipe_baseline_and_the_tutorial_grid
 
     default = SearchSettings()
     hypermodel = CNNHyperModel((28, 28, 1), 2, default.conv_layers, default.nodes, default.dense_layers, space="modern")
-    baseline = {"conv_layers": 3, "nodes": 128, "dense_layers": 2, "filters": "double", "batch_norm": True, "head": "gap",
-                "dropout": 0.2, "learning_rate": 0.003, "augment": "on"}
+    baseline = {"conv_layers": 3, "nodes": 64, "dense_layers": 0, "filters": "double", "convs_per_block": 2,
+                "batch_norm": True, "head": "gap", "dropout": 0.2, "learning_rate": 0.003, "augment": "on"}
     assert baseline_of(hypermodel) == baseline
     assert make_tuner(default, hypermodel, Run(tmp_path / "modern")).oracle.baseline == baseline
     # Every value is one the space holds, so the baseline is a configuration like any other.
@@ -60,11 +60,24 @@ def test_the_modern_search_starts_from_the_recipe_baseline_and_the_tutorial_grid
         # Compared with their types too: True == 1, and a Boolean given 1 would not be the Boolean's value.
         assert item.min_value <= value <= item.max_value if hasattr(item, "min_value") else any(
             value == choice and type(value) is type(choice) for choice in item.values)
-    # 3 conv blocks need 22 px: on 20 px images the baseline has the most that fit.
-    small = CNNHyperModel((20, 24, 1), 2, [1, 2, 3], [16, 64], [0, 1], space="modern")
+    # 3 blocks of two padded convolutions need 8 px: on 6 px images the baseline has the most that fit.
+    small = CNNHyperModel((6, 24, 1), 2, [1, 2, 3], [16, 128], [1, 2], space="modern")
     assert {name: baseline_of(small)[name] for name in ("conv_layers", "nodes", "dense_layers")} == {
-        "conv_layers": 2, "nodes": 64, "dense_layers": 1}
+        "conv_layers": 2, "nodes": 128, "dense_layers": 1}  # 128 is as near 64 as 32 is; 16 is farther
     assert baseline_of(CNNHyperModel((28, 28, 1), 2, default.conv_layers, default.nodes, default.dense_layers)) is None
+
+
+def test_a_modern_run_from_before_blocks_of_two_is_reported_but_not_resumed():
+    record = RunRecord.from_json({"format_version": 2, "search": {"space": "modern", "tuner": "asha"},
+                                  "dataset": {"path": "/data", "identity": "x", "class_names": ["a", "b"],
+                                              "input_shape": [28, 28, 1], "img_size": 28, "color": "grayscale"}})
+    assert record.searched_without() == ["convs_per_block"]
+    assert "convs_per_block" not in RunLimits.of(record).space
+    assert "before it had convs_per_block (settings.json format_version 2); report.py still reads it" in record.difference(
+        RunRecord(record.search, record.dataset))
+    assert RunRecord.from_json(record.to_json()).searched_without() == []  # written, it is of the current format
+    tutorial = RunRecord.from_json({**record.to_json(), "format_version": 2, "search": {"space": "tutorial"}})
+    assert tutorial.searched_without() == [] and tutorial.difference(RunRecord(tutorial.search, tutorial.dataset)) is None
 
 
 def test_a_settings_json_written_before_spaces_reads_as_the_tutorial_space_and_resumes():

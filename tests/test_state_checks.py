@@ -307,7 +307,7 @@ def test_the_modern_run_space_is_the_space_the_hypermodel_declares_floats_includ
 
 
 MODERN_LIMITS = RunLimits(epochs=2, space=run_space(SearchSettings(space="modern", tuner="random")))
-MODERN_VALUES = {"conv_layers": 1, "nodes": 32, "dense_layers": 0, "filters": "double", "batch_norm": True,
+MODERN_VALUES = {"conv_layers": 1, "nodes": 32, "dense_layers": 0, "filters": "double", "convs_per_block": 2, "batch_norm": True,
                  "head": "gap", "dropout": 0.2, "learning_rate": 0.000123, "augment": "on"}
 
 

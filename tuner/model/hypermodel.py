@@ -29,17 +29,23 @@ def augmentation(x: keras.KerasTensor) -> keras.KerasTensor:
     return keras.layers.RandomZoom(0.1, fill_mode="nearest", name="augment_zoom")(x)
 
 
-def conv_block(x: keras.KerasTensor, filters: int, index: int, batch_norm: bool = False) -> keras.KerasTensor:
-    """The tutorial's block: a 3x3 convolution with ReLU, then 2x2 max pooling; with `batch_norm`, the convolution
-    has no bias and BatchNormalization comes before the ReLU (the bias would be cancelled by BN's mean anyway)."""
-    if batch_norm:
-        x = keras.layers.Conv2D(filters, (3, 3), use_bias=False, name=f"conv_{index}")(x)
-        # Momentum 0.9, not Keras' 0.99: a small image set has tens of steps per epoch, and at 0.99 the moving
-        # statistics that validation uses still hold most of their initial values after a short first rung.
-        x = keras.layers.BatchNormalization(momentum=0.9, name=f"bn_{index}")(x)
-        x = keras.layers.ReLU(name=f"relu_{index}")(x)
-    else:
-        x = keras.layers.Conv2D(filters, (3, 3), activation="relu", name=f"conv_{index}")(x)
+def conv_block(x: keras.KerasTensor, filters: int, index: int, batch_norm: bool = False,
+               convs: int = 1) -> keras.KerasTensor:
+    """The tutorial's block: a 3x3 convolution with ReLU, then 2x2 max pooling; with `convs` 2, two 3x3 convolutions
+    padded to keep the size (the textbook's block). With `batch_norm`, each convolution has no bias and
+    BatchNormalization comes before the ReLU (the bias would be cancelled by BN's mean anyway)."""
+    padding = "valid" if convs == 1 else "same"
+    for conv in range(convs):
+        # The tutorial's block keeps its layer names (conv_0, bn_0, ...), so its models are named as they always were.
+        name = f"{index}" if convs == 1 else f"{index}_{conv}"
+        if batch_norm:
+            x = keras.layers.Conv2D(filters, (3, 3), padding=padding, use_bias=False, name=f"conv_{name}")(x)
+            # Momentum 0.9, not Keras' 0.99: a small image set has tens of steps per epoch, and at 0.99 the moving
+            # statistics that validation uses still hold most of their initial values after a short first rung.
+            x = keras.layers.BatchNormalization(momentum=0.9, name=f"bn_{name}")(x)
+            x = keras.layers.ReLU(name=f"relu_{name}")(x)
+        else:
+            x = keras.layers.Conv2D(filters, (3, 3), padding=padding, activation="relu", name=f"conv_{name}")(x)
     return keras.layers.MaxPooling2D((2, 2), name=f"pool_{index}")(x)
 
 
@@ -89,6 +95,7 @@ class Configuration:
     dropout: float = 0.0
     augment: bool = False
     filters: str = "constant"
+    convs_per_block: int = 1
     batch_norm: bool = False
     head: str = "flatten"
 
@@ -176,10 +183,11 @@ class CNNHyperModel(keras_tuner.HyperModel):
         config = self.declare_hyperparameters(hp)
 
         height, width, _ = self.input_shape
-        needed = smallest_side_for(config.conv_layers)
+        needed = smallest_side_for(config.conv_layers, config.convs_per_block)
         if min(height, width) < needed:
             raise keras_tuner.errors.FailedTrialError(
-                f"{config.conv_layers} conv+pool blocks need images of at least {needed}x{needed} px, "
+                f"{config.conv_layers} conv+pool blocks{' of two convolutions' if config.convs_per_block == 2 else ''} "
+                f"need images of at least {needed}x{needed} px, "
                 f"these are {height}x{width}; use fewer --conv-layers or a larger --img-size."
             )
 
@@ -189,7 +197,7 @@ class CNNHyperModel(keras_tuner.HyperModel):
         if config.augment:
             x = augmentation(x)
         for index, filters in enumerate(block_filters(config.nodes, config.conv_layers, config.filters)):
-            x = conv_block(x, filters, index, config.batch_norm)
+            x = conv_block(x, filters, index, config.batch_norm, config.convs_per_block)
         x = classifier_head(x, config.head)
         for index in range(config.dense_layers):
             x = keras.layers.Dense(config.nodes, activation="relu", name=f"dense_{index}")(x)

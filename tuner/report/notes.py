@@ -103,7 +103,7 @@ def front_line(front: Sequence[TrialRow]) -> str:
 def search_space(record: RunRecord, rows: Sequence[TrialRow], names: Sequence[str]) -> dict[str, list[Any]]:
     """The values searched for each hyperparameter: the run's space, else (a continuous one, or a name the space
     does not declare) the values its trials tried."""
-    declared = run_space(record.search)
+    declared = run_space(record.search, record.searched_without())
     space: dict[str, list[Any]] = {}
     for name in names:
         dimension = declared.get(name)

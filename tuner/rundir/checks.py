@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from tuner.config.spaces import MODERN, MODERN_RECIPE, Dimension, FloatRange
 
@@ -37,17 +37,18 @@ CONTINUES, EPOCHS, INITIAL_EPOCH, BRACKET, ROUND = (
     "tuner/trial_id", "tuner/epochs", "tuner/initial_epoch", "tuner/bracket", "tuner/round")
 
 
-def run_space(search: SearchSettings) -> dict[str, Dimension]:
+def run_space(search: SearchSettings, without: Sequence[str] = ()) -> dict[str, Dimension]:
     """The run's hyperparameter space (name -> the values it tries, or a FloatRange), as hypermodel.CNNHyperModel declares it.
 
     The tutorial space leaves a searched-over list that is empty undeclared (a fixed default, not a
     hyperparameter); the modern space declares its whole recipe (config.spaces.MODERN_RECIPE).
-    tests/test_state_checks.py keeps this in step with declare_hyperparameters.
+    tests/test_state_checks.py keeps this in step with declare_hyperparameters. `without`: recipe dimensions the
+    run's format predates (RunRecord.searched_without).
     """
     space: dict[str, Dimension] = {"conv_layers": tuple(search.conv_layers), "nodes": tuple(search.nodes),
                                    "dense_layers": tuple(search.dense_layers)}
     if search.space == MODERN:
-        return {**space, **MODERN_RECIPE}
+        return {**space, **{name: item for name, item in MODERN_RECIPE.items() if name not in without}}
     for name, values in (("learning_rate", search.learning_rates), ("dropout", search.dropouts),
                          ("augment", search.augment)):
         if values:
@@ -67,7 +68,7 @@ class RunLimits:
         """The limits of the run whose settings.json is `record` (no limits without one)."""
         if record is None:
             return cls()
-        return cls(epochs=record.search.epochs, space=run_space(record.search))
+        return cls(epochs=record.search.epochs, space=run_space(record.search, record.searched_without()))
 
 
 def is_whole_number(value: Any) -> bool:

@@ -12,14 +12,17 @@ from typing import Any
 
 from tuner.data.cache import PreparedDataset, dataset_identity
 from tuner.config import COMPARED_ON_RESUME, ExecutionOptions, SearchSettings, flag_of, settings_to_dict
-from tuner.config.spaces import TUTORIAL
+from tuner.config.spaces import MODERN, TUTORIAL
 from tuner.errors import TunerUsageError
 
 # settings.json's format, written by every search. Raise it when the code reads or resumes what a run of the
 # format before wrote differently, and add a row to the README's table of formats ("The run directory").
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 # A settings.json without format_version was written before the field existed.
 FIRST_FORMAT = 1
+# The modern recipe's dimensions (config.spaces.MODERN_RECIPE) and the format from which a run searched them: an older
+# modern run's trials have no value for them (its models are built with the first, the tutorial's).
+RECIPE_SINCE_FORMAT = {"convs_per_block": 3}
 
 # Format 1 may hold how a search was executed (workers, quiet, ...) beside what defines it: those names are
 # dropped on reading, so its runs still resume. From format 2 they, like any other unknown name, are damage.
@@ -61,6 +64,8 @@ class RunRecord:
 
     search: SearchSettings
     dataset: DatasetRecord
+    # The format it was read in; written, it is always FORMAT_VERSION.
+    format_version: int = dataclasses.field(default=FORMAT_VERSION, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {"format_version": FORMAT_VERSION, "search": settings_to_dict(self.search),
@@ -90,10 +95,21 @@ class RunRecord:
             search.setdefault("space", TUTORIAL)
         elif "space" not in search:
             raise ValueError("missing field(s) space")
-        return cls(search=_typed(SearchSettings, search), dataset=_typed(DatasetRecord, data["dataset"]))
+        return cls(search=_typed(SearchSettings, search), dataset=_typed(DatasetRecord, data["dataset"]), format_version=version)
+
+    def searched_without(self) -> list[str]:
+        """The modern recipe's dimensions this run's format predates, so its search did not declare them."""
+        if self.search.space != MODERN:
+            return []
+        return [name for name, since in RECIPE_SINCE_FORMAT.items() if self.format_version < since]
 
     def difference(self, other: RunRecord) -> str | None:
-        """Why a search with `other` cannot resume this run (another space, tuner, training or dataset), or None."""
+        """Why a search with `other` cannot resume this run (another space, tuner, training or dataset, or a modern
+        space from before some of its dimensions existed), or None."""
+        missing = self.searched_without()
+        if missing:
+            return (f"searched the modern space before it had {', '.join(missing)} (settings.json format_version "
+                    f"{self.format_version}); report.py still reads it")
         for name in COMPARED_ON_RESUME:
             old, new = getattr(self.search, name), getattr(other.search, name)
             if old != new:
