@@ -16,7 +16,7 @@ Peers:
   kt-hyperband  keras_tuner.Hyperband(max_epochs=10, factor=3) over this tool's modern HyperModel
                 (tuner.model.hypermodel.build_hypermodel with SearchSettings' defaults), objective val_loss.
   kt-bayesian   keras_tuner.BayesianOptimization over the same HyperModel, its own defaults otherwise: its
-                Gaussian process starts after 3 random trials per dimension (27 for the 9 of this space),
+                Gaussian process starts after 3 random trials per dimension (30 for the 10 of this space),
                 so in a budget of minutes every trial is random.
   optuna        Optuna 5.0.0: TPESampler(seed) and HyperbandPruner(1..10 epochs, factor 3) over the same
                 space, each dimension declared from the HyperModel's own hyperparameters (so a change to

@@ -46,7 +46,10 @@ def measure(run_dir):
     errors = lambda answers: int((decide(answers)[0] != dataset.y_test).sum())  # noqa: E731
     result, retrained, checkpoints = {"run": str(run_dir), "configurations": []}, [], []
     scratch = Path(tempfile.mkdtemp())
-    for row in rank_confirmed(ranked, list(confirmations.values())):
+    from tuner.confirm.selection import champion_trial
+
+    # In the order report.py ranks them, so the first is its winner.
+    for row in rank_confirmed(ranked, list(confirmations.values()), champion_trial(ranked, record)):
         if row.seeds is None:
             continue
         values, epochs = row.configuration(), retrain_epochs(row, search)

@@ -307,6 +307,14 @@ def test_a_worker_whose_search_differs_is_refused_naming_what_differs(chief, cap
     join_chief(address, "w0", RECORD, timeout=10)  # the chief's own definition joins
 
 
+def test_a_worker_of_another_release_is_refused_though_its_settings_match(chief):
+    queue, call, _ = chief
+    older = {**RECORD.to_json(), "format_version": 2}  # the release before blocks of two convolutions
+    code, details = call(WORKERS, "Join", {"worker": "w8", "record": older})
+    assert code == grpc.StatusCode.FAILED_PRECONDITION and "(release of the tool)" in details
+    assert "the worker's writes 2; run the same release of the tool on every machine" in details
+
+
 def test_a_finish_for_a_run_never_handed_out_or_held_by_another_worker_is_refused_and_changes_nothing():
     clock = Clock()
     queue = _queue(lease_seconds=30, clock=clock)

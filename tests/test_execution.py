@@ -375,14 +375,16 @@ def test_the_default_search_is_asha_over_the_modern_space_and_trains_each_config
     assert set(counts.values()) == {1} and Counter(rung for _, rung in counts) == {0: 3, 1: 1}
     assert all(record.status == "COMPLETED" for record in records.values())
     # The first configuration is the recipe's baseline over this core, and it is the one continued to the full epochs.
-    baseline = {"conv_layers": 2, "nodes": 8, "dense_layers": 1, **MODERN_BASELINE}
+    baseline = {"conv_layers": 2, "nodes": 8, "dense_layers": 0, **MODERN_BASELINE}
     assert records["0"].hyperparameters == baseline
     assert [record.hyperparameters for record in records.values() if record.halving["rung"] == 1] == [baseline]
     assert {path.stem for path in run.project.glob("*.json")} - {"oracle"} >= {"chief", "worker0"}
-    # asha's default --confirm: the top 2 configurations with 1 more seed each, trained by the same workers.
+    # asha's default --confirm: the top 2 configurations with 1 more seed each, and the baseline wherever it ranks,
+    # trained by the same workers.
     ranked = rank_trials(run)[0]
+    baseline_trial = next(row.trial for row in ranked if row.configuration() == baseline)
     assert sorted(path.relative_to(run.confirm_dir).as_posix() for path in run.confirm_records()) == sorted(
-        f"trial_{row.trial}/seed_1.json" for row in ranked[:2])
+        f"trial_{trial}/seed_1.json" for trial in {row.trial for row in ranked[:2]} | {baseline_trial})
 
 
 @pytest.mark.slow

@@ -129,6 +129,10 @@ def test_boundary_rules():
     assert boundary_warnings({"conv_layers": 3}, {"conv_layers": [1, 2, 3]}, image_side=45) == []
     assert boundary_warnings({"nodes": 64}, {"nodes": [64]}) == []
     assert boundary_warnings({"conv_layers": 1, "dense_layers": 0}, {"conv_layers": [1, 2], "dense_layers": [0, 1]}) == []
+    # Blocks of two padded convolutions need only 16 px for 4 blocks; one or two convolutions is not a range.
+    assert "conv_layers=3 is the largest" in boundary_warnings({"conv_layers": 3, "convs_per_block": 2},
+                                                               {"conv_layers": [1, 2, 3]}, image_side=28)[0]
+    assert boundary_warnings({"convs_per_block": 1}, {"convs_per_block": (1, 2)}) == []
 
 
 def _rows(*trials):
@@ -157,9 +161,10 @@ def test_a_baseline_winner_is_not_told_to_widen_the_ranges_it_was_placed_at_the_
     space = {"conv_layers": [1, 2, 3], "nodes": [32, 64, 128], "dense_layers": [0, 1, 2]}
     baseline = modern_baseline([1, 2, 3], [32, 64, 128], [0, 1, 2], 50)
     smaller = {**baseline, "conv_layers": 2, "nodes": 64, "dense_layers": 1}
-    assert baseline["nodes"] == 128 and boundary_warnings(baseline, space, 50, search, _rows((baseline, 0.1), (smaller, 0.4))) == []
-    # The same core in a configuration the search proposed (another dropout), with the same evidence: noted.
-    proposed = {**baseline, "dropout": 0.1}
+    edges = {**baseline, "nodes": 128, "dense_layers": 2}
+    assert baseline["nodes"] == 64 and boundary_warnings(baseline, space, 50, search, _rows((baseline, 0.1), (smaller, 0.4))) == []
+    # A configuration the search proposed (another dropout) at the core's edges, with the same evidence: noted.
+    proposed = {**edges, "dropout": 0.1}
     warned = boundary_warnings(proposed, space, 50, search, _rows((proposed, 0.1), (smaller, 0.4)))
     assert [message.split(" is ")[0] for message in warned] == [
         "the winner's conv_layers=3", "the winner's nodes=128", "the winner's dense_layers=2"]

@@ -84,3 +84,12 @@ def test_the_report_says_why_the_baseline_kept_its_place():
     confirmations = [Confirmation("3", [0.090, 0.098], [5, 5]), Confirmation("0", [0.100, 0.104], [6, 6])]
     line = comparison_line(rank_confirmed(rows, confirmations, champion="0"), confirmations, champion="0")
     assert line.startswith("The winner is the recipe's baseline, trial 0") and "trial 3" in line and "clearly better" in line
+
+
+def test_a_challenger_that_beats_the_champion_wins_though_one_with_a_lower_mean_and_fewer_runs_does_not():
+    rows = _rows(("3", OTHER, 0.082), ("4", {**OTHER, "dropout": 0.1}, 0.083), ("0", BASELINE, 0.10))
+    # 3 was cut short by the search: its one confirm run alone needs a larger margin than 4's two runs.
+    confirmations = [Confirmation("3", [0.082], [5]), Confirmation("4", [0.083, 0.083], [5, 5]),
+                     Confirmation("0", [0.10, 0.10], [6, 6])]
+    assert not beats_champion([0.082], [0.10, 0.10], seed_noise([[0.10, 0.10]], 0.10))
+    assert [row.trial for row in rank_confirmed(rows, confirmations, champion="0")] == ["4", "0", "3"]

@@ -254,15 +254,15 @@ def rank_confirmed(ranked: Sequence[TrialRow], confirmations: Sequence[Confirmat
 
 
 def _champion_placed(confirmed: list[TrialRow], by_trial: dict[str, Confirmation], champion: str) -> list[TrialRow]:
-    """`confirmed` (by mean) with the champion moved before the first challenger that does not clearly beat it."""
+    """`confirmed` (by mean) with the challengers that clearly beat the champion first, then the champion, then the
+    others: a challenger with fewer runs (a truncated search run counts none) needs a larger margin, so one with a
+    lower mean may not beat the champion where one after it does."""
     held = by_trial[champion].val_losses
     noise = seed_noise([item.val_losses for item in by_trial.values()], by_trial[champion].mean)
-    rest = [row for row in confirmed if row.trial != champion]
-    winners = 0
-    while winners < len(rest) and beats_champion(by_trial[rest[winners].trial].val_losses, held, noise):
-        winners += 1
+    challengers = [row for row in confirmed if row.trial != champion]
+    beaten_by = [row for row in challengers if beats_champion(by_trial[row.trial].val_losses, held, noise)]
     champion_row = next(row for row in confirmed if row.trial == champion)
-    return [*rest[:winners], champion_row, *rest[winners:]]
+    return [*beaten_by, champion_row, *(row for row in challengers if row not in beaten_by)]
 
 
 def train_configuration(search: SearchSettings, dataset: PreparedDataset, values: dict[str, Any], seed: int,

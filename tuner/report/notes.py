@@ -131,7 +131,7 @@ def boundary_warnings(winner: dict[str, Any], space: dict[str, list[Any]], image
 
     The rule, for each hyperparameter:
       1. the winner is not the modern space's baseline configuration (config.spaces.modern_baseline):
-         its values were set before the search, the core's at their largest, so its place at an edge
+         its values were set before the search (config.spaces.MODERN_BASELINE), so its place at an edge
          says nothing about where the best lies, and a baseline winner gets no such note;
       2. the winner's value is at an edge: its hyperparameter was searched over more than one value
          and the winner took the smallest or the largest (a continuous range: the winner's value lies
@@ -162,7 +162,8 @@ def boundary_warnings(winner: dict[str, Any], space: dict[str, list[Any]], image
     messages = []
     for name, values in space.items():
         value = winner.get(name)
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
+        # One or two convolutions per block is a choice of block, not a range with values beyond it.
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or name == "convs_per_block":
             continue
         how = _how_to_widen(name, search)
         if name in ranges:
@@ -173,7 +174,7 @@ def boundary_warnings(winner: dict[str, Any], space: dict[str, list[Any]], image
             continue
         floor = SEARCH_FLAGS.get(name, (name, "", None))[2]
         shown = f"{format_value(numeric[0])}..{format_value(numeric[-1])}"
-        if value == numeric[-1] and _can_grow(name, value, image_side):
+        if value == numeric[-1] and _can_grow(name, value, image_side, winner.get("convs_per_block") or 1):
             evidence = _evidence(name, numeric[::-1], trials)
             if evidence is not None:
                 messages.append(f"the winner's {name}={format_value(value)} is the largest value searched ({shown}); "
@@ -249,11 +250,11 @@ def _band_evidence(name: str, dimension: FloatRange, trials: Sequence[TrialRow] 
     return f": the best val_loss there, {edge:.4f}, beats the {inner:.4f} of the rest of the range"
 
 
-def _can_grow(name: str, value: Any, image_side: int | None) -> bool:
+def _can_grow(name: str, value: Any, image_side: int | None, convs_per_block: int) -> bool:
     if name == "dropout":
         return value < 0.9
     if name == "conv_layers" and image_side is not None:
-        return smallest_side_for(int(value) + 1) <= image_side
+        return smallest_side_for(int(value) + 1, convs_per_block) <= image_side
     return True
 
 

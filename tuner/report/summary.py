@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tuner.config.spaces import MODERN
 from tuner.names import for_terminal
 from tuner.report.budget import Budget
 from tuner.report.importance import Importances
@@ -71,8 +72,10 @@ def summary_lines(report: Report, markdown: bool = False) -> list[str]:
         Lines without trailing newlines; paragraphs are separated by an empty line.
     """
     fmt = "markdown" if markdown else "table"
-    ranked_by = ("mean best val_loss over seeds for the confirmed trials, then best val_loss" if report.comparison
-                 else "best val_loss")
+    champion = (" (the recipe's baseline first unless a challenger clearly beats it)"
+                if report.record.search.space == MODERN else "")
+    ranked_by = (f"mean best val_loss over seeds for the confirmed trials{champion}, then best val_loss"
+                 if report.comparison else "best val_loss")
     within = f" within the budget ({report.budget.describe()})" if report.budget.active else ""
     paragraphs = [[f"{report.counts()}; trials{within} ranked by {ranked_by} (lowest first)."]]
     paragraphs += [[text] for text in (report.comparison, front_line(report.front) if report.front else None) if text]

@@ -19,6 +19,7 @@ from tuner.config import COMPARED_ON_RESUME, flag_of
 from tuner.errors import SearchFailedError, TunerUsageError
 from tuner.execution.distributed.messages import Client, fields, invalid, precondition, serve, worker_of
 from tuner.rundir import RunRecord
+from tuner.rundir.record import FORMAT_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,10 @@ class Members:
         except (TypeError, ValueError, KeyError) as error:  # the tool's usage errors are ValueErrors too
             raise invalid(f"worker {worker!r} sent a run record that is not valid: {error}") from None
         why = self._record.difference(theirs) if self._record is not None else None
+        if why is None and theirs.format_version != FORMAT_VERSION:
+            # Another release of the tool: it would build other models from the same hyperparameter values.
+            why = (f"is searched by a release that writes settings.json format_version {FORMAT_VERSION}, the worker's "
+                   f"writes {theirs.format_version}; run the same release of the tool on every machine")
         if why:
             differing = _differing(self._record, theirs)
             message = f"the worker's settings differ from the chief's ({differing}): the search {why}"
@@ -75,6 +80,8 @@ def _differing(ours: RunRecord, theirs: RunRecord) -> str:
     names = [flag_of(name) for name in COMPARED_ON_RESUME if getattr(ours.search, name) != getattr(theirs.search, name)]
     if ours.dataset.identity != theirs.dataset.identity:
         names.append("prepared dataset (--data)")
+    if ours.format_version != theirs.format_version:
+        names.append("release of the tool")
     return ", ".join(names)
 
 
