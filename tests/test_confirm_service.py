@@ -312,7 +312,8 @@ def test_a_worker_of_another_release_is_refused_though_its_settings_match(chief)
     older = {**RECORD.to_json(), "format_version": 2}  # the release before blocks of two convolutions
     code, details = call(WORKERS, "Join", {"worker": "w8", "record": older})
     assert code == grpc.StatusCode.FAILED_PRECONDITION and "(release of the tool)" in details
-    assert "the worker's writes 2; run the same release of the tool on every machine" in details
+    assert "the search is run by a release that writes settings.json format_version 3, where the worker's writes 2; " \
+           "run the same release of the tool on every machine" in details
 
 
 def test_a_finish_for_a_run_never_handed_out_or_held_by_another_worker_is_refused_and_changes_nothing():

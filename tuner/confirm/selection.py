@@ -4,7 +4,7 @@ takes its place only when its confirm runs beat it by more than the seed noise.
 A search of a few dozen noisy trials on a validation split of a few hundred images finds, among its challengers,
 one whose val_loss is lower than the baseline's by luck more often than one that is better (the winner's curse).
 Ranking by the mean over seeds alone crowned such challengers on the benchmark splits, and they made more test
-errors than the baseline trained alone (BENCHMARKS.md, "Better models"). So the modern space's baseline, which
+errors than the baseline (BENCHMARKS.md, "A search worth running"). So the modern space's baseline, which
 successive halving always trains to the full epochs, is always confirmed, and it keeps the crown unless a
 challenger's mean best val_loss is lower by more than CHALLENGE_Z standard errors of the difference.
 """

@@ -50,7 +50,7 @@ class Members:
         why = self._record.difference(theirs) if self._record is not None else None
         if why is None and theirs.format_version != FORMAT_VERSION:
             # Another release of the tool: it would build other models from the same hyperparameter values.
-            why = (f"is searched by a release that writes settings.json format_version {FORMAT_VERSION}, the worker's "
+            why = (f"is run by a release that writes settings.json format_version {FORMAT_VERSION}, where the worker's "
                    f"writes {theirs.format_version}; run the same release of the tool on every machine")
         if why:
             differing = _differing(self._record, theirs)
