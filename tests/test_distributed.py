@@ -118,8 +118,7 @@ def test_workers_auto_on_one_core_runs_one_worker(prepared, tmp_path):
 
 def test_ctrl_c_stops_every_process_within_seconds_and_a_rerun_resumes(prepared, tmp_path):
     run_dir = tmp_path / "run"
-    # Two configurations, one per worker, long enough (20 epochs) that Ctrl-C lands while both train on a busy machine.
-    argv = search_argv(prepared, run_dir, epochs=20) + ["--nodes", "4"]
+    argv = search_argv(prepared, run_dir, epochs=8) + ["--nodes", "4"]  # two configurations, one per worker
     # Its own process group, as a terminal's foreground job: Ctrl-C reaches the launcher and its workers.
     launcher = start(argv, start_new_session=True)
     try:
