@@ -24,7 +24,7 @@ rerun of this script continues where it stopped (delete the folder to measure ag
 It prints every split, then per dataset each procedure's mean and spread of test errors
 ((1 - accuracy) * test images) and accuracy, its cut of the mean test errors against (a) and against (b),
 its time as a ratio to (a)'s loop in the same split, paired wins, and the targets the defaults are held to
-(BENCHMARKS.md, "Better models"): (c) cuts (a)'s test errors by >= TARGET_ERROR_CUT on the mean of every
+(BENCHMARKS.md, "A search worth running"): (c) cuts (a)'s test errors by >= TARGET_ERROR_CUT on the mean of every
 dataset, (c)'s search + report take <= 0.5x (a)'s time, and (c) beats (a) in >= 10 of 11 splits.
 """
 

@@ -33,10 +33,10 @@ def measure(run_dir):
 
     from tuner.confirm.runs import rank_confirmed, saved_confirmations
     from tuner.model.head import decide
-    from tuner.model.hypermodel import build_hypermodel, build_model, steps_per_epoch
+    from tuner.model.hypermodel import build_hypermodel, build_model
     from tuner.rundir import load_run_dataset, open_run
     from tuner.trials.ranking import rank_trials
-    from tuner.winner.retrain import _fit_on_train_and_validation, load_checkpoint, retrain_epochs
+    from tuner.winner.retrain import load_checkpoint, retrain_configuration, retrain_epochs
 
     run, record = open_run(run_dir)
     ranked = rank_trials(run)[0]
@@ -53,10 +53,7 @@ def measure(run_dir):
         if row.seeds is None:
             continue
         values, epochs = row.configuration(), retrain_epochs(row, search)
-        steps = steps_per_epoch(len(dataset.y_train) + len(dataset.y_val), search.batch_size) * epochs
-        keras.utils.set_random_seed(search.seed)
-        model = build_model(hypermodel, values, steps)
-        _fit_on_train_and_validation(model, dataset, search, epochs, scratch / row.trial)
+        model = retrain_configuration(dataset, search, values, epochs, scratch / row.trial)
         retrained.append(mirrored(model, dataset.x_test))
         checkpoint = load_checkpoint(run, row.trial, build_model(hypermodel, values), required=False)
         checkpoints.append(mirrored(checkpoint, dataset.x_test) if checkpoint is not None else None)

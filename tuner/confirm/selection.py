@@ -16,6 +16,7 @@ from typing import Sequence
 
 from tuner.config.spaces import MODERN, modern_baseline
 from tuner.rundir import RunRecord
+from tuner.stats import mean_and_std
 from tuner.trials.rows import TrialRow
 
 # A challenger must beat the champion's mean best val_loss by this many standard errors of the difference of the
@@ -58,8 +59,8 @@ def seed_noise(val_losses_per_configuration: Sequence[Sequence[float]], champion
     for losses in val_losses_per_configuration:
         finite = [value for value in losses if math.isfinite(value)]
         if len(finite) >= 2:
-            mean = sum(finite) / len(finite)
-            squares += sum((value - mean) ** 2 for value in finite)
+            spread = mean_and_std(finite)[1]
+            squares += spread**2 * (len(finite) - 1)
             freedom += len(finite) - 1
     pooled = math.sqrt(squares / freedom) if freedom else 0.0
     return max(pooled, MIN_RELATIVE_NOISE * champion_mean)
@@ -74,4 +75,4 @@ def beats_champion(challenger: Sequence[float], champion: Sequence[float], noise
     if not champion or not all(map(math.isfinite, champion)):
         return True
     margin = CHALLENGE_Z * noise * math.sqrt(1 / len(challenger) + 1 / len(champion))
-    return sum(champion) / len(champion) - sum(challenger) / len(challenger) > margin
+    return mean_and_std(champion)[0] - mean_and_std(challenger)[0] > margin

@@ -93,7 +93,7 @@ def retrain_best(run: Run, record: RunRecord, winner: TrialRow, retrain: bool = 
     """
     import keras  # TensorFlow loads only when a model is needed, so ranking stays fast.
 
-    from tuner.model.hypermodel import build_hypermodel, build_model, steps_per_epoch
+    from tuner.model.hypermodel import build_hypermodel, build_model
 
     dataset = load_run_dataset(record) if dataset is None else dataset  # the script passes the one it loaded
     if len(dataset.y_test) == 0:
@@ -101,18 +101,11 @@ def retrain_best(run: Run, record: RunRecord, winner: TrialRow, retrain: bool = 
     search = record.search
     values = winner.configuration()
     epochs = retrain_epochs(winner, search) if retrain else None
-    # The retrain's learning rate (a modern space's) decays over its own steps: train + validation, its epochs.
-    total_steps = steps_per_epoch(len(dataset.y_train) + len(dataset.y_val), search.batch_size) * epochs if epochs else None
     hypermodel = build_hypermodel(search, dataset)
     # The trial's own best-epoch weights: the winner itself with --no-retrain, else only the judge of the mirror.
     checkpoint = (load_checkpoint(run, winner.trial, build_model(hypermodel, values), required=not retrain)
                   if not retrain or tta == "auto" else None)
-    if epochs:
-        keras.utils.set_random_seed(search.seed)
-        model = build_model(hypermodel, values, total_steps)
-        _fit_on_train_and_validation(model, dataset, search, epochs, run.retrain_tensorboard)
-    else:
-        model = checkpoint
+    model = retrain_configuration(dataset, search, values, epochs, run.retrain_tensorboard) if epochs else checkpoint
     mirror = choose_mirror(tta, checkpoint, dataset)
     # What is scored is what is saved and exported: with the mirror, both passes are inside the saved model.
     final = average_with_mirror(model) if mirror.use else model
@@ -161,6 +154,22 @@ def retrain_epochs(winner: TrialRow, search: SearchSettings) -> int:
     """
     best = int(winner.median_best_epoch or winner.best_epoch or search.epochs)
     return best * MODERN_RETRAIN_FACTOR if search.space == MODERN else best
+
+
+def retrain_configuration(dataset: PreparedDataset, search: SearchSettings, values: dict[str, Any], epochs: int,
+                          log_dir: Path) -> Any:
+    """A configuration built afresh, seeded with the search's --seed, and trained on train + validation for `epochs`
+    (the winner's retrain, and bench/selection.py's of every confirmed configuration)."""
+    import keras
+
+    from tuner.model.hypermodel import build_hypermodel, build_model, steps_per_epoch
+
+    keras.utils.set_random_seed(search.seed)
+    # The retrain's learning rate (a modern space's) decays over its own steps: train + validation, its epochs.
+    total_steps = steps_per_epoch(len(dataset.y_train) + len(dataset.y_val), search.batch_size) * epochs
+    model = build_model(build_hypermodel(search, dataset), values, total_steps)
+    _fit_on_train_and_validation(model, dataset, search, epochs, log_dir)
+    return model
 
 
 def load_checkpoint(run: Run, trial: str, model: Any, required: bool) -> Any | None:
