@@ -93,3 +93,17 @@ def test_a_challenger_that_beats_the_champion_wins_though_one_with_a_lower_mean_
                      Confirmation("0", [0.10, 0.10], [6, 6])]
     assert not beats_champion([0.082], [0.10, 0.10], seed_noise([[0.10, 0.10]], 0.10))
     assert [row.trial for row in rank_confirmed(rows, confirmations, champion="0")] == ["4", "0", "3"]
+
+
+def test_the_summary_names_the_baseline_rule_only_where_a_trial_trained_the_baseline(tmp_path):
+    from dataclasses import replace
+
+    from tuner.report.summary import Report, summary_lines
+    from tuner.rundir import Run
+
+    rows = rank_confirmed(_rows(("3", OTHER, 0.09), ("0", BASELINE, 0.10)),
+                          [Confirmation("3", [0.09, 0.098], [5, 5]), Confirmation("0", [0.10, 0.104], [6, 6])], "0")
+    report = Report(Run(tmp_path), MODERN, rows, [], [], 0, list(BASELINE), comparison="compared", champion="0")
+    assert "(the recipe's baseline first unless a challenger clearly beats it)" in summary_lines(report)[0]
+    # A random search of the same space proposed no baseline: its confirmed trials are ranked by their mean alone.
+    assert "baseline" not in summary_lines(replace(report, champion=None))[0]

@@ -74,7 +74,7 @@ def build_report(settings: ReportSettings) -> Report:
                      "no Pareto plot and no budget can be applied; search again with --overwrite to measure them.")
     comparison = comparison_line(ranking, confirmations, champion)
     report = Report(run, record, ranking, excluded, failed, running, names, front, comparison, budget, notes,
-                    importances=importances([*ranking, *excluded], names), records=records)
+                    importances=importances([*ranking, *excluded], names), records=records, champion=champion)
     written = write_results(report)
     written += write_plots(run, records, ranking, failed, names, space, continuous_ranges(record.search),
                            top=settings.top or DEFAULT_PLOTTED_TRIALS)

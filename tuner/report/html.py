@@ -156,8 +156,7 @@ def _ranking_section(report: Report) -> list[str]:
     rows = [[row.rank, row.trial, *(row.hyperparameters.get(name) for name in names), row.val_loss,
              *([_mean_over_seeds(row)] if confirmed else []), row.val_accuracy, row.best_epoch, row.epochs, row.pruned,
              row.seconds, row.params, row.latency_ms] for row in ranking]
-    champion = (" (the recipe's baseline first unless a challenger clearly beats it)"
-                if report.record.search.space == MODERN else "")
+    champion = " (the recipe's baseline first unless a challenger clearly beats it)" if report.champion else ""
     ranked_by = f"the mean over seeds for confirmed trials{champion}, then val_loss" if confirmed else "val_loss"
     parts: list[str] = [paragraph(f"{report.counts()}. Ranked by {ranked_by}, lowest first; the winner is highlighted. "
                                   "Click a column header to sort by it."),

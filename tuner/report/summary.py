@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tuner.config.spaces import MODERN
 from tuner.names import for_terminal
 from tuner.report.budget import Budget
 from tuner.report.importance import Importances
@@ -38,6 +37,8 @@ class Report:
             too); None in the report written before refusing a run with no completed trial.
         records: the trials as scan_trials read and checked them, whose histories the curves figure draws
             (plot_data.curves_info), so that no figure reads a file again.
+        champion: the trial of the modern space's baseline, ranked first unless clearly beaten
+            (confirm.selection); None when no trial trained it (another tuner, or the tutorial space).
     """
 
     run: Run
@@ -54,6 +55,7 @@ class Report:
     written: list[Path] = field(default_factory=list)
     importances: Importances | None = None
     records: list[TrialRecord] = field(default_factory=list)
+    champion: str | None = None
 
     def counts(self) -> str:
         """How the trials ended (notes.counts_line), the budget's exclusions counted."""
@@ -72,8 +74,7 @@ def summary_lines(report: Report, markdown: bool = False) -> list[str]:
         Lines without trailing newlines; paragraphs are separated by an empty line.
     """
     fmt = "markdown" if markdown else "table"
-    champion = (" (the recipe's baseline first unless a challenger clearly beats it)"
-                if report.record.search.space == MODERN else "")
+    champion = " (the recipe's baseline first unless a challenger clearly beats it)" if report.champion else ""
     ranked_by = (f"mean best val_loss over seeds for the confirmed trials{champion}, then best val_loss"
                  if report.comparison else "best val_loss")
     within = f" within the budget ({report.budget.describe()})" if report.budget.active else ""
