@@ -17,7 +17,7 @@ images), as whole processes, one after the other:
       with an image block), kt-hyperband and kt-bayesian (KerasTuner's own tuners over this tool's HyperModel, as
       a KerasTuner user writes them), optuna (TPE with a pruner over the same space);
   and, only when asked for, defaults: `search.py --space tutorial && report.py` (the tutorial's grid, the tool's
-      defaults otherwise); bayesian: (c) with `--proposals bayesian`; augment: the tutorial's grid with
+      defaults otherwise); bayesian and random: (c) with `--proposals bayesian` or `random`; augment: the tutorial's grid with
       `--augment on`.
 Each step's result is saved in WORK/<dataset>-seed<N>/results.json as soon as it is done, so a
 rerun of this script continues where it stopped (delete the folder to measure again).
@@ -43,6 +43,8 @@ from tutorial import TUTORIAL_LOOP  # noqa: E402
 # The tool's procedures: the flags search.py gets beside --data and --run-dir (report.py gets only --run-dir).
 VARIANTS = {"defaults": ["--space", "tutorial"], "modern": ["--space", "modern", "--tuner", "asha"],
             "bayesian": ["--space", "modern", "--tuner", "asha", "--proposals", "bayesian"],
+            # (c) with uniform random proposals instead of neighbours of the best so far (the defaults before them).
+            "random": ["--space", "modern", "--tuner", "asha", "--proposals", "random"],
             "augment": ["--space", "tutorial", "--augment", "on"],
             # The control the search must beat: the modern space's baseline alone (asha proposes it first), confirmed,
             # retrained and scored exactly as a winner is.

@@ -9,7 +9,13 @@ import statistics
 import keras_tuner
 import pytest
 
-from tuner.search.halving import BayesianSuccessiveHalvingOracle, SuccessiveHalvingOracle, planned_configurations, rung_epochs
+from tuner.search.halving import (
+    BayesianSuccessiveHalvingOracle,
+    NeighbourSuccessiveHalvingOracle,
+    SuccessiveHalvingOracle,
+    planned_configurations,
+    rung_epochs,
+)
 from tuner.errors import TunerUsageError
 from tuner.search.kerastuner import configure_keras_tuner
 from tuner.search.oracles import planned_trials, repair_after_reload
@@ -279,6 +285,80 @@ def test_bayesian_proposals_fit_the_first_rung_only_and_never_repeat_a_configura
     trials = run_to_the_end(oracle, lambda values: 0.5)  # a flat objective: the GP's optimum is the same point each time
     first_rung = [tuple(sorted(configuration(t).items())) for t in trials if schedule(t)[0] == 0]
     assert len(first_rung) == len(set(first_rung)) == 12
+
+
+NEIGHBOUR_BASELINE = {"conv_layers": 2, "nodes": 8, "learning_rate": 0.003}
+
+
+def neighbour_oracle(directory, image_side=None, configurations=12):
+    """An ASHA oracle (rungs 2, 3, 9) proposing neighbours, over conv_layers 1 2 3 x nodes 4 8 16 x a log-scale
+    learning rate, with a baseline; reloaded if saved."""
+    oracle = NeighbourSuccessiveHalvingOracle(objective=keras_tuner.Objective("val_loss", "min"), epochs=9,
+                                              configurations=configurations, seed=5, baseline=NEIGHBOUR_BASELINE,
+                                              image_side=image_side)
+    oracle._set_project_dir(str(directory), "trials")
+    space = keras_tuner.HyperParameters()
+    space.Choice("conv_layers", [1, 2, 3])
+    space.Choice("nodes", [4, 8, 16])
+    space.Float("learning_rate", 1e-4, 1e-2, sampling="log")
+    oracle.update_space(space)
+    if (directory / "trials" / "oracle.json").exists():
+        oracle.reload()
+    return oracle
+
+
+def one_or_two_steps_from(values, parent):
+    """Whether `values` is a neighbour of `parent` over the test space: one or two dimensions moved, each by one step."""
+    moved = [name for name in parent if values[name] != parent[name]]
+    steps = {"conv_layers": [1, 2, 3], "nodes": [4, 8, 16]}
+    for name in moved:
+        if name in steps and abs(steps[name].index(values[name]) - steps[name].index(parent[name])) != 1:
+            return False
+        if name == "learning_rate" and not parent[name] / 3.0001 <= values[name] <= parent[name] * 3.0001:
+            return False
+    return 1 <= len(moved) <= 2
+
+
+def test_neighbour_proposals_start_next_to_the_baseline_before_any_result(tmp_path):
+    oracle = neighbour_oracle(tmp_path)
+    trials = [oracle.create_trial(f"worker{index}") for index in range(6)]
+    assert configuration(trials[0]) == NEIGHBOUR_BASELINE
+    proposed = [configuration(trial) for trial in trials[1:]]
+    assert all(one_or_two_steps_from(values, NEIGHBOUR_BASELINE) for values in proposed)
+    assert len({tuple(sorted(values.items())) for values in [NEIGHBOUR_BASELINE, *proposed]}) == 6
+
+
+def test_neighbour_proposals_follow_the_best_at_the_highest_rung_any_trial_finished(tmp_path):
+    oracle = neighbour_oracle(tmp_path)
+    baseline, challenger, other = (oracle.create_trial(f"worker{index}") for index in range(3))
+    for trial, loss in ((baseline, 0.5), (challenger, 0.2), (other, 0.6)):
+        finish(oracle, trial, loss)
+    # Rung 0 is the highest finished: the challenger, best there, is the parent.
+    assert oracle.parent() == configuration(challenger)
+    assert one_or_two_steps_from(oracle.propose("next")["values"], configuration(challenger))
+    promoted = oracle.create_trial("worker0")  # the baseline, continued whatever its rank
+    assert schedule(promoted)[0] == 1 and configuration(promoted) == NEIGHBOUR_BASELINE
+    finish(oracle, promoted, 0.4)
+    # The baseline alone has reached rung 1: it is the parent again, until a challenger beats it there.
+    assert oracle.parent() == NEIGHBOUR_BASELINE
+    assert one_or_two_steps_from(oracle.propose("next")["values"], NEIGHBOUR_BASELINE)
+
+
+def test_neighbour_proposals_never_have_more_conv_blocks_than_the_images_allow(tmp_path):
+    # 10 px fit 2 blocks of one unpadded convolution and a pool (smallest_side_for(2) == 10), not 3.
+    oracle = neighbour_oracle(tmp_path, image_side=10, configurations=30)
+    trials = run_to_the_end(oracle, lambda values: 0.1 * values["conv_layers"] + values["learning_rate"])
+    assert trials and all(configuration(trial)["conv_layers"] <= 2 for trial in trials)
+    started = [tuple(sorted(configuration(trial).items())) for trial in trials if schedule(trial)[0] == 0]
+    assert len(started) == len(set(started)) == 30
+
+
+def test_a_reloaded_neighbour_oracle_proposes_what_the_one_before_the_kill_would_have(tmp_path):
+    oracle = neighbour_oracle(tmp_path)
+    for index, loss in enumerate((0.4, 0.3, 0.5)):
+        finish(oracle, oracle.create_trial(f"worker{index}"), loss)
+    before = oracle.populate_space("next")
+    assert before == neighbour_oracle(tmp_path).populate_space("next")
 
 
 def test_a_run_whose_rungs_are_not_the_current_ones_is_refused_before_anything_is_rewritten(tmp_path):

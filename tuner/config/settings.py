@@ -26,8 +26,9 @@ RUNTIMES = ("keras", "litert", "litert-int8")
 TTA_CHOICES = ("auto", "on", "off")
 ROLES = ("chief", "worker")  # the parts of a distributed search started by hand
 PRUNE_RULES = ("median", "none")
-# How --tuner asha proposes its new configurations (KerasTuner's random search or its Bayesian optimisation).
-PROPOSALS = ("random", "bayesian")
+# How --tuner asha proposes new configurations (omitted: near the best so far, search/neighbours.py; BENCHMARKS.md,
+# "A search worth running"). The other tuners propose their own way, written "random" in settings.json.
+PROPOSALS, DEFAULT_PROPOSALS = ("neighbours", "random", "bayesian"), {"asha": "neighbours"}
 AUGMENT_CHOICES = ("off", "on")
 # NumPy and TensorFlow take seeds below 2**32; no search of small CNNs needs more epochs or bigger batches.
 MAX_SEED = 2**32 - 1
@@ -97,8 +98,10 @@ class SearchSettings:
     # The one setting a resume may change: a finished search can be extended with more trials.
     max_trials: int | None = _opt(None, "stop after this many trials (omitted: the whole grid, or 10 for random/bayesian); for asha, the new configurations (omitted: 18)",
                                   may_change=True)
-    proposals: str = _opt("random", "how --tuner asha proposes new configurations: random, or bayesian "
-                                    "(KerasTuner's Gaussian process on the first rung's results)", choices=PROPOSALS)
+    # None until __post_init__ puts the tuner's own (DEFAULT_PROPOSALS), as for the tuner.
+    proposals: str | None = _opt(None, "how --tuner asha proposes new configurations: neighbours (the default: one or two "
+                                       "dimensions of the best so far moved one step), random, or bayesian (KerasTuner's "
+                                       "Gaussian process on the first rung's results)", choices=PROPOSALS)
     epochs: int = _opt(10, "epochs per trial, as in the tutorial (the maximum for hyperband)")
     conv_layers: tuple[int, ...] = _opt((1, 2, 3), "numbers of conv+pool blocks to try")
     nodes: tuple[int, ...] = _opt((32, 64, 128), "layer sizes to try (filters of each conv layer, units of each dense layer)")
@@ -131,16 +134,16 @@ class SearchSettings:
             _require_positive("--max-trials", self.max_trials)
         if self.patience < 0:
             raise TunerUsageError(f"--patience must be 0 (off) or more epochs, got {self.patience}.")
-        if self.tuner == "hyperband" and self.epochs < 2:
-            raise TunerUsageError(f"--tuner hyperband needs --epochs of at least 2 (it trains in growing rounds), got {self.epochs}.")
         # Successive halving's first rung trains 2 epochs (search/halving.py, MIN_FIRST_RUNG); --epochs 2 is that one
         # rung alone, a random search whose trials train to the end.
-        if self.tuner == "asha" and self.epochs < 2:
-            raise TunerUsageError(f"--tuner asha needs --epochs of at least 2 (its first rung trains 2 epochs), got {self.epochs}.")
+        if self.tuner in ("hyperband", "asha") and self.epochs < 2:
+            why = "it trains in growing rounds" if self.tuner == "hyperband" else "its first rung trains 2 epochs"
+            raise TunerUsageError(f"--tuner {self.tuner} needs --epochs of at least 2 ({why}), got {self.epochs}.")
+        object.__setattr__(self, "proposals", self.proposals or DEFAULT_PROPOSALS.get(self.tuner, "random"))
         _require_choice("--proposals", self.proposals, PROPOSALS)
         if self.proposals != "random" and self.tuner != "asha":
-            raise TunerUsageError(f"--proposals {self.proposals} is how --tuner asha proposes configurations; "
-                                  f"--tuner {self.tuner} has its own, so leave --proposals out (or use --tuner bayesian).")
+            raise TunerUsageError(f"--proposals {self.proposals} is how --tuner asha proposes configurations; --tuner "
+                                  f"{self.tuner} has its own, so leave --proposals out (or use --tuner bayesian).")
         _require_values("--conv-layers", self.conv_layers, low=1, high=8)
         _require_values("--nodes", self.nodes, low=1, high=4096)
         _require_values("--dense-layers", self.dense_layers, low=0, high=8)
@@ -229,11 +232,8 @@ class ExecutionOptions:
         return Path(self.run_dir) if self.run_dir else Path(DEFAULT_RUNS_DIR) / settings.tuner
 
     def for_worker(self, oracle: str) -> ExecutionOptions:
-        """The options of a worker process the launcher starts for the chief at `oracle`.
-
-        It reads the same data and run directory and prints the same way; how many workers to
-        start and whether to clear the run directory were the launcher's to decide, not its own.
-        """
+        """The options of a worker the launcher starts for the chief at `oracle`: the same data, run directory and output;
+        how many workers to start and whether to clear the run directory were the launcher's to decide."""
         return dataclasses.replace(self, role="worker", oracle=oracle, workers="auto", overwrite=False)
 
 

@@ -12,10 +12,12 @@ a configuration known to train well but slowly, which low rungs alone would drop
 
 from __future__ import annotations
 
+import random
 from typing import Any, Callable
 
 import keras_tuner
 
+from tuner.config.spaces import smallest_side_for
 from tuner.errors import TunerUsageError
 from tuner.search.kerastuner import (
     ConfigurationHashMixin,
@@ -24,6 +26,7 @@ from tuner.search.kerastuner import (
     held_trials,
     observe_trials,
 )
+from tuner.search.neighbours import neighbour
 from tuner.rundir.checks import BRACKET, CONTINUES, EPOCHS, INITIAL_EPOCH, ROUND, TUNER_VALUE_PREFIX
 from tuner.trials.records import COMPLETED, IDLE, RUNNING, STOPPED, is_finite_number
 
@@ -85,7 +88,8 @@ def planned_configurations(configurations: int, rungs: int, factor: int = REDUCT
 class SuccessiveHalvingOracle(ConfigurationHashMixin, keras_tuner.oracles.RandomSearchOracle):
     """ASHA over KerasTuner's random proposals: `configurations` new ones, each promoted as it earns it.
 
-    BayesianSuccessiveHalvingOracle proposes with KerasTuner's Bayesian optimisation instead (`propose`).
+    NeighbourSuccessiveHalvingOracle proposes near the best so far instead, BayesianSuccessiveHalvingOracle with
+    KerasTuner's Bayesian optimisation (`propose`).
 
     The oracle keeps no state of its own: a trial's rung and the trial it continues are in its
     values (`tuner/round`, `tuner/trial_id`), which KerasTuner saves in each trial.json, so a
@@ -229,6 +233,56 @@ class BayesianSuccessiveHalvingOracle(SuccessiveHalvingOracle):
         if proposal["status"] != RUNNING or already_tried(self, proposal["values"]):
             return None
         return proposal
+
+
+class NeighbourSuccessiveHalvingOracle(SuccessiveHalvingOracle):
+    """ASHA whose new configurations are neighbours of the best so far (search.neighbours): one or two of its
+    dimensions moved one step.
+
+    The best so far is the best finished trial at the highest rung any trial has finished, so a configuration is
+    compared with others trained as long; before any has finished, the baseline (or, with none, a random draw). As
+    the baseline is continued at every rung, it is the parent until a challenger beats it at a rung both reached.
+    A neighbour is never one tried before, nor one with more conv blocks than `image_side` px allow (it would fail
+    at its build); when none is left near the parent, the proposal is a random draw.
+
+    Args:
+        image_side: the images' smaller side in pixels (None: any number of blocks fits).
+        the rest: as SuccessiveHalvingOracle's.
+    """
+
+    def __init__(self, *args: Any, image_side: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.image_side = image_side
+
+    def propose(self, trial_id: str) -> dict[str, Any]:
+        parent = self.parent()
+        if parent is not None:
+            # Seeded by this oracle's seed and trial count: the same state proposes the same configuration after a reload.
+            rng = random.Random((self.seed + len(self.trials)) % 2**32)
+            values = neighbour(parent, self.get_space().space, rng, self.allowed)
+            if values is not None:
+                return {"status": RUNNING, "values": values}
+        return super().propose(trial_id)
+
+    def parent(self) -> dict[str, Any] | None:
+        """The configuration new ones are drawn near: the best so far, or the baseline before any has finished."""
+        finished = [trial for trial in self.trials.values() if rung_of(trial) is not None
+                    and trial.status == COMPLETED and is_finite_number(trial.score)]
+        if not finished:
+            return dict(self.baseline) if self.baseline is not None else None
+        top = max(map(rung_of, finished))
+        sign = -1 if self.objective.direction == "max" else 1
+        best = min((trial for trial in finished if rung_of(trial) == top),
+                   key=lambda trial: (sign * trial.score, trial.trial_id))
+        return configuration_of(best.hyperparameters.values)
+
+    def allowed(self, values: dict[str, Any]) -> bool:
+        """Whether a proposal is new and its conv blocks fit the images."""
+        if already_tried(self, values):
+            return False
+        if self.image_side is None or "conv_layers" not in values:
+            return True
+        return smallest_side_for(values["conv_layers"], values.get("convs_per_block", 1)) <= self.image_side
 
 
 def configuration_of(values: dict[str, Any]) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from tuner.search.halving import (
     INITIAL_EPOCH,
     ROUND,
     BayesianSuccessiveHalvingOracle,
+    NeighbourSuccessiveHalvingOracle,
     SuccessiveHalvingOracle,
     rung_epochs,
 )
@@ -177,10 +178,14 @@ def make_tuner(settings: SearchSettings, hypermodel: CNNHyperModel, run: Run,
             local_oracle(tuner.oracle).max_trials = settings.max_trials
         elif settings.tuner == "asha":
             # --max-trials counts new configurations here; their promotions are further trials.
-            halving = BayesianSuccessiveHalvingOracle if settings.proposals == "bayesian" else SuccessiveHalvingOracle
-            oracle = halving(objective=OBJECTIVE, epochs=settings.epochs,
-                             configurations=settings.max_trials or DEFAULT_CONFIGURATIONS,
-                             seed=settings.seed, baseline=baseline_of(hypermodel), **failures)
+            halving = dict(objective=OBJECTIVE, epochs=settings.epochs, seed=settings.seed, baseline=baseline_of(hypermodel),
+                           configurations=settings.max_trials or DEFAULT_CONFIGURATIONS, **failures)
+            if settings.proposals == "neighbours":
+                oracle = NeighbourSuccessiveHalvingOracle(image_side=min(hypermodel.input_shape[:2]), **halving)
+            elif settings.proposals == "bayesian":
+                oracle = BayesianSuccessiveHalvingOracle(**halving)
+            else:
+                oracle = SuccessiveHalvingOracle(**halving)
             tuner = HalvingSearchTuner(oracle=oracle, **common)
         else:
             max_trials = settings.max_trials
