@@ -17,8 +17,8 @@ images), as whole processes, one after the other:
       with an image block), kt-hyperband and kt-bayesian (KerasTuner's own tuners over this tool's HyperModel, as
       a KerasTuner user writes them), optuna (TPE with a pruner over the same space);
   and, only when asked for, defaults: `search.py --space tutorial && report.py` (the tutorial's grid, the tool's
-      defaults otherwise); bayesian and random: (c) with `--proposals bayesian` or `random`; augment: the tutorial's grid with
-      `--augment on`.
+      defaults otherwise); bayesian and neighbours: (c) with `--proposals bayesian` or `neighbours`; augment: the
+      tutorial's grid with `--augment on`.
 Each step's result is saved in WORK/<dataset>-seed<N>/results.json as soon as it is done, so a
 rerun of this script continues where it stopped (delete the folder to measure again).
 It prints every split, then per dataset each procedure's mean and spread of test errors
@@ -43,8 +43,8 @@ from tutorial import TUTORIAL_LOOP  # noqa: E402
 # The tool's procedures: the flags search.py gets beside --data and --run-dir (report.py gets only --run-dir).
 VARIANTS = {"defaults": ["--space", "tutorial"], "modern": ["--space", "modern", "--tuner", "asha"],
             "bayesian": ["--space", "modern", "--tuner", "asha", "--proposals", "bayesian"],
-            # (c) with uniform random proposals instead of neighbours of the best so far (the defaults before them).
-            "random": ["--space", "modern", "--tuner", "asha", "--proposals", "random"],
+            # (c) proposing neighbours of the best so far instead of random draws.
+            "neighbours": ["--space", "modern", "--tuner", "asha", "--proposals", "neighbours"],
             "augment": ["--space", "tutorial", "--augment", "on"],
             # The control the search must beat: the modern space's baseline alone (asha proposes it first), confirmed,
             # retrained and scored exactly as a winner is.

@@ -140,10 +140,7 @@ def test_a_workers_argv_parses_back_into_the_same_run_as_a_worker_of_the_chief()
     assert parsed_options == ExecutionOptions(data="prep", run_dir="runs/b", trials_per_process=5, connect_timeout=9,
                                               quiet=True, debug=True, role="worker", oracle="127.0.0.1:8000")
     assert settings_to_argv(SearchSettings(), ExecutionOptions()) == []  # defaults need no flags, the tuner's neither
-    # The tutorial space's grid and a grid's proposals follow from --space tutorial alone.
-    assert settings_to_argv(SearchSettings(space="tutorial")) == ["--space", "tutorial"]
-    assert parse_search_flags(["--space", "tutorial"])[0] == SearchSettings(space="tutorial")
-    assert settings_to_argv(SearchSettings(proposals="random")) == ["--proposals", "random"]
+    assert settings_to_argv(SearchSettings(space="tutorial")) == ["--tuner", "grid", "--space", "tutorial"]
     # asha is the default tuner, but not the tutorial space's: a worker of such a search must be told it.
     tutorial_asha = SearchSettings(space="tutorial", tuner="asha")
     assert settings_to_argv(tutorial_asha) == ["--tuner", "asha", "--space", "tutorial"]

@@ -26,7 +26,7 @@ def test_the_default_space_is_modern_searched_by_asha_and_the_tutorial_space_pla
     from tuner.search.tuners import make_tuner
 
     default = SearchSettings()
-    assert (default.space, default.tuner, default.proposals) == ("modern", "asha", "neighbours")
+    assert (default.space, default.tuner, default.proposals) == ("modern", "asha", "random")
     assert list(run_space(default)) == ["conv_layers", "nodes", "dense_layers", *RECIPE]
     # 18 new configurations; the baseline and the best 5 others continued, the baseline and the best other in full.
     modern = CNNHyperModel((28, 28, 1), 2, space="modern")

@@ -110,7 +110,7 @@ def settings_to_argv(*settings: Any) -> list[str]:
     command line (in `ps`) shows only what was chosen. The default is the value a Settings made
     with no arguments ends up with (a default resolved in __post_init__, as the tuner, included),
     unless the chosen fields resolve it to another value (the tuner of --space tutorial is grid, so
-    its asha must be said); and a resolved field the others resolve to its value is left out too.
+    its asha must be said).
     """
     argv: list[str] = []
     for instance in settings:
@@ -120,11 +120,6 @@ def settings_to_argv(*settings: Any) -> list[str]:
         # What the other process would make of the chosen flags alone: a field it resolves otherwise is said too.
         resolved = type(instance)(**{name: getattr(instance, name) for name in chosen})
         chosen |= {item.name for item in fields if getattr(resolved, item.name) != getattr(instance, item.name)}
-        # A field resolved in __post_init__ that the other chosen flags resolve to the same value goes unsaid (a grid
-        # search's proposals are "random", which is no flag a user gave).
-        for item in fields:
-            if item.name in chosen and item.default is None and resolves_alike(instance, chosen - {item.name}, item.name):
-                chosen.discard(item.name)
         for item in fields:
             value = getattr(instance, item.name)
             if item.name not in chosen:
@@ -137,13 +132,3 @@ def settings_to_argv(*settings: Any) -> list[str]:
             elif value is not None and value is not False:
                 argv += [*flag, str(value)]
     return argv
-
-
-def resolves_alike(instance: Any, names: set[str], name: str) -> bool:
-    """Whether settings made of `instance`'s `names` alone resolve field `name` to the value `instance` has (False
-    when they are refused without it: --role needs --oracle)."""
-    try:
-        others = type(instance)(**{other: getattr(instance, other) for other in names})
-    except TunerUsageError:
-        return False
-    return getattr(others, name) == getattr(instance, name)

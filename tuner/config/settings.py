@@ -26,9 +26,8 @@ RUNTIMES = ("keras", "litert", "litert-int8")
 TTA_CHOICES = ("auto", "on", "off")
 ROLES = ("chief", "worker")  # the parts of a distributed search started by hand
 PRUNE_RULES = ("median", "none")
-# How --tuner asha proposes new configurations (omitted: near the best so far, search/neighbours.py; BENCHMARKS.md,
-# "A search worth running"). The other tuners propose their own way, written "random" in settings.json.
-PROPOSALS, DEFAULT_PROPOSALS = ("neighbours", "random", "bayesian"), {"asha": "neighbours"}
+# How --tuner asha proposes new configurations: KerasTuner's random search, near the best so far, or its Bayesian one.
+PROPOSALS = ("random", "neighbours", "bayesian")
 AUGMENT_CHOICES = ("off", "on")
 # NumPy and TensorFlow take seeds below 2**32; no search of small CNNs needs more epochs or bigger batches.
 MAX_SEED = 2**32 - 1
@@ -98,10 +97,9 @@ class SearchSettings:
     # The one setting a resume may change: a finished search can be extended with more trials.
     max_trials: int | None = _opt(None, "stop after this many trials (omitted: the whole grid, or 10 for random/bayesian); for asha, the new configurations (omitted: 18)",
                                   may_change=True)
-    # None until __post_init__ puts the tuner's own (DEFAULT_PROPOSALS), as for the tuner.
-    proposals: str | None = _opt(None, "how --tuner asha proposes new configurations: neighbours (the default: one or two "
-                                       "dimensions of the best so far moved one step), random, or bayesian (KerasTuner's "
-                                       "Gaussian process on the first rung's results)", choices=PROPOSALS)
+    proposals: str = _opt("random", "how --tuner asha proposes new configurations: random, neighbours (one or two "
+                                    "dimensions of the best so far moved one step), or bayesian (KerasTuner's Gaussian "
+                                    "process on the first rung's results)", choices=PROPOSALS)
     epochs: int = _opt(10, "epochs per trial, as in the tutorial (the maximum for hyperband)")
     conv_layers: tuple[int, ...] = _opt((1, 2, 3), "numbers of conv+pool blocks to try")
     nodes: tuple[int, ...] = _opt((32, 64, 128), "layer sizes to try (filters of each conv layer, units of each dense layer)")
@@ -134,16 +132,16 @@ class SearchSettings:
             _require_positive("--max-trials", self.max_trials)
         if self.patience < 0:
             raise TunerUsageError(f"--patience must be 0 (off) or more epochs, got {self.patience}.")
+        if self.tuner == "hyperband" and self.epochs < 2:
+            raise TunerUsageError(f"--tuner hyperband needs --epochs of at least 2 (it trains in growing rounds), got {self.epochs}.")
         # Successive halving's first rung trains 2 epochs (search/halving.py, MIN_FIRST_RUNG); --epochs 2 is that one
         # rung alone, a random search whose trials train to the end.
-        if self.tuner in ("hyperband", "asha") and self.epochs < 2:
-            why = "it trains in growing rounds" if self.tuner == "hyperband" else "its first rung trains 2 epochs"
-            raise TunerUsageError(f"--tuner {self.tuner} needs --epochs of at least 2 ({why}), got {self.epochs}.")
-        object.__setattr__(self, "proposals", self.proposals or DEFAULT_PROPOSALS.get(self.tuner, "random"))
+        if self.tuner == "asha" and self.epochs < 2:
+            raise TunerUsageError(f"--tuner asha needs --epochs of at least 2 (its first rung trains 2 epochs), got {self.epochs}.")
         _require_choice("--proposals", self.proposals, PROPOSALS)
         if self.proposals != "random" and self.tuner != "asha":
-            raise TunerUsageError(f"--proposals {self.proposals} is how --tuner asha proposes configurations; --tuner "
-                                  f"{self.tuner} has its own, so leave --proposals out (or use --tuner bayesian).")
+            raise TunerUsageError(f"--proposals {self.proposals} is how --tuner asha proposes configurations; "
+                                  f"--tuner {self.tuner} has its own, so leave --proposals out (or use --tuner bayesian).")
         _require_values("--conv-layers", self.conv_layers, low=1, high=8)
         _require_values("--nodes", self.nodes, low=1, high=4096)
         _require_values("--dense-layers", self.dense_layers, low=0, high=8)
